@@ -1,0 +1,232 @@
+"""Checkpoints: config.json + safetensors weights (like `save_pretrained`), training state, atomic writes.
+
+    checkpoints/step-000500/
+      config.json                 family, model config, versions, sha256 of every file below
+      model.safetensors           weights of the model
+      ema.safetensors             exponential moving average of the weights, when EMA is on
+      training_state.safetensors  optimizer tensors
+      training_state.json         step, optimizer hyper-parameters and scalars
+      rng_state_rank{r}.safetensors  each process's random generator state
+
+Nothing here unpickles: a checkpoint is tensors and JSON only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from . import __version__
+from .config import build_dataclass, to_dict
+from .errors import CheckpointError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "atomic_directory",
+    "atomic_write_text",
+    "save_pretrained",
+    "from_pretrained",
+    "load_weights",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "optimizer_state_to_tensors",
+    "optimizer_state_from_tensors",
+    "verify_checkpoint",
+]
+
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file, fsync and rename: never half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary directory; on success fsync its files and rename it to `final` (replacing it)."""
+    final = Path(final)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        for file in tmp.iterdir():
+            _fsync_path(file)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_path(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_pretrained(directory: Path, model: nn.Module, family: str, *, ema: nn.Module | None = None) -> None:
+    """Write config.json and model.safetensors (and ema.safetensors) into an existing `directory`.
+
+    config.json is written last and records each file's sha256, so tampering is detected on load.
+    """
+    directory = Path(directory)
+    save_model(model, str(directory / "model.safetensors"))
+    if ema is not None:
+        save_model(ema, str(directory / "ema.safetensors"))
+    write_manifest(directory, {"family": family, "model": to_dict(model.config)})
+
+
+def write_manifest(directory: Path, fields: dict[str, Any]) -> None:
+    """config.json: `fields` plus versions and the sha256 of every other file in `directory`."""
+    files = {p.name: _sha256(p) for p in sorted(Path(directory).iterdir()) if p.name != "config.json"}
+    manifest = {"format_version": FORMAT_VERSION, "aigckit_version": __version__, **fields, "files": files}
+    atomic_write_text(Path(directory) / "config.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def verify_checkpoint(directory: Path) -> dict[str, Any]:
+    """Read config.json and check every listed file's sha256; raise CheckpointError on any mismatch."""
+    directory = Path(directory)
+    pickles = [p.name for p in directory.glob("*") if p.suffix in PICKLE_SUFFIXES]
+    if pickles and not (directory / "model.safetensors").exists():
+        raise CheckpointError(f"{directory} holds only pickle files ({', '.join(pickles)}); aigckit loads "
+                              f"safetensors only, never pickles: convert the weights with safetensors first")
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory} has no config.json; it is not an aigckit checkpoint or run directory")
+    try:
+        manifest = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{config_path} is damaged (not JSON); resume from an earlier checkpoint") from None
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{directory} was written by a newer aigckit ({manifest.get('aigckit_version')}, "
+                              f"format {manifest['format_version']}); upgrade aigckit to load it")
+    for name, expected in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing; the checkpoint is incomplete, use an earlier one")
+        if _sha256(path) != expected:
+            raise CheckpointError(f"{path} is damaged or was modified (sha256 mismatch); use an earlier checkpoint")
+    return manifest
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    """Load a safetensors file into `module` strictly; damaged files raise CheckpointError."""
+    try:
+        missing, unexpected = load_model(module, str(path), strict=False)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path} cannot be read as safetensors ({error}); use an earlier checkpoint") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit the model (missing {sorted(missing)[:3]}, unexpected "
+                              f"{sorted(unexpected)[:3]}); the checkpoint belongs to another configuration")
+
+
+def from_pretrained(directory: Path, *, use_ema: bool = True) -> nn.Module:
+    """Rebuild the model from config.json through the family registry and load its weights."""
+    from .models import FAMILIES
+
+    directory = Path(directory)
+    manifest = verify_checkpoint(directory)
+    family = FAMILIES.get(manifest["family"])
+    config = build_dataclass(family.config_class, manifest["model"], "model.")
+    model = family.build(config)
+    weights = directory / "ema.safetensors"
+    load_weights(model, weights if use_ema and weights.exists() else directory / "model.safetensors")
+    return model.eval()
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run (renamed into place), oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest complete checkpoint of `run_dir`, or CheckpointError saying what to do."""
+    run_dir = Path(run_dir)
+    if (run_dir / "config.json").is_file():  # a checkpoint directory itself
+        return run_dir
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise CheckpointError(f"{run_dir} has no checkpoints; train first (aigckit train CONFIG --run-dir {run_dir})")
+    return checkpoints[-1]
+
+
+def optimizer_state_to_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state dict into tensors (for safetensors) and JSON-able rest."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for param_id, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{name}.{param_id}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(param_id), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_state_from_tensors(name: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                                 rest: dict) -> None:
+    """Inverse of optimizer_state_to_tensors: load the state back into `optimizer`."""
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            param_id, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(param_id), {})[field] = value
+    for param_id, values in rest["scalars"].items():
+        state.setdefault(int(param_id), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+def read_training_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The optimizer tensors and the JSON training state of a verified checkpoint."""
+    directory = Path(directory)
+    try:
+        tensors = load_file(str(directory / "training_state.safetensors"))
+        meta = json.loads((directory / "training_state.json").read_text(encoding="utf-8"))
+    except (SafetensorError, OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{directory} has no readable training state ({error}); it cannot be resumed") from None
+    return tensors, meta
+
+
+def save_training_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write training_state.safetensors and training_state.json into `directory`."""
+    save_file(tensors, str(Path(directory) / "training_state.safetensors"))
+    atomic_write_text(Path(directory) / "training_state.json", json.dumps(meta, indent=2) + "\n")

@@ -1,0 +1,25 @@
+"""The `aigckit` command line: one file per command, assembled here."""
+
+from __future__ import annotations
+
+import typer
+
+from .demo import demo_command
+from .listing import datasets_command, models_command
+from .sample import sample_command
+from .train import train_command
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="aigckit: train, sample, evaluate and serve generative models.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+app.command("train")(train_command)
+app.command("sample")(sample_command)
+app.command("datasets")(datasets_command)
+app.command("models")(models_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """Entry point of the `aigckit` console script."""
+    app()

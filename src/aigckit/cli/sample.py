@@ -1,0 +1,41 @@
+"""`aigckit sample RUN_DIR --n 64 --out grid.png`: images from a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import AigcError
+from .common import err_console, user_errors
+
+__all__ = ["sample_command"]
+
+
+def parse_labels(text: str | None) -> list[int] | None:
+    """'0,1,2' -> [0, 1, 2]; None stays None."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AigcError(f"--labels takes comma-separated class numbers such as 0,1,2, got {text!r}") from None
+
+
+@user_errors
+def sample_command(
+    run_dir: Annotated[Path, typer.Argument(help="run directory or checkpoint directory")],
+    n: Annotated[int, typer.Option("--n", help="number of images")] = 64,
+    labels: Annotated[Optional[str], typer.Option(help="class labels, one or n, comma-separated")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
+    out: Annotated[Path, typer.Option(help="PNG grid to write")] = Path("samples.png"),
+    nrow: Annotated[int, typer.Option(help="images per grid row")] = 8,
+) -> None:
+    """Sample n images from a trained run and save them as a grid."""
+    from ..pipelines import load
+
+    pipeline = load(run_dir)
+    images = pipeline.sample(n, labels=parse_labels(labels), seed=seed)
+    pipeline.save_grid(images, out, nrow=nrow)
+    err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint})")

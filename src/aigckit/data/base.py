@@ -1,0 +1,129 @@
+"""The dataset registry and the in-memory image dataset every image family reads."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..config import DataConfig
+from ..errors import DataError
+from ..registry import Registry
+
+__all__ = ["ImageDataset", "DATASETS", "load_dataset", "data_root", "find_files", "split_indices"]
+
+
+@dataclass
+class ImageDataset:
+    """Images (N, C, H, W) float32 in [-1, 1] with optional labels (N,) int64."""
+
+    images: Tensor
+    labels: Tensor | None
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes; 0 for unlabelled data."""
+        return len(self.classes) if self.labels is not None else 0
+
+    @property
+    def channels(self) -> int:
+        """Colour channels: 1 or 3."""
+        return self.images.shape[1]
+
+    def batch(self, indices: Tensor) -> dict[str, Tensor]:
+        """The batch at `indices`: {"images": (B, C, H, W), "labels": (B,) if labelled}."""
+        out = {"images": self.images[indices]}
+        if self.labels is not None:
+            out["labels"] = self.labels[indices]
+        return out
+
+    def subset(self, indices: Tensor) -> ImageDataset:
+        """A dataset with only the rows at `indices`."""
+        labels = self.labels[indices] if self.labels is not None else None
+        return ImageDataset(self.images[indices], labels, self.classes)
+
+
+# A loader takes the config and a split ("train", "val" or "test") and returns the dataset.
+DATASETS: Registry[Callable[[DataConfig, str], ImageDataset]] = Registry("dataset")
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_dataset(name: str, description: str) -> Callable:
+    """Register a loader under `name` with a one-line description for `aigckit datasets`."""
+    DESCRIPTIONS[name] = description
+    return DATASETS.register(name)
+
+
+def load_dataset(config: DataConfig, split: str = "train") -> ImageDataset:
+    """Load the dataset named in `config` for `split`: 'train', 'val' or 'test'."""
+    if split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r}; use train, val or test")
+    try:
+        loader = DATASETS.get(config.name)
+    except Exception as error:
+        raise DataError(f"data.name: {error}") from None
+    return loader(config, split)
+
+
+def split_indices(n: int, val_fraction: float, split: str) -> Tensor:
+    """A fixed, seed-independent train/val partition of range(n) (the same on every machine)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(20240601))
+    n_val = int(round(n * val_fraction))
+    return order[n_val:].sort().values if split == "train" else order[:n_val].sort().values
+
+
+def data_root(config: DataConfig) -> Path:
+    """data.root, else $AIGCKIT_DATA, else ~/.cache/aigckit/data."""
+    root = config.root or os.environ.get("AIGCKIT_DATA") or Path.home() / ".cache" / "aigckit" / "data"
+    return Path(root).expanduser()
+
+
+def find_files(config: DataConfig, folder: str, names: Sequence[str], urls: Sequence[str] = ()) -> Path:
+    """The directory holding all of `names`: data root or root/folder; download them if allowed.
+
+    Raises DataError listing the expected files when they are missing and cannot be fetched.
+    """
+    root = data_root(config)
+    for candidate in (root, root / folder):
+        if all((candidate / name).is_file() for name in names):
+            return candidate
+    target = root / folder
+    if config.download and urls:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                if not (target / name).is_file():
+                    _download(urls, name, target / name)
+            return target
+        except OSError:
+            pass  # no network: fall through to the message listing the files
+    raise DataError(
+        f"{config.name}: expected {', '.join(names)} in {root} or {target}; "
+        f"put the files there or set data.root (or $AIGCKIT_DATA) to the folder holding them"
+    )
+
+
+def _download(mirrors: Sequence[str], name: str, path: Path) -> None:
+    """Fetch `name` from the first mirror that answers; write atomically."""
+    last_error: OSError | None = None
+    for mirror in mirrors:
+        tmp = path.with_name(path.name + ".part")
+        try:
+            with urllib.request.urlopen(f"{mirror}{name}", timeout=10) as response, open(tmp, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+            os.replace(tmp, path)
+            return
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            last_error = error
+    raise last_error or OSError(f"no mirror for {name}")

@@ -1,0 +1,86 @@
+"""CIFAR-10 from the standard python batches in `cifar-10-batches-py/`.
+
+Those batches are pickles. We read them with an unpickler that builds only plain containers and
+numpy arrays, so a tampered file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import DataError
+from .base import ImageDataset, data_root, find_files, register_dataset, split_indices
+from .transforms import resize, to_model_range
+
+__all__ = ["read_cifar_batch", "CIFAR_FILES"]
+
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+# The only globals a CIFAR batch refers to: numpy's array reconstruction (numpy 1 and 2 module names).
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) from one CIFAR-10 python batch file."""
+    try:
+        batch = _ArraysOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({error}); delete it and fetch it again") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataError(f"{path} holds arrays of shape {data.shape}, expected (N, 3072); delete it and fetch it again")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _fetch_cifar(config: DataConfig) -> Path:
+    """Folder with the batches; downloads and unpacks the archive when allowed and reachable."""
+    root = data_root(config)
+    for folder in (root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py", root):
+        if all((folder / name).is_file() for name in CIFAR_FILES):
+            return folder
+    if config.download:
+        try:
+            archive = find_files(config, "cifar10", ["cifar-10-python.tar.gz"], [CIFAR_URL.rsplit("/", 1)[0] + "/"])
+            with tarfile.open(archive / "cifar-10-python.tar.gz") as tar:
+                tar.extractall(root, filter="data")
+            return root / "cifar-10-batches-py"
+        except (DataError, OSError, tarfile.TarError):
+            pass
+    raise DataError(f"cifar10: expected cifar-10-batches-py/{{{','.join(CIFAR_FILES)}}} in {root}; "
+                    f"unpack {CIFAR_URL} there or set data.root to the folder holding cifar-10-batches-py")
+
+
+@register_dataset("cifar10", "CIFAR-10 (50k/10k, 32x32 RGB, 10 classes) from the standard python batches")
+def load_cifar10(config: DataConfig, split: str) -> ImageDataset:
+    """CIFAR-10 for `split`: 'train'/'val' partition data_batch_1..5, 'test' is test_batch."""
+    folder = _fetch_cifar(config)
+    names = ["test_batch"] if split == "test" else CIFAR_FILES[:5]
+    parts = [read_cifar_batch(folder / name) for name in names]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    if split != "test":
+        keep = split_indices(len(images), config.val_fraction, split).numpy()
+        images, labels = images[keep], labels[keep]
+    return ImageDataset(resize(to_model_range(images), config.image_size), torch.as_tensor(labels), CLASSES)

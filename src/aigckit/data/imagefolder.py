@@ -1,0 +1,55 @@
+"""Any folder of images; one sub-folder per class makes a labelled dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..config import DataConfig
+from ..errors import DataError
+from .base import ImageDataset, data_root, register_dataset, split_indices
+from .transforms import to_model_range
+
+__all__ = ["load_imagefolder", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _square(image: Image.Image, size: int) -> Image.Image:
+    """Centre-crop to a square, then resize to size x size."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+
+
+@register_dataset("imagefolder", "any folder of images (data.root); class sub-folders make labels")
+def load_imagefolder(config: DataConfig, split: str) -> ImageDataset:
+    """All images under data.root, centre-cropped and resized; class = first sub-folder, if any."""
+    root = data_root(config)
+    if not root.is_dir():
+        raise DataError(f"imagefolder: {root} is not a folder; set data.root to a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"imagefolder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    class_names = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
+    labelled = bool(class_names) and all(len(p.relative_to(root).parts) > 1 for p in files)
+    mode = "L" if config.channels == 1 else "RGB"
+    arrays = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                arrays.append(np.asarray(_square(image.convert(mode), config.image_size)))
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"imagefolder: cannot read {path} ({error}); remove or replace it") from None
+    pixels = np.stack(arrays)
+    pixels = pixels[:, None] if pixels.ndim == 3 else pixels.transpose(0, 3, 1, 2)  # (N, C, H, W)
+    images = to_model_range(pixels)
+    labels = torch.tensor([class_names.index(p.relative_to(root).parts[0]) for p in files]) if labelled else None
+    keep = split_indices(len(files), config.val_fraction, "train" if split == "train" else "val")
+    if len(keep) == 0:
+        raise DataError(f"imagefolder: the {split} split of {root} is empty; add images or change data.val_fraction")
+    return ImageDataset(images, labels, class_names if labelled else []).subset(keep)

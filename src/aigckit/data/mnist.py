@@ -1,0 +1,69 @@
+"""MNIST and Fashion-MNIST from the standard IDX `.gz` files (http://yann.lecun.com/exdb/mnist/)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import DataError
+from .base import ImageDataset, find_files, register_dataset, split_indices
+from .transforms import resize, to_model_range
+
+__all__ = ["read_idx", "IDX_FILES"]
+
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX array (magic 0x0000080N, N big-endian dimension sizes, then the bytes)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path} is not a readable .gz file ({error}); delete it and fetch it again") from None
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number); delete it and fetch it again")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    if len(data) != header + int(np.prod(shape)):
+        raise DataError(f"{path} is truncated or damaged (expected {shape}); delete it and fetch it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _load_idx_dataset(config: DataConfig, split: str, mirrors: tuple[str, ...], classes: list[str]) -> ImageDataset:
+    files = IDX_FILES["test" if split == "test" else "train"]
+    folder = find_files(config, config.name, files, mirrors)
+    images, labels = read_idx(folder / files[0]), read_idx(folder / files[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
+    if split != "test":
+        keep = split_indices(len(images), config.val_fraction, split).numpy()
+        images, labels = images[keep], labels[keep]
+    x = resize(to_model_range(images[:, None]), config.image_size)
+    return ImageDataset(x, torch.as_tensor(labels, dtype=torch.int64), classes)
+
+
+@register_dataset("mnist", "MNIST handwritten digits (60k/10k, 28x28, 10 classes) from the standard IDX .gz files")
+def load_mnist(config: DataConfig, split: str) -> ImageDataset:
+    """MNIST for `split`: 'train'/'val' partition the training files, 'test' is t10k."""
+    return _load_idx_dataset(config, split, MNIST_MIRRORS, [str(d) for d in range(10)])
+
+
+@register_dataset("fashion-mnist", "Fashion-MNIST (60k/10k, 28x28, 10 classes) from the standard IDX .gz files")
+def load_fashion_mnist(config: DataConfig, split: str) -> ImageDataset:
+    """Fashion-MNIST for `split`: 'train'/'val' partition the training files, 'test' is t10k."""
+    return _load_idx_dataset(config, split, FASHION_MIRRORS, FASHION_CLASSES)

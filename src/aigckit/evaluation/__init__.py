@@ -1,0 +1,5 @@
+"""Measuring runs: plots now; metrics as they are added."""
+
+from .plots import plot_losses
+
+__all__ = ["plot_losses"]

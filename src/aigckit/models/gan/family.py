@@ -1,0 +1,108 @@
+"""The GAN family: D and G updated in turn, https://arxiv.org/abs/1406.2661."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..base import FAMILIES, Batch, StepOutput
+from .config import PRESETS, GANConfig
+from .dcgan import DCGANDiscriminator, DCGANGenerator
+from .losses import discriminator_loss, generator_loss, gradient_penalty
+from .mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["GAN", "GANFamily"]
+
+_NETWORKS = {"mlp-gan": (MLPGenerator, MLPDiscriminator), "dcgan": (DCGANGenerator, DCGANDiscriminator)}
+
+
+class GAN(nn.Module):
+    """A generator and a discriminator under one module, so one state dict holds both."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        generator_class, discriminator_class = _NETWORKS[config.name]
+        self.generator = generator_class(config)
+        self.discriminator = discriminator_class(config)
+
+
+class GANFamily:
+    """Generative adversarial networks: MLP and DCGAN, unconditional or class-conditional."""
+
+    name = "gan"
+    config_class = GANConfig
+    presets = PRESETS
+    models = {
+        "mlp-gan": "MLP GAN of the worked example (noise 100 -> 128 -> 256 -> 512 -> image)",
+        "dcgan": "DCGAN: transposed-conv generator with batch norm, strided-conv discriminator",
+    }
+
+    def build(self, config: GANConfig) -> GAN:
+        """Both networks, DCGAN-style N(0, 0.02) initialisation for the convolutional one."""
+        model = GAN(config)
+        if config.name == "dcgan":
+            for module in model.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.normal_(module.weight, 0.0, 0.02)
+                elif isinstance(module, nn.BatchNorm2d):
+                    nn.init.normal_(module.weight, 1.0, 0.02)
+                    nn.init.zeros_(module.bias)
+        return model
+
+    def optimizers(self, model: GAN, config: GANConfig) -> dict[str, torch.optim.Optimizer]:
+        """Adam for each network with its own learning rate; D first, the order training_step uses."""
+        betas = (config.betas[0], config.betas[1])
+        return {
+            "discriminator": torch.optim.Adam(model.discriminator.parameters(), lr=config.lr_d, betas=betas),
+            "generator": torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=betas),
+        }
+
+    def training_step(self, model: GAN, batch: Batch, step: int) -> Iterator[StepOutput]:
+        """d_steps discriminator updates, then one generator update, on one batch of real images."""
+        config = model.config
+        real = batch["images"]
+        labels = batch["labels"] if config.conditional else None
+        G, D = model.generator, model.discriminator
+
+        for _ in range(config.d_steps):
+            z = torch.randn(real.shape[0], config.z_dim, device=real.device)
+            with torch.no_grad():
+                fake = G(z, labels)  # D's loss must not reach G
+            real_logits, fake_logits = D(real, labels), D(fake, labels)
+            d_loss = discriminator_loss(config.loss, real_logits, fake_logits)
+            logs: dict[str, Tensor | float] = {"d_real": real_logits.detach().mean(),
+                                               "d_fake": fake_logits.detach().mean()}
+            if config.loss == "wgan-gp":
+                penalty = gradient_penalty(lambda x: D(x, labels), real, fake.to(real.dtype))
+                d_loss = d_loss + config.gp_weight * penalty
+                logs["gradient_penalty"] = penalty.detach()
+            logs["d_loss"] = d_loss.detach()
+            yield StepOutput("discriminator", d_loss, logs)
+
+        z = torch.randn(real.shape[0], config.z_dim, device=real.device)
+        g_loss = generator_loss(config.loss, D(G(z, labels), labels))
+        yield StepOutput("generator", g_loss, {"g_loss": g_loss.detach()})
+
+    @torch.no_grad()
+    def sample(self, model: GAN, n: int, *, labels: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """n images from the generator in eval mode; labels default to 0, 1, 2, ... for a conditional model."""
+        config = model.config
+        device = next(model.parameters()).device
+        z = torch.randn(n, config.z_dim, generator=generator, device=generator.device if generator else "cpu")
+        if config.conditional and labels is None:
+            labels = torch.arange(n) % config.num_classes
+        if labels is not None:
+            labels = labels.to(device)
+        was_training = model.generator.training
+        model.generator.eval()
+        try:
+            return model.generator(z.to(device), labels).float().clamp(-1, 1)
+        finally:
+            model.generator.train(was_training)
+
+
+FAMILIES.register("gan")(GANFamily())

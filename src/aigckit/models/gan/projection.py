@@ -1,0 +1,31 @@
+"""The output head of a (conditional) discriminator."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["ProjectionHead", "maybe_spectral_norm"]
+
+
+def maybe_spectral_norm(layer: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap a Linear/Conv layer in spectral normalisation when `enabled`."""
+    return nn.utils.parametrizations.spectral_norm(layer) if enabled else layer
+
+
+class ProjectionHead(nn.Module):
+    """logit = w . phi(x) + b  [+ <embed(y), phi(x)>], https://arxiv.org/abs/1802.05637.
+
+    With num_classes == 0 this is the plain linear output of an unconditional discriminator.
+    """
+
+    def __init__(self, features: int, num_classes: int, *, spectral_norm: bool) -> None:
+        super().__init__()
+        self.linear = maybe_spectral_norm(nn.Linear(features, 1), spectral_norm)
+        self.embed = maybe_spectral_norm(nn.Embedding(num_classes, features), spectral_norm) if num_classes else None
+
+    def forward(self, phi: Tensor, labels: Tensor | None) -> Tensor:
+        """phi: features (B, F); labels: (B,) or None. Returns logits (B,)."""
+        logits = self.linear(phi).squeeze(1)
+        if self.embed is not None:
+            logits = logits + (self.embed(labels) * phi).sum(dim=1)  # the projection term
+        return logits

@@ -1,0 +1,5 @@
+"""Inference objects built from a run directory."""
+
+from .image import ImagePipeline, load
+
+__all__ = ["ImagePipeline", "load"]

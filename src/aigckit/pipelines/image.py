@@ -1,0 +1,75 @@
+"""Generate images from a trained run: `aigckit.load(run_dir).sample(16)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from ..checkpoint import from_pretrained, latest_checkpoint
+from ..errors import AigcError
+from ..imaging import save_grid, to_pil
+
+__all__ = ["ImagePipeline", "load"]
+
+
+class ImagePipeline:
+    """A trained image model (EMA weights when saved) and its family's sampler."""
+
+    def __init__(self, model: nn.Module, family: Any, checkpoint: Path | None = None) -> None:
+        self.model = model
+        self.family = family
+        self.checkpoint = checkpoint
+
+    @property
+    def config(self) -> Any:
+        """The model's config (image_size, channels, num_classes, ...)."""
+        return self.model.config
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model can be conditioned on; 0 for an unconditional model."""
+        return self.config.num_classes if getattr(self.config, "conditional", False) else 0
+
+    def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None,
+               **options: Any) -> Tensor:
+        """n images, (n, C, H, W) in [-1, 1]; `labels` (length n, or one label for all) for conditional models."""
+        if n <= 0:
+            raise AigcError(f"n must be positive, got {n}")
+        label_tensor = self._labels(n, labels)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.family.sample(self.model, n, labels=label_tensor, generator=generator, **options)
+
+    def _labels(self, n: int, labels: list[int] | Tensor | None) -> Tensor | None:
+        if labels is None:
+            return None
+        if not self.num_classes:
+            raise AigcError("this model is unconditional; drop --labels (train with model.conditional=true for labels)")
+        tensor = torch.as_tensor(labels, dtype=torch.int64).flatten()
+        if tensor.numel() == 1:
+            tensor = tensor.expand(n)
+        if tensor.numel() != n:
+            raise AigcError(f"got {tensor.numel()} labels for {n} images; give one label or exactly n")
+        if tensor.min() < 0 or tensor.max() >= self.num_classes:
+            raise AigcError(f"labels must be in 0..{self.num_classes - 1}, got {tensor.tolist()[:8]}")
+        return tensor
+
+    def to_pil(self, images: Tensor) -> list[Image.Image]:
+        """Images from `sample` as PIL images."""
+        return to_pil(images)
+
+    def save_grid(self, images: Tensor, path: str | Path, nrow: int = 8) -> Path:
+        """Save images as one PNG grid, small images enlarged for viewing."""
+        return save_grid(images, path, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
+
+
+def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> ImagePipeline:
+    """Load the newest checkpoint of a run (or a checkpoint directory) as an ImagePipeline."""
+    from ..models import family_for_model
+
+    checkpoint = latest_checkpoint(Path(run_dir))
+    model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
+    return ImagePipeline(model, family_for_model(model.config.name), checkpoint)

@@ -1,0 +1,5 @@
+"""The training engine: one Trainer for every family."""
+
+from .trainer import Trainer, train
+
+__all__ = ["Trainer", "train"]

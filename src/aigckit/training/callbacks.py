@@ -1,0 +1,174 @@
+"""Trainer callbacks: plain objects with on_fit_start / on_step_end / on_fit_end, called by name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..checkpoint import atomic_write_text
+from ..imaging import save_grid
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["Callbacks", "EMAUpdate", "MetricsLogger", "SampleGrids", "Checkpointer", "ProgressBar",
+           "read_metrics"]
+
+
+class Callbacks:
+    """A list of callbacks; `call(hook, trainer)` runs each one that defines `hook`."""
+
+    def __init__(self, callbacks: list[Any]) -> None:
+        self.callbacks = callbacks
+
+    def call(self, hook: str, trainer: Trainer) -> None:
+        """Run `hook` on every callback that has it, in order."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(trainer)
+
+
+class EMAUpdate:
+    """Average the live weights into the EMA copy after every step."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if trainer.ema is not None:
+            trainer.ema.update(trainer.model, trainer.step)
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Rows of a metrics.csv as dicts of floats (empty cells left out)."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+class MetricsLogger:
+    """Every log_every steps: mean of each logged scalar -> metrics.csv and TensorBoard (main process)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.writer = None
+        self.last_time = time.perf_counter()
+        self.last_step = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.last_time, self.last_step = time.perf_counter(), trainer.step
+        if not trainer.accelerator.is_main_process:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        path = trainer.run_dir / "metrics.csv"
+        # a resumed run forgets what was logged after its checkpoint, so the file has no duplicate steps
+        self.rows = [r for r in read_metrics(path) if r["step"] <= trainer.step]
+        self.writer = SummaryWriter(str(trainer.run_dir / "tensorboard"), purge_step=trainer.step or None)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if trainer.step % trainer.config.train.log_every and trainer.step != trainer.config.train.max_steps:
+            return
+        scalars = trainer.pop_logs()
+        now = time.perf_counter()
+        steps = trainer.step - self.last_step
+        if steps > 0:
+            scalars["steps_per_sec"] = steps / (now - self.last_time)
+            scalars["examples_per_sec"] = scalars["steps_per_sec"] * trainer.examples_per_step
+        self.last_time, self.last_step = now, trainer.step
+        trainer.latest_logs = scalars
+        if self.writer is None:
+            return
+        self.rows.append({"step": float(trainer.step), **scalars})
+        for key, value in scalars.items():
+            self.writer.add_scalar(key, value, trainer.step)
+        self._write_csv(trainer.run_dir / "metrics.csv")
+
+    def _write_csv(self, path: Path) -> None:
+        columns = ["step"] + sorted({k for row in self.rows for k in row} - {"step"})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: (int(v) if k == "step" else f"{v:.6g}") for k, v in row.items()})
+        atomic_write_text(path, out.getvalue())
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class SampleGrids:
+    """Every sample_every steps and at the end: a grid from the EMA model at samples/step-NNNNNN.png."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        cfg = trainer.config.train
+        if trainer.step % cfg.sample_every and trainer.step != cfg.max_steps:
+            return
+        if not trainer.accelerator.is_main_process:
+            return
+        model = trainer.ema.model if trainer.ema is not None else trainer.model
+        labels, nrow = grid_labels(getattr(model.config, "num_classes", 0) if getattr(model.config, "conditional",
+                                                                                       False) else 0, cfg.num_samples)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        images = trainer.family.sample(model, len(labels) if labels is not None else cfg.num_samples,
+                                       labels=labels, generator=generator)
+        save_grid(images, trainer.run_dir / "samples" / f"step-{trainer.step:06d}.png", nrow=nrow,
+                  upscale=max(1, 64 // images.shape[-1]))
+
+
+def grid_labels(num_classes: int, n: int) -> tuple[torch.Tensor | None, int]:
+    """Labels laid out one row per class (and the row length), or (None, 8) when unconditional."""
+    if num_classes <= 0:
+        return None, 8
+    per_row = max(1, n // num_classes)
+    return torch.arange(num_classes).repeat_interleave(per_row), per_row
+
+
+class Checkpointer:
+    """Every checkpoint_every steps and at the end: save a complete, atomic checkpoint."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        cfg = trainer.config.train
+        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == cfg.max_steps:
+            trainer.save_checkpoint()
+
+
+class ProgressBar:
+    """A rich progress bar with rate, ETA and the latest losses (main process only)."""
+
+    def __init__(self) -> None:
+        self.progress = None
+        self.task = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if not trainer.accelerator.is_main_process:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"), console=Console(stderr=True),
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=trainer.config.train.max_steps, completed=trainer.step,
+                                           rate="", losses="")
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self.progress is None:
+            return
+        logs = trainer.latest_logs
+        losses = " ".join(f"{k}={v:.3g}" for k, v in logs.items() if "loss" in k)
+        rate = f"{logs['steps_per_sec']:.1f} it/s" if "steps_per_sec" in logs else ""
+        self.progress.update(self.task, completed=trainer.step, rate=rate, losses=losses)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,22 @@
+"""Learning-rate multipliers as a pure function of the step (so resuming needs no scheduler state)."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["lr_factor"]
+
+
+def lr_factor(step: int, *, warmup_steps: int, max_steps: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at `step`: linear warm-up, then constant/cosine/linear decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    raise ValueError(f"unknown lr schedule {schedule!r}")

@@ -1,0 +1,236 @@
+"""One Trainer for every family, on Hugging Face Accelerate; the loop stays plain PyTorch."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from torch import Tensor, nn
+
+from ..checkpoint import (
+    atomic_directory,
+    atomic_write_text,
+    list_checkpoints,
+    load_weights,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    read_training_state,
+    save_pretrained,
+    save_training_state,
+    verify_checkpoint,
+)
+from ..config import RunConfig, to_dict
+from ..data import BatchStream, ImageDataset, load_dataset
+from ..errors import CheckpointError, ConfigError
+from ..models import StepOutput, family_for_model
+from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
+from .ema import EMA
+from .schedule import lr_factor
+
+__all__ = ["Trainer", "train", "resolve_model_config"]
+
+
+def resolve_model_config(model_config: Any, dataset: ImageDataset) -> Any:
+    """Fill the model's null image_size / channels / num_classes from the dataset; refuse contradictions."""
+    facts = {"image_size": dataset.images.shape[-1], "channels": dataset.channels, "num_classes": dataset.num_classes}
+    updates = {}
+    for key, value in facts.items():
+        if not hasattr(model_config, key):
+            continue
+        current = getattr(model_config, key)
+        if current is None:
+            updates[key] = value
+        elif current != value:
+            raise ConfigError(f"model.{key}", f"is {current} but the data gives {value}; leave it out (null) "
+                                              f"to take it from the data")
+    try:
+        return dataclasses.replace(model_config, **updates)
+    except ConfigError as error:
+        raise ConfigError(f"model.{error.key}", str(error).split(": ", 1)[-1]) from None
+
+
+class Trainer:
+    """Trains any registered family from a RunConfig into a run directory; resumable at any step."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False,
+                 show_progress: bool = True, extra_callbacks: list[Any] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        checkpoints = list_checkpoints(self.run_dir)
+        if resume and not checkpoints:
+            raise CheckpointError(f"{self.run_dir} has no complete checkpoint to resume; drop --resume to start anew")
+        if not resume and checkpoints:
+            raise CheckpointError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                                  f"another --run-dir")
+        tc = config.train
+        self.accelerator = Accelerator(mixed_precision="bf16" if tc.precision == "bf16" else "no")
+        self.family = family_for_model(config.model.name)
+
+        dataset = load_dataset(config.data, "train")
+        self.config = dataclasses.replace(config, model=resolve_model_config(config.model, dataset))
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        self.batches = BatchStream(dataset, tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
+                                   device=self.accelerator.device)
+        self.examples_per_step = tc.batch_size * tc.grad_accum_steps * world
+
+        torch.manual_seed(tc.seed)  # identical initial weights on every process
+        self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
+        self.optimizers = self.family.optimizers(self.model, self.config.model)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("base_lr", group["lr"])
+        self.ema = EMA(self.model, tc.ema_decay) if tc.use_ema else None
+        torch.manual_seed(tc.seed * 1000 + rank + 1)  # a different noise stream on each process
+
+        self.step = 0
+        self.latest_logs: dict[str, float] = {}
+        self._log_sums: dict[str, Tensor] = {}
+        self._log_counts: dict[str, int] = {}
+        if resume:
+            self._load_checkpoint(checkpoints[-1])
+        if self.accelerator.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml",
+                              yaml.safe_dump(to_dict(self.config), sort_keys=False, allow_unicode=True))
+        callbacks = [EMAUpdate(), MetricsLogger(), SampleGrids(), Checkpointer()]
+        callbacks += [ProgressBar()] if show_progress else []
+        self.callbacks = Callbacks(callbacks + (extra_callbacks or []))
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self) -> None:
+        """Train from self.step to train.max_steps."""
+        tc = self.config.train
+        self.callbacks.call("on_fit_start", self)
+        try:
+            for step in range(self.step, tc.max_steps):
+                self._set_learning_rates(step)
+                micro_batches = [self.batches.batch_at(step * tc.grad_accum_steps + i)
+                                 for i in range(tc.grad_accum_steps)]
+                # One training_step per micro-batch, advanced in lockstep: the k-th yield of every micro-batch
+                # belongs to the same optimizer, so a GAN's D update sees all micro-batches before G's starts.
+                streams = [self._under_autocast(self.family.training_step(self.model, b, step))
+                           for b in micro_batches]
+                for outputs in zip(*streams, strict=True):
+                    self._optimizer_step(outputs)
+                self.step = step + 1
+                self.callbacks.call("on_step_end", self)
+        finally:
+            self.callbacks.call("on_fit_end", self)
+
+    def _under_autocast(self, outputs: Iterator[StepOutput]) -> Iterator[StepOutput]:
+        # forward passes run under autocast, backward passes outside it, as PyTorch advises
+        while True:
+            with self.accelerator.autocast():
+                output = next(outputs, None)
+            if output is None:
+                return
+            yield output
+
+    def _optimizer_step(self, outputs: tuple[StepOutput, ...]) -> None:
+        name = outputs[0].optimizer
+        optimizer = self.optimizers[name]
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for output in outputs:
+            # inputs=params: a generator loss must not leave gradients in the discriminator
+            self.accelerator.backward(output.loss / len(outputs), inputs=params)
+            self._accumulate_logs(output.logs, len(outputs))
+        if self.accelerator.num_processes > 1:
+            self._average_across_processes([p.grad for p in params if p.grad is not None])
+        if self.config.train.grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.config.train.grad_clip)
+            self._accumulate_logs({f"grad_norm_{name}": norm}, 1)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if self.accelerator.num_processes > 1:
+            self._average_across_processes([b for b in self.model.buffers() if b.is_floating_point()])
+
+    def _average_across_processes(self, tensors: list[Tensor]) -> None:
+        """All-reduce (mean) a list of tensors as one flat buffer.
+
+        The family contract lets a step call any sub-network (G, then D on G's output), which DDP's
+        forward hooks cannot follow, so gradients are averaged here, once per optimizer step.
+        """
+        if not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        flat = self.accelerator.reduce(flat, reduction="mean")
+        for t, chunk in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
+            t.copy_(chunk.view_as(t))
+
+    def _set_learning_rates(self, step: int) -> None:
+        tc = self.config.train
+        factor = lr_factor(step, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps, schedule=tc.lr_schedule)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+        self._lr = factor
+
+    # ---------------------------------------------------------------- logs
+    def _accumulate_logs(self, logs: dict[str, Tensor | float], divisor: int) -> None:
+        for key, value in logs.items():
+            value = torch.as_tensor(value).detach().float().cpu() / divisor
+            self._log_sums[key] = self._log_sums.get(key, 0) + value
+            self._log_counts[key] = self._log_counts.get(key, 0) + 1 / divisor
+
+    def pop_logs(self) -> dict[str, float]:
+        """Means of everything logged since the last call, plus the learning-rate multiplier."""
+        means = {k: float(self._log_sums[k] / self._log_counts[k]) for k in self._log_sums}
+        self._log_sums, self._log_counts = {}, {}
+        return {**means, "lr_factor": self._lr}
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> Path:
+        """Write checkpoints/step-NNNNNN atomically (main process), with every process's RNG state."""
+        path = self.run_dir / "checkpoints" / f"step-{self.step:06d}"
+        rng = self.accelerator.gather(torch.get_rng_state()[None].to(self.accelerator.device)).cpu()
+        if self.accelerator.is_main_process:
+            tensors: dict[str, Tensor] = {f"rng.rank{r}": rng[r] for r in range(rng.shape[0])}
+            optimizers = {}
+            for name, optimizer in self.optimizers.items():
+                optimizer_tensors, optimizers[name] = optimizer_state_to_tensors(name, optimizer)
+                tensors.update({f"optimizer.{k}": v for k, v in optimizer_tensors.items()})
+            with atomic_directory(path) as tmp:
+                save_training_state(tmp, tensors, {"step": self.step, "optimizers": optimizers,
+                                                   "num_processes": rng.shape[0]})
+                save_pretrained(tmp, self.model, self.family.name, ema=self.ema.model if self.ema else None)
+            self._prune_checkpoints()
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _prune_checkpoints(self) -> None:
+        keep = self.config.train.keep_checkpoints
+        if keep:
+            for old in list_checkpoints(self.run_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _load_checkpoint(self, path: Path) -> None:
+        manifest = verify_checkpoint(path)
+        if manifest["model"] != to_dict(self.config.model):
+            raise ConfigError("model", f"differs from the model saved in {path}; resume with the run's own "
+                                       f"config ({self.run_dir / 'config.yaml'})")
+        load_weights(self.model, path / "model.safetensors")
+        if self.ema is not None:
+            ema_path = path / "ema.safetensors"
+            load_weights(self.ema.model, ema_path if ema_path.exists() else path / "model.safetensors")
+        tensors, meta = read_training_state(path)
+        for name, optimizer in self.optimizers.items():
+            prefix = f"optimizer.{name}."
+            optimizer_state_from_tensors(name, optimizer, {k[len("optimizer."):]: v for k, v in tensors.items()
+                                                           if k.startswith(prefix)}, meta["optimizers"][name])
+        if meta["num_processes"] != self.accelerator.num_processes:
+            raise CheckpointError(f"{path} was written by {meta['num_processes']} processes; resume with "
+                                  f"--num-processes {meta['num_processes']}")
+        torch.set_rng_state(tensors[f"rng.rank{self.accelerator.process_index}"])
+        self.step = int(meta["step"])
+
+
+def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, show_progress: bool = True) -> Path:
+    """Train `config` into `run_dir` (resuming from its latest checkpoint if asked); returns the run dir."""
+    trainer = Trainer(config, run_dir, resume=resume, show_progress=show_progress)
+    trainer.fit()
+    return trainer.run_dir
