@@ -25,8 +25,10 @@ CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-# The only globals a CIFAR batch refers to: numpy's array reconstruction (numpy 1 and 2 module names).
+# The only globals a CIFAR batch refers to: numpy's array reconstruction (numpy 1 and 2 module names),
+# and _codecs.encode, which protocol-2 pickles written by Python 3 use to rebuild bytes.
 _ALLOWED = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),

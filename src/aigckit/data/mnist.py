@@ -54,7 +54,7 @@ def _load_idx_dataset(config: DataConfig, split: str, mirrors: tuple[str, ...], 
         keep = split_indices(len(images), config.val_fraction, split).numpy()
         images, labels = images[keep], labels[keep]
     x = resize(to_model_range(images[:, None]), config.image_size)
-    return ImageDataset(x, torch.as_tensor(labels, dtype=torch.int64), classes)
+    return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), classes)
 
 
 @register_dataset("mnist", "MNIST handwritten digits (60k/10k, 28x28, 10 classes) from the standard IDX .gz files")

@@ -12,7 +12,7 @@ __all__ = ["to_model_range", "resize"]
 
 def to_model_range(pixels: np.ndarray | Tensor, max_value: float = 255.0) -> Tensor:
     """Pixels in [0, max_value], (N, C, H, W) -> float32 in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(pixels), dtype=torch.float32)
+    x = torch.as_tensor(np.array(pixels, dtype=np.float32))  # a copy: IDX arrays are read-only views
     return x / max_value * 2.0 - 1.0
 
 

@@ -68,7 +68,10 @@ class Trainer:
             raise CheckpointError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                                   f"another --run-dir")
         tc = config.train
-        self.accelerator = Accelerator(mixed_precision="bf16" if tc.precision == "bf16" else "no")
+        # Precision is handled by our own autocast rather than Accelerator(mixed_precision=...): accelerate
+        # keeps that setting in a process-wide singleton, and a second run in one process may want another.
+        self.accelerator = Accelerator()
+        self.autocast_dtype = torch.bfloat16 if tc.precision == "bf16" else None
         self.family = family_for_model(config.model.name)
 
         dataset = load_dataset(config.data, "train")
@@ -124,8 +127,9 @@ class Trainer:
 
     def _under_autocast(self, outputs: Iterator[StepOutput]) -> Iterator[StepOutput]:
         # forward passes run under autocast, backward passes outside it, as PyTorch advises
+        device_type = self.accelerator.device.type
         while True:
-            with self.accelerator.autocast():
+            with torch.autocast(device_type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
                 output = next(outputs, None)
             if output is None:
                 return
