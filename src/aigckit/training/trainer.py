@@ -70,7 +70,8 @@ class Trainer:
         tc = config.train
         # Precision is handled by our own autocast rather than Accelerator(mixed_precision=...): accelerate
         # keeps that setting in a process-wide singleton, and a second run in one process may want another.
-        self.accelerator = Accelerator()
+        # cpu=True on a machine without an accelerator is what makes accelerate use gloo under torchrun.
+        self.accelerator = Accelerator(cpu=not torch.accelerator.is_available())
         self.autocast_dtype = torch.bfloat16 if tc.precision == "bf16" else None
         self.family = family_for_model(config.model.name)
 

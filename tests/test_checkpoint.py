@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+
+from aigckit import load
+from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.errors import CheckpointError
+from aigckit.training import Trainer
+from helpers import tiny_config
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    Trainer(tiny_config({"name": "dcgan", "conditional": True}), tmp_path / "run", show_progress=False).fit()
+    return tmp_path / "run"
+
+
+def test_load_returns_a_pipeline_that_samples_and_saves(run_dir, tmp_path):
+    pipeline = load(run_dir)
+    images = pipeline.sample(4, labels=[3, 1, 4, 1], seed=7)
+    assert torch.equal(images, pipeline.sample(4, labels=[3, 1, 4, 1], seed=7))
+    assert images.shape == (4, 1, 8, 8)
+    assert pipeline.to_pil(images)[0].size == (8, 8)
+    assert pipeline.save_grid(images, tmp_path / "grid.png", nrow=2).stat().st_size > 0
+
+
+def test_a_tampered_weights_file_is_refused(run_dir):
+    weights = latest_checkpoint(run_dir) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the tensor data: still parses as safetensors
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged or was modified"):
+        from_pretrained(latest_checkpoint(run_dir), use_ema=False)
+
+
+def test_a_truncated_weights_file_is_refused_even_without_a_manifest_hash(run_dir):
+    checkpoint = latest_checkpoint(run_dir)
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    manifest = json.loads((checkpoint / "config.json").read_text())
+    del manifest["files"]["model.safetensors"]  # so the safetensors reader itself meets the damage
+    (checkpoint / "config.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="cannot be read as safetensors"):
+        from_pretrained(checkpoint, use_ema=False)
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(CheckpointError, match="never pickles"):
+        from_pretrained(tmp_path)
+
+
+def test_a_newer_format_is_refused_with_a_message(run_dir):
+    checkpoint = latest_checkpoint(run_dir)
+    manifest = json.loads((checkpoint / "config.json").read_text())
+    manifest["format_version"] = 99
+    (checkpoint / "config.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="newer aigckit"):
+        from_pretrained(checkpoint)
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(run_dir):
+    with pytest.raises(CheckpointError, match="--resume"):
+        Trainer(tiny_config({"name": "dcgan"}), run_dir, show_progress=False)
