@@ -22,7 +22,7 @@ def digit_classifier():
         if size not in cache:
             data = load_dataset(DataConfig(name="digits", image_size=size), "train")
             cache[size] = LogisticRegression(max_iter=2000).fit(data.images.flatten(1).numpy(), data.labels.numpy())
-        return cache[size].predict(images.flatten(1).float().numpy())
+        return cache[size].predict(images.flatten(1).float().cpu().numpy())
 
     return predict
 

@@ -22,11 +22,11 @@ def test_family_contract(model_name, conditional, tmp_path):
 
     assert trainer.latest_logs and all(math.isfinite(v) for v in trainer.latest_logs.values())
     family = trainer.family
-    loaded = from_pretrained(latest_checkpoint(tmp_path / "run"), use_ema=False)
+    loaded = from_pretrained(latest_checkpoint(tmp_path / "run"), use_ema=False).to(trainer.accelerator.device)
     labels = torch.arange(6) % 10 if conditional else None
     ours = family.sample(trainer.model, 6, labels=labels, generator=torch.Generator().manual_seed(0))
     theirs = family.sample(loaded, 6, labels=labels, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(ours, theirs)  # save -> load -> same outputs
+    assert torch.equal(ours.cpu(), theirs.cpu())  # save -> load -> same outputs
     assert ours.shape == (6, 1, 8, 8) and ours.min() >= -1 and ours.max() <= 1
     assert (tmp_path / "run" / "samples" / "step-000002.png").is_file()
 
