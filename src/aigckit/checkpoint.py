@@ -44,6 +44,9 @@ __all__ = [
     "optimizer_state_to_tensors",
     "optimizer_state_from_tensors",
     "verify_checkpoint",
+    "write_manifest",
+    "read_training_state",
+    "save_training_state",
 ]
 
 FORMAT_VERSION = 1

@@ -96,13 +96,6 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    @property
-    def family(self) -> str:
-        """The registered family name that owns `model.name`."""
-        from .models import family_for_model
-
-        return family_for_model(self.model.name).name
-
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     """Turn ["train.lr=2e-4", "data.name=mnist"] into a nested dict; values parse as YAML scalars."""
