@@ -1,0 +1,62 @@
+"""Diffusion hyper-parameters; saved as config.json beside the weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ...config import require
+
+__all__ = ["DiffusionConfig", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """A denoising UNet and the Gaussian diffusion it is trained for.
+
+    image_size, channels and num_classes are filled from the dataset when left null.
+    """
+
+    name: Literal["diffusion"] = "diffusion"
+    image_size: int | None = None
+    channels: int | None = None
+    num_classes: int | None = None
+    conditional: bool = False  # class embedding, trained with label dropout for classifier-free guidance
+    label_dropout: float = 0.1  # share of training labels replaced by "none", https://arxiv.org/abs/2207.12598
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
+    num_res_blocks: int = 1
+    attention_resolution: int = 8  # self-attention at levels whose size is at most this
+    dropout: float = 0.0
+    num_train_steps: int = 1000  # T in Ho et al. 2020
+    schedule: Literal["linear", "cosine"] = "cosine"
+    prediction: Literal["eps", "v", "x0"] = "eps"
+    lr: float = 2e-4
+    sampler: Literal["ddpm", "ddim", "dpm-solver++"] = "dpm-solver++"  # default for sample grids
+    sampling_steps: int = 20
+
+    def __post_init__(self) -> None:
+        require(self.base_channels >= 4, "base_channels", "must be at least 4")
+        require(len(self.channel_mults) > 0 and min(self.channel_mults) > 0, "channel_mults", "positive numbers")
+        require(self.num_res_blocks > 0, "num_res_blocks", "must be positive")
+        require(0 <= self.label_dropout < 1, "label_dropout", "must be in [0, 1)")
+        require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        require(self.num_train_steps >= 2, "num_train_steps", "must be at least 2")
+        require(1 <= self.sampling_steps <= self.num_train_steps, "sampling_steps",
+                f"must be in 1..num_train_steps ({self.num_train_steps})")
+        require(self.lr > 0, "lr", "must be positive")
+        if self.image_size is not None:
+            factor = 2 ** (len(self.channel_mults) - 1)
+            require(self.image_size % factor == 0, "image_size",
+                    f"must be divisible by {factor} for {len(self.channel_mults)} UNet levels; "
+                    f"change data.image_size or model.channel_mults")
+        if self.conditional and self.num_classes is not None:
+            require(self.num_classes >= 2, "conditional",
+                    "the dataset has no classes; set model.conditional=false or use labelled data")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"base_channels": 8, "channel_mults": (1, 2), "num_train_steps": 100, "sampling_steps": 4},
+    "small": {"base_channels": 32, "channel_mults": (1, 2, 2)},
+    "base": {"base_channels": 64, "channel_mults": (1, 2, 2, 2), "num_res_blocks": 2},
+}

@@ -1,0 +1,133 @@
+"""The diffusion family: learn to remove noise, generate by denoising from pure noise.
+
+Training (Ho et al. 2020, Algorithm 1): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps for a random t, and the UNet
+learns to predict eps (or v, or x0) from (x_t, t). Sampling runs any sampler on the same network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..base import FAMILIES, Batch, StepOutput
+from .config import PRESETS, DiffusionConfig
+from .samplers import SAMPLERS
+from .schedules import alphas_cumprod, training_target
+from .unet import UNet
+
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler"]
+
+
+class DiffusionModel(nn.Module):
+    """The UNet plus its noise schedule (rebuilt from the config, so not stored in the weights)."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config)
+        self.register_buffer("alphas_cumprod", alphas_cumprod(config.schedule, config.num_train_steps),
+                             persistent=False)
+
+    def null_labels(self, n: int, device: torch.device) -> Tensor | None:
+        """The "no label" class for n images (None for an unconditional model)."""
+        return torch.full((n,), self.config.num_classes, device=device) if self.config.conditional else None
+
+    def guided_output(self, x_t: Tensor, t: Tensor, labels: Tensor | None, guidance: float = 1.0) -> Tensor:
+        """The network output with classifier-free guidance, https://arxiv.org/abs/2207.12598:
+
+        out = out(x_t, none) + guidance * (out(x_t, label) - out(x_t, none)); guidance 1 is the conditional
+        model, 0 the unconditional one. Outputs are affine in eps, so this holds for eps, v and x0 alike.
+        """
+        if labels is None or not self.config.conditional:
+            return self.unet(x_t, t, self.null_labels(x_t.shape[0], x_t.device))
+        if guidance == 1.0:
+            return self.unet(x_t, t, labels)
+        null = self.null_labels(x_t.shape[0], x_t.device)
+        both = self.unet(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
+        conditional, unconditional = both.chunk(2)
+        return unconditional + guidance * (conditional - unconditional)
+
+
+def make_sampler(model: DiffusionModel, name: str, *, eta: float = 0.0):
+    """A sampler by name ('ddpm', 'ddim', 'dpm-solver++') over the model's schedule."""
+    if name not in SAMPLERS:
+        from ...errors import AigcError
+
+        raise AigcError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
+    a = model.alphas_cumprod.cpu()
+    if name == "ddim":
+        return SAMPLERS[name](a, prediction=model.config.prediction, eta=eta)
+    return SAMPLERS[name](a, prediction=model.config.prediction)
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    return torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
+
+
+class DiffusionFamily:
+    """Denoising diffusion with a UNet; DDPM, DDIM and DPM-Solver++ samplers; classifier-free guidance."""
+
+    name = "diffusion"
+    config_class = DiffusionConfig
+    presets = PRESETS
+    models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
+
+    def build(self, config: DiffusionConfig) -> DiffusionModel:
+        """The UNet (residual branches and output start at zero) and its schedule."""
+        return DiffusionModel(config)
+
+    def optimizers(self, model: DiffusionModel, config: DiffusionConfig) -> dict[str, torch.optim.Optimizer]:
+        """AdamW over the UNet."""
+        return {"model": torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)}
+
+    def training_step(self, model: DiffusionModel, batch: Batch, step: int) -> Iterator[StepOutput]:
+        """MSE between the UNet's output and its target at a uniformly drawn timestep."""
+        x0 = batch["images"]
+        B = x0.shape[0]
+        t = torch.randint(0, model.config.num_train_steps, (B,), device=x0.device)
+        eps = torch.randn_like(x0)
+        a = model.alphas_cumprod[t].view(B, 1, 1, 1)
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # q(x_t | x0) in closed form
+        labels = None
+        if model.config.conditional:
+            drop = torch.rand(B, device=x0.device) < model.config.label_dropout
+            labels = torch.where(drop, model.config.num_classes, batch["labels"])
+        else:
+            labels = model.null_labels(B, x0.device)
+        output = model.unet(x_t, t, labels)
+        loss = F.mse_loss(output.float(), training_target(model.config.prediction, x0, eps, a))
+        yield StepOutput("model", loss, {"loss": loss.detach()})
+
+    @torch.no_grad()
+    def sample(self, model: DiffusionModel, n: int, *, labels: Tensor | None = None,
+               generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
+               guidance: float = 1.0, eta: float = 0.0, trajectory: list | None = None) -> Tensor:
+        """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a conditional model.
+
+        sampler / steps default to the model config's; `trajectory`, if given, receives (t, x_t) at every step.
+        """
+        config = model.config
+        device = model.alphas_cumprod.device
+        if config.conditional and labels is None:
+            labels = torch.arange(n) % config.num_classes
+        labels = labels.to(device) if labels is not None else None
+        scheduler = make_sampler(model, sampler or config.sampler, eta=eta)
+        scheduler.set_timesteps(steps or config.sampling_steps)
+        x = _noise((n, config.channels, config.image_size, config.image_size), generator, device)
+        was_training = model.training
+        model.eval()
+        try:
+            for t in scheduler.timesteps.tolist():
+                if trajectory is not None:
+                    trajectory.append((t, x.clone()))
+                output = model.guided_output(x, torch.full((n,), t, device=device), labels, guidance)
+                x = scheduler.step(output.float(), t, x, generator=generator)
+        finally:
+            model.train(was_training)
+        return x.clamp(-1, 1)
+
+
+FAMILIES.register("diffusion")(DiffusionFamily())

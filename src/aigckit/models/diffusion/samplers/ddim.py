@@ -1,0 +1,44 @@
+"""DDIM, https://arxiv.org/abs/2010.02502 (eq. 12): deterministic at eta = 0, DDPM-like at eta = 1."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..schedules import to_x0_and_eps, trailing_timesteps
+
+__all__ = ["DDIMSampler"]
+
+
+class DDIMSampler:
+    """x_{t'} = sqrt(a') x0_hat + sqrt(1 - a' - sigma^2) eps_hat + sigma z."""
+
+    def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps", eta: float = 0.0,
+                 clip_sample: bool = True) -> None:
+        self.alphas_cumprod = alphas_cumprod
+        self.prediction = prediction
+        self.eta = eta
+        self.clip_sample = clip_sample
+        self.timesteps = trailing_timesteps(len(alphas_cumprod), 50)
+
+    def set_timesteps(self, num_steps: int) -> None:
+        """Use num_steps steps from T-1 down to 0."""
+        self.timesteps = trailing_timesteps(len(self.alphas_cumprod), num_steps)
+
+    def step(self, model_output: Tensor, t: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One DDIM step from x_t to the next timestep in the list (alpha_bar = 1 after the last)."""
+        index = int((self.timesteps == t).nonzero()[0, 0])
+        prev = int(self.timesteps[index + 1]) if index + 1 < len(self.timesteps) else -1
+        a_t = self.alphas_cumprod[t]
+        a_prev = self.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)
+        x0, eps = to_x0_and_eps(self.prediction, model_output, x_t, a_t)
+        if self.clip_sample:
+            x0 = x0.clamp(-1, 1)  # eps stays the network's, as in the paper's released code
+        # sigma_t(eta), eq. 16: eta = 1 gives the DDPM posterior's standard deviation
+        sigma = self.eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).sqrt() * eps
+        if self.eta > 0:
+            noise = torch.randn(x_t.shape, generator=generator, device=generator.device if generator else "cpu",
+                                dtype=x_t.dtype).to(x_t.device)
+            x_prev = x_prev + sigma * noise
+        return x_prev

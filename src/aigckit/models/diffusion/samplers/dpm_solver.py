@@ -1,0 +1,52 @@
+"""DPM-Solver++(2M), https://arxiv.org/abs/2211.01095 (Algorithm 2): a second-order multistep ODE solver."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..schedules import to_x0_and_eps, trailing_timesteps
+
+__all__ = ["DPMSolverSampler"]
+
+
+class DPMSolverSampler:
+    """Solves the probability-flow ODE in log-SNR time lambda = log(alpha / sigma) with x0 predictions.
+
+    alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t). The first step and the last (to sigma = 0)
+    are first order; the others use the previous x0 prediction as well (the "midpoint" form).
+    """
+
+    def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps") -> None:
+        self.alphas_cumprod = alphas_cumprod
+        self.prediction = prediction
+        self.set_timesteps(20)
+
+    def set_timesteps(self, num_steps: int) -> None:
+        """Use num_steps steps from T-1 down to 0 and forget earlier predictions."""
+        self.timesteps = trailing_timesteps(len(self.alphas_cumprod), num_steps)
+        a = self.alphas_cumprod[self.timesteps].double()
+        # (alpha, sigma) at each timestep, then the end point alpha = 1, sigma = 0
+        self.alpha = torch.cat([a.sqrt(), torch.ones(1, dtype=torch.float64)])
+        self.sigma = torch.cat([(1 - a).sqrt(), torch.zeros(1, dtype=torch.float64)])
+        self.lambdas = self.alpha.log() - self.sigma.log()  # +inf at the end point
+        self.index = 0
+        self.previous_x0: Tensor | None = None
+
+    def step(self, model_output: Tensor, t: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Advance from timesteps[index] to the next noise level; `generator` is unused (the ODE is deterministic)."""
+        i = self.index
+        x0, _ = to_x0_and_eps(self.prediction, model_output, x_t, self.alphas_cumprod[t])
+        alpha_next, sigma_next, sigma_now = self.alpha[i + 1], self.sigma[i + 1], self.sigma[i]
+        h = self.lambdas[i + 1] - self.lambdas[i]
+        phi = torch.expm1(-h)  # e^{-h} - 1
+        last = i + 1 == len(self.timesteps)
+        if self.previous_x0 is None or last:
+            d = x0  # first order: exactly a DDIM step
+        else:
+            r = (self.lambdas[i] - self.lambdas[i - 1]) / h
+            d = x0 + (x0 - self.previous_x0) / (2 * r)  # D0 + D1 / 2, with D1 = (x0 - x0_prev) / r
+        x_next = (sigma_next / sigma_now).to(x_t.dtype) * x_t - (alpha_next * phi).to(x_t.dtype) * d
+        self.previous_x0 = x0
+        self.index += 1
+        return x_next

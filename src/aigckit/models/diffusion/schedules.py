@@ -1,0 +1,69 @@
+"""Noise schedules and the algebra between what a network predicts and x0 / eps.
+
+Forward process (Ho et al. 2020, https://arxiv.org/abs/2006.11239):
+    x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * eps,   eps ~ N(0, I),   t = 0 .. T-1
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps", "training_target",
+           "trailing_timesteps"]
+
+
+def linear_betas(num_steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
+    """beta_t evenly spaced from beta_start to beta_end (the DDPM paper's schedule), float32 (T,)."""
+    return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float32)
+
+
+def cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
+    """betas from alpha_bar(t) = cos^2(((t/T + s) / (1 + s)) * pi/2), https://arxiv.org/abs/2102.09672 (eq. 17)."""
+
+    def alpha_bar(u: float) -> float:
+        return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+
+    betas = [min(1 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta) for i in range(num_steps)]
+    return torch.tensor(betas, dtype=torch.float32)
+
+
+def alphas_cumprod(schedule: str, num_steps: int) -> Tensor:
+    """alpha_bar_t = prod_{s<=t} (1 - beta_s) for the named schedule ('linear' or 'cosine'), float32 (T,)."""
+    betas = linear_betas(num_steps) if schedule == "linear" else cosine_betas(num_steps)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def to_x0_and_eps(prediction: str, output: Tensor, x_t: Tensor, alpha_bar_t: Tensor | float) -> tuple[Tensor, Tensor]:
+    """Turn a network output of type `prediction` ('eps', 'v' or 'x0') into (x0, eps) at x_t."""
+    a, s = alpha_bar_t**0.5, (1 - alpha_bar_t) ** 0.5
+    if prediction == "eps":
+        return (x_t - s * output) / a, output
+    if prediction == "x0":
+        return output, (x_t - a * output) / s
+    if prediction == "v":  # v = a * eps - s * x0, https://arxiv.org/abs/2202.00512
+        return a * x_t - s * output, a * output + s * x_t
+    raise ValueError(f"unknown prediction type {prediction!r}")
+
+
+def training_target(prediction: str, x0: Tensor, eps: Tensor, alpha_bar_t: Tensor) -> Tensor:
+    """What the network should output for (x0, eps) at noise level alpha_bar_t (broadcastable)."""
+    if prediction == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+
+
+def trailing_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
+    """num_steps timesteps from T-1 downwards, evenly spaced and always starting at the noisiest step.
+
+    'trailing' spacing of https://arxiv.org/abs/2305.08891 (Table 2), so every step count starts from pure noise.
+    """
+    if not 1 <= num_steps <= num_train_steps:
+        raise ValueError(f"steps must be in 1..{num_train_steps}, got {num_steps}")
+    ratio = num_train_steps / num_steps
+    return torch.from_numpy(np.round(np.arange(num_train_steps, 0, -ratio)).astype(np.int64) - 1)
