@@ -1,0 +1,76 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aigckit.models import FAMILIES
+from aigckit.models.diffusion import DiffusionConfig
+from aigckit.training import Trainer
+from aigckit.training.callbacks import read_metrics
+from helpers import tiny_config
+
+FAMILY = FAMILIES.get("diffusion")
+
+
+def conditional_model(prediction="eps"):
+    torch.manual_seed(0)
+    model = FAMILY.build(DiffusionConfig(image_size=8, channels=1, num_classes=10, conditional=True,
+                                         base_channels=8, channel_mults=(1, 2), prediction=prediction))
+    for p in model.parameters():  # zero-initialised layers would make every output 0: randomise them all
+        torch.nn.init.normal_(p, 0, 0.2)
+    return model.eval()
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 999), st.integers(0, 9))
+def test_guidance_1_is_the_conditional_model_and_0_the_unconditional(t, label):
+    model = conditional_model()
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(t))
+    ts, labels = torch.full((2,), t), torch.full((2,), label)
+    with torch.no_grad():
+        conditional = model.unet(x, ts, labels)
+        unconditional = model.unet(x, ts, torch.full((2,), 10))
+        assert torch.allclose(model.guided_output(x, ts, labels, guidance=1.0), conditional, atol=1e-6)
+        assert torch.allclose(model.guided_output(x, ts, labels, guidance=0.0), unconditional, atol=1e-6)
+        assert not torch.allclose(conditional, unconditional, atol=1e-3)  # the label does matter
+        g3 = model.guided_output(x, ts, labels, guidance=3.0)
+        assert torch.allclose(g3, unconditional + 3 * (conditional - unconditional), atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm-solver++"])
+def test_every_sampler_runs_on_one_network_with_any_step_count(sampler):
+    model = conditional_model("v")
+    for steps in (1, 3, 7):
+        images = FAMILY.sample(model, 4, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(0))
+        assert images.shape == (4, 1, 8, 8) and torch.isfinite(images).all()
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_ddim_eta_0_is_deterministic_for_a_seed(seed):
+    model = conditional_model()
+    run = lambda s: FAMILY.sample(model, 3, sampler="ddim", steps=5, eta=0.0,  # noqa: E731
+                                  generator=torch.Generator().manual_seed(s))
+    assert torch.equal(run(seed), run(seed))
+    assert not torch.equal(run(seed), run(seed + 1))
+
+
+def test_trajectory_records_every_step():
+    trajectory = []
+    FAMILY.sample(conditional_model(), 2, steps=4, trajectory=trajectory, generator=torch.Generator().manual_seed(0))
+    assert [t for t, _ in trajectory] == [999, 749, 499, 249]
+
+
+@pytest.mark.slow
+def test_conditional_diffusion_learns_the_digits(tmp_path, digit_classifier):
+    config = tiny_config({"name": "diffusion", "preset": "small", "conditional": True, "base_channels": 16,
+                          "channel_mults": [1, 2], "lr": 1e-3},
+                         train={"max_steps": 500, "batch_size": 64, "log_every": 50, "ema_decay": 0.99})
+    trainer = Trainer(config, tmp_path, show_progress=False)
+    trainer.fit()
+    losses = [row["loss"] for row in read_metrics(tmp_path / "metrics.csv")]
+    assert losses[-1] < 0.5 * losses[0]
+    labels = torch.arange(10).repeat_interleave(20)
+    images = FAMILY.sample(trainer.ema.model, 200, labels=labels, steps=20, generator=torch.Generator().manual_seed(0))
+    accuracy = float((torch.as_tensor(digit_classifier(images)) == labels).float().mean())
+    assert accuracy > 0.5, f"the classifier recognised only {accuracy:.0%} of conditional samples (chance: 10%)"
