@@ -31,11 +31,17 @@ def sample_command(
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     out: Annotated[Path, typer.Option(help="PNG grid to write")] = Path("samples.png"),
     nrow: Annotated[int, typer.Option(help="images per grid row")] = 8,
+    sampler: Annotated[Optional[str], typer.Option(help="diffusion: ddpm, ddim or dpm-solver++")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="diffusion: number of denoising steps")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance scale")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="diffusion, ddim: noise scale eta (0: deterministic)")] = None,
 ) -> None:
     """Sample n images from a trained run and save them as a grid."""
     from ..pipelines import load
 
     pipeline = load(run_dir)
-    images = pipeline.sample(n, labels=parse_labels(labels), seed=seed)
+    options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
+    images = pipeline.sample(n, labels=parse_labels(labels), seed=seed,
+                             **{k: v for k, v in options.items() if v is not None})
     pipeline.save_grid(images, out, nrow=nrow)
     err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ class ImagePipeline:
         if n <= 0:
             raise AigcError(f"n must be positive, got {n}")
         label_tensor = self._labels(n, labels)
+        accepted = inspect.signature(self.family.sample).parameters
+        for option in options:
+            if option not in accepted:
+                raise AigcError(f"{option} does not apply to {self.config.name} models; drop it")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return self.family.sample(self.model, n, labels=label_tensor, generator=generator, **options)
 
