@@ -31,3 +31,30 @@ def digit_classifier():
 def _deterministic_threads():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="session")
+def trained_diffusion(tmp_path_factory):
+    """A class-conditional diffusion model trained briefly on 8x8 digits (about 30 s); its run directory."""
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    config = tiny_config({"name": "diffusion", "preset": "small", "conditional": True, "base_channels": 16,
+                          "channel_mults": [1, 2], "lr": 1e-3},
+                         train={"max_steps": 500, "batch_size": 64, "log_every": 50, "ema_decay": 0.99})
+    run_dir = tmp_path_factory.mktemp("diffusion") / "run"
+    Trainer(config, run_dir, show_progress=False).fit()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_vae(tmp_path_factory):
+    """A conv-VAE trained briefly on 8x8 digits; its run directory."""
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    config = tiny_config({"name": "conv-vae", "preset": "small"},
+                         train={"max_steps": 400, "batch_size": 64, "log_every": 50, "use_ema": False})
+    run_dir = tmp_path_factory.mktemp("vae") / "run"
+    Trainer(config, run_dir, show_progress=False).fit()
+    return run_dir

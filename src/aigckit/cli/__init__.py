@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .demo import demo_command
+from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
 from .train import train_command
@@ -15,6 +16,7 @@ app = typer.Typer(help="aigckit: train, sample, evaluate and serve generative mo
                   add_completion=False, pretty_exceptions_enable=False)
 app.command("train")(train_command)
 app.command("sample")(sample_command)
+app.command("inpaint")(inpaint_command)
 app.command("datasets")(datasets_command)
 app.command("models")(models_command)
 app.command("demo")(demo_command)

@@ -3,11 +3,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aigckit import load
 from aigckit.models import FAMILIES
 from aigckit.models.diffusion import DiffusionConfig
-from aigckit.training import Trainer
 from aigckit.training.callbacks import read_metrics
-from helpers import tiny_config
 
 FAMILY = FAMILIES.get("diffusion")
 
@@ -62,15 +61,11 @@ def test_trajectory_records_every_step():
 
 
 @pytest.mark.slow
-def test_conditional_diffusion_learns_the_digits(tmp_path, digit_classifier):
-    config = tiny_config({"name": "diffusion", "preset": "small", "conditional": True, "base_channels": 16,
-                          "channel_mults": [1, 2], "lr": 1e-3},
-                         train={"max_steps": 500, "batch_size": 64, "log_every": 50, "ema_decay": 0.99})
-    trainer = Trainer(config, tmp_path, show_progress=False)
-    trainer.fit()
-    losses = [row["loss"] for row in read_metrics(tmp_path / "metrics.csv")]
+def test_conditional_diffusion_learns_the_digits(trained_diffusion, digit_classifier):
+    losses = [row["loss"] for row in read_metrics(trained_diffusion / "metrics.csv")]
     assert losses[-1] < 0.5 * losses[0]
+    model = load(trained_diffusion).model
     labels = torch.arange(10).repeat_interleave(20)
-    images = FAMILY.sample(trainer.ema.model, 200, labels=labels, steps=20, generator=torch.Generator().manual_seed(0))
+    images = FAMILY.sample(model, 200, labels=labels, steps=20, generator=torch.Generator().manual_seed(0))
     accuracy = float((torch.as_tensor(digit_classifier(images)) == labels).float().mean())
     assert accuracy > 0.5, f"the classifier recognised only {accuracy:.0%} of conditional samples (chance: 10%)"

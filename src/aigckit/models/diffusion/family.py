@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..base import FAMILIES, Batch, StepOutput
 from .config import PRESETS, DiffusionConfig
+from .repaint import repaint
 from .samplers import SAMPLERS
 from .schedules import alphas_cumprod, training_target
 from .unet import UNet
@@ -128,6 +129,18 @@ class DiffusionFamily:
         finally:
             model.train(was_training)
         return x.clamp(-1, 1)
+
+    def inpaint(self, model: DiffusionModel, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
+                generator: torch.Generator | None = None, steps: int = 50, jump_length: int = 5,
+                resamplings: int = 5, guidance: float = 1.0) -> Tensor:
+        """Repaint where known == 0 (RePaint resampling); images (B, C, H, W) in [-1, 1], known (B, 1, H, W)."""
+        was_training = model.training
+        model.eval()
+        try:
+            return repaint(model, images, known, steps=steps, jump_length=jump_length, resamplings=resamplings,
+                           labels=labels, guidance=guidance, generator=generator)
+        finally:
+            model.train(was_training)
 
 
 FAMILIES.register("diffusion")(DiffusionFamily())

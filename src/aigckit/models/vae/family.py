@@ -39,14 +39,15 @@ class VAE(nn.Module):
         """z: (B, latent_dim) -> the decoder's output: Bernoulli logits or Gaussian means, (B, C, H, W)."""
         return self.decoder(z, labels)
 
-    def log_px_given_z(self, x: Tensor, decoded: Tensor) -> Tensor:
-        """log p(x|z) in nats, summed over pixels: (B,)."""
+    def log_px_given_z(self, x: Tensor, decoded: Tensor, reduce: bool = True) -> Tensor:
+        """log p(x|z) in nats, summed over pixels: (B,); per pixel (B, C, H, W) with reduce=False."""
         target = (x + 1) / 2  # pixels in [0, 1]
         if self.config.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(decoded, target, reduction="none").flatten(1).sum(1)
-        log_sigma = self.log_sigma.float()
-        sq = ((target - decoded) / log_sigma.exp()) ** 2
-        return (-0.5 * sq - log_sigma - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+            per_pixel = -F.binary_cross_entropy_with_logits(decoded, target, reduction="none")
+        else:
+            log_sigma = self.log_sigma.float()
+            per_pixel = -0.5 * ((target - decoded) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+        return per_pixel.flatten(1).sum(1) if reduce else per_pixel
 
     def to_image(self, decoded: Tensor) -> Tensor:
         """The mean of p(x|z) as an image in [-1, 1]."""
@@ -149,6 +150,31 @@ class VAEFamily:
         iwae = torch.logsumexp(log_w, dim=0) - math.log(k)
         elbo = log_w.mean(0)  # the Monte Carlo ELBO from the same k samples
         return {"elbo": elbo, "iwae": iwae}
+
+    def inpaint(self, model: VAE, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
+                generator: torch.Generator | None = None, iterations: int = 300, lr: float = 0.05) -> Tensor:
+        """Repaint where known == 0 by optimising z: max log p(x_known | z) + log p(z), then decode.
+
+        The latent starts at the encoder's mean for the image with its hole filled with grey; `generator`
+        is unused (the optimisation is deterministic).
+        """
+        labels = self._labels(model, images.shape[0], labels, images.device)
+        known = known.to(images.dtype)
+        with torch.no_grad():
+            z = model.encode(images * known, labels)[0]
+        z = z.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=lr)
+        for _ in range(iterations):
+            decoded = model.decode(z, labels)
+            # log p(x|z) over known pixels only: the likelihood factorises per pixel
+            per_pixel = model.log_px_given_z(images, decoded, reduce=False)
+            loss = -(per_pixel * known).flatten(1).sum(1).sum() + 0.5 * z.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            filled = model.to_image(model.decode(z, labels))
+        return known * images + (1 - known) * filled
 
 
 FAMILIES.register("vae")(VAEFamily())
