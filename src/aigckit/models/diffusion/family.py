@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ..base import FAMILIES, Batch, StepOutput
 from .config import PRESETS, DiffusionConfig
+from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
 from .schedules import alphas_cumprod, training_target
@@ -129,6 +130,16 @@ class DiffusionFamily:
         finally:
             model.train(was_training)
         return x.clamp(-1, 1)
+
+    def log_likelihood(self, model: DiffusionModel, images: Tensor, labels: Tensor | None = None, *,
+                       timesteps: int | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Per-image variational bound on -log p(x) (fixed-variance DDPM bound): nats and bits/dim."""
+        was_training = model.training
+        model.eval()
+        try:
+            return variational_bound(model, images, labels, timesteps=timesteps, generator=generator)
+        finally:
+            model.train(was_training)
 
     def inpaint(self, model: DiffusionModel, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
                 generator: torch.Generator | None = None, steps: int = 50, jump_length: int = 5,

@@ -129,7 +129,8 @@ class VAEFamily:
     @torch.no_grad()
     def log_likelihood(self, model: VAE, images: Tensor, labels: Tensor | None = None, *, k: int = 64,
                        generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Per-image ELBO and importance-weighted bound (IWAE, https://arxiv.org/abs/1509.00519), in nats.
+        """Per-image ELBO and importance-weighted bound (IWAE, https://arxiv.org/abs/1509.00519), in nats,
+        and the IWAE bound on -log p(x) in bits per dimension.
 
         log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x); the bound tightens as k grows
         and equals the ELBO's expectation at k = 1.
@@ -149,7 +150,8 @@ class VAEFamily:
         log_w = torch.stack(log_weights)  # (k, B)
         iwae = torch.logsumexp(log_w, dim=0) - math.log(k)
         elbo = log_w.mean(0)  # the Monte Carlo ELBO from the same k samples
-        return {"elbo": elbo, "iwae": iwae}
+        bits_per_dim = -iwae / (images[0].numel() * math.log(2))
+        return {"elbo": elbo, "iwae": iwae, "bits_per_dim": bits_per_dim}
 
     def inpaint(self, model: VAE, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
                 generator: torch.Generator | None = None, iterations: int = 300, lr: float = 0.05) -> Tensor:
