@@ -1,5 +1,5 @@
-"""Measuring runs: plots now; metrics as they are added."""
+"""Measuring runs: plots and metrics."""
 
-from .plots import plot_losses
+from .plots import plot_latent_scatter, plot_losses, plot_manifold, plot_trajectory
 
-__all__ = ["plot_losses"]
+__all__ = ["plot_latent_scatter", "plot_losses", "plot_manifold", "plot_trajectory"]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from ..errors import AigcError
+from ..imaging import save_grid
 from ..training.callbacks import read_metrics
 
-__all__ = ["plot_losses"]
+__all__ = ["plot_losses", "plot_latent_scatter", "plot_manifold", "plot_trajectory"]
 
 
 def plot_losses(run_dir: str | Path, out: str | Path) -> Path:
     """Plot every `*loss*` column of run_dir/metrics.csv against the step into a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = read_metrics(Path(run_dir) / "metrics.csv")
     keys = sorted({k for row in rows for k in row if "loss" in k})
     if not keys:
@@ -31,6 +31,60 @@ def plot_losses(run_dir: str | Path, out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_latent_scatter(pipeline, images: Tensor, labels: Tensor, out: str | Path) -> Path:
+    """Scatter the posterior means of a 2-D-latent VAE, coloured by label."""
+    if pipeline.family.name != "vae" or pipeline.config.latent_dim != 2:
+        raise AigcError("the latent scatter needs a VAE with latent_dim=2; train one with model.latent_dim=2")
+    with torch.no_grad():
+        mu, _ = pipeline.model.encode(images, labels if pipeline.config.conditional else None)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    points = ax.scatter(mu[:, 0], mu[:, 1], c=labels, cmap="tab10", s=8)
+    fig.colorbar(points, ax=ax, label="class")
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title("posterior means of the validation images")
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def plot_manifold(pipeline, out: str | Path, n: int = 15, label: int | None = None) -> Path:
+    """Decode an n x n grid of a 2-D latent at the N(0, 1) quantiles 0.05..0.95 (Kingma & Welling, fig. 4)."""
+    if pipeline.family.name != "vae" or pipeline.config.latent_dim != 2:
+        raise AigcError("the manifold plot needs a VAE with latent_dim=2; train one with model.latent_dim=2")
+    quantiles = torch.distributions.Normal(0, 1).icdf(torch.linspace(0.05, 0.95, n))
+    z = torch.stack(torch.meshgrid(quantiles, quantiles.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)
+    labels = torch.full((len(z),), label or 0) if pipeline.config.conditional else None
+    with torch.no_grad():
+        images = pipeline.model.to_image(pipeline.model.decode(z, labels))
+    return save_grid(images, out, nrow=n, upscale=max(1, 48 // images.shape[-1]))
+
+
+def plot_trajectory(pipeline, out: str | Path, n: int = 4, *, sampler: str = "ddpm", steps: int = 1000,
+                    columns: int = 8, labels: Tensor | None = None, seed: int = 0) -> Path:
+    """A strip of x_t at `columns` noise levels from pure noise to the sample (one row per image)."""
+    trajectory: list = []
+    final = pipeline.family.sample(pipeline.model, n, labels=labels, sampler=sampler, steps=steps,
+                                   trajectory=trajectory, generator=torch.Generator().manual_seed(seed))
+    picks = torch.linspace(0, len(trajectory) - 1, columns - 1).round().long().tolist()
+    frames = [trajectory[i][1].clamp(-1, 1) for i in picks] + [final]
+    grid = torch.stack(frames, dim=1).reshape(-1, *final.shape[1:])  # row-major: image by image
+    return save_grid(grid.cpu(), out, nrow=columns, upscale=max(1, 48 // final.shape[-1]))
+
+
+def _save(fig, plt, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

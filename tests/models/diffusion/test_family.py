@@ -69,3 +69,11 @@ def test_conditional_diffusion_learns_the_digits(trained_diffusion, digit_classi
     images = FAMILY.sample(model, 200, labels=labels, steps=20, generator=torch.Generator().manual_seed(0))
     accuracy = float((torch.as_tensor(digit_classifier(images)) == labels).float().mean())
     assert accuracy > 0.5, f"the classifier recognised only {accuracy:.0%} of conditional samples (chance: 10%)"
+
+
+@pytest.mark.parametrize("base, mults", [(4, (1,)), (12, (1, 3)), (48, (1, 2, 3))])
+def test_unet_builds_for_any_width_and_keeps_the_shape(base, mults):
+    model = FAMILY.build(DiffusionConfig(image_size=8, channels=3, num_classes=0, base_channels=base,
+                                         channel_mults=mults))
+    x = torch.randn(2, 3, 8, 8)
+    assert model.unet(x, torch.tensor([0, 999]), model.null_labels(2, x.device)).shape == x.shape

@@ -26,7 +26,8 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
 
 
 def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(32, channels // 4) if channels >= 8 else 1, channels)
+    """Group norm with up to 32 groups of at least 4 channels (fewer when they must divide `channels`)."""
+    return nn.GroupNorm(math.gcd(channels, min(32, max(1, channels // 4))), channels)
 
 
 class ResBlock(nn.Module):
