@@ -17,9 +17,12 @@ class DPMSolverSampler:
     are first order; the others use the previous x0 prediction as well (the "midpoint" form).
     """
 
-    def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps") -> None:
+    def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps", clip_sample: bool = True) -> None:
         self.alphas_cumprod = alphas_cumprod
         self.prediction = prediction
+        # Clipping x0 to the data range keeps the first, very noisy steps from overshooting; DPM-Solver++
+        # is a data-prediction solver precisely so that such constraints can be applied (paper, sec. 4).
+        self.clip_sample = clip_sample
         self.set_timesteps(20)
 
     def set_timesteps(self, num_steps: int) -> None:
@@ -37,6 +40,8 @@ class DPMSolverSampler:
         """Advance from timesteps[index] to the next noise level; `generator` is unused (the ODE is deterministic)."""
         i = self.index
         x0, _ = to_x0_and_eps(self.prediction, model_output, x_t, self.alphas_cumprod[t])
+        if self.clip_sample:
+            x0 = x0.clamp(-1, 1)
         alpha_next, sigma_next, sigma_now = self.alpha[i + 1], self.sigma[i + 1], self.sigma[i]
         h = self.lambdas[i + 1] - self.lambdas[i]
         phi = torch.expm1(-h)  # e^{-h} - 1
