@@ -59,3 +59,20 @@ def test_listings_have_one_line_per_registered_name():
     assert [line.split()[0] for line in models] == [m for f in FAMILIES for m in FAMILIES.get(f).models]
     datasets = runner.invoke(app, ["datasets"]).stdout.strip().splitlines()
     assert [line.split()[0] for line in datasets] == DATASETS.names()
+
+
+def test_sample_a_diffusion_run_with_sampler_steps_and_guidance(trained_diffusion, tmp_path):
+    out = tmp_path / "grid.png"
+    result = runner.invoke(app, ["sample", str(trained_diffusion), "--n", "4", "--labels", "3", "--sampler", "ddim",
+                                 "--steps", "5", "--eta", "0", "--guidance", "2", "--seed", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0
+    result = runner.invoke(app, ["sample", str(trained_diffusion), "--sampler", "euler", "--out", str(out)])
+    assert result.exit_code == 2 and "unknown sampler 'euler'" in result.stderr
+
+
+def test_sampler_options_are_refused_for_a_gan(tmp_path):
+    run = tmp_path / "gan"
+    assert runner.invoke(app, ["train", CONFIG, *TINY, "--run-dir", str(run), "--no-progress"]).exit_code == 0
+    result = runner.invoke(app, ["sample", str(run), "--steps", "5", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "steps does not apply to dcgan models" in result.stderr

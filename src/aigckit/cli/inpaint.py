@@ -32,13 +32,17 @@ def inpaint_command(
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     label: Annotated[Optional[int], typer.Option(help="class of the image, for a conditional model")] = None,
     steps: Annotated[Optional[int], typer.Option(help="repaint: denoising steps")] = None,
+    jump_length: Annotated[Optional[int], typer.Option(help="repaint: steps between jumps back up")] = None,
+    resamplings: Annotated[Optional[int], typer.Option(help="repaint: passes over each jump")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="latent: optimisation steps")] = None,
 ) -> None:
     """Rebuild the masked part of an image; known pixels are kept exactly."""
     from ..pipelines import load
     from ..pipelines.inpaint import inpaint
 
     pipeline = load(run_dir) if run_dir is not None else None
-    options = {"steps": steps} if steps is not None else {}
+    options = {"steps": steps, "jump_length": jump_length, "resamplings": resamplings, "iterations": iterations}
+    options = {k: v for k, v in options.items() if v is not None}
     result = inpaint(_open(image, "image"), _open(mask, "mask"), method=method, pipeline=pipeline, seed=seed,
                      label=label, **options)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ is returned at the input's size; known pixels come back unchanged.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from PIL import Image
@@ -49,6 +51,10 @@ def inpaint_tensors(images: Tensor, known: Tensor, *, method: str, pipeline: Ima
         supported = f"this {pipeline.family.name} model supports --method {family_method}" if family_method else \
             f"{pipeline.family.name} models cannot inpaint"
         raise AigcError(f"{supported}; or use --method telea / navier-stokes")
+    accepted = inspect.signature(pipeline.family.inpaint).parameters
+    for option in options:
+        if option not in accepted:
+            raise AigcError(f"{option} does not apply to --method {method}; drop it")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     device = next(pipeline.model.parameters()).device
     if labels is not None and pipeline.num_classes:
