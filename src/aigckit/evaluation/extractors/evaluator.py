@@ -1,0 +1,114 @@
+"""A per-dataset evaluator: a small CNN classifier trained by aigckit on the dataset's training split.
+
+Its pooled features are the FID/KID/precision-recall space for small grey datasets (MNIST, digits), the
+practice recommended for MNIST-like data where Inception's ImageNet features are a poor fit; its softmax
+gives the classifier score and the conditional accuracy. Training is seeded and deterministic; the weights
+are cached as safetensors under <cache>/evaluators/<dataset>-<size>/ with their held-out accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ...checkpoint import atomic_directory
+from ...config import DataConfig
+from ...data import BatchStream, load_dataset
+from ...errors import AigcError
+
+__all__ = ["EvaluatorNet", "Evaluator", "load_or_train_evaluator"]
+
+
+class EvaluatorNet(nn.Module):
+    """Three conv layers -> global average pool (the 128-d feature) -> linear classifier."""
+
+    feature_dim = 128
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """x: (B, C, H, W) in [-1, 1] -> (B, 128)."""
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class Evaluator:
+    """A trained EvaluatorNet with what identifies it: name, weights hash, held-out accuracy."""
+
+    def __init__(self, net: EvaluatorNet, info: dict) -> None:
+        self.net = net.eval()
+        self.info = info
+
+    @torch.no_grad()
+    def features_and_logits(self, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+        """Features (N, 128) and logits (N, classes) of images at the evaluator's size."""
+        feats, logits = [], []
+        for chunk in images.split(batch_size):
+            f = self.net.features(chunk.float())
+            feats.append(f)
+            logits.append(self.net.head(f))
+        return torch.cat(feats), torch.cat(logits)
+
+
+def _accuracy(net: EvaluatorNet, images: Tensor, labels: Tensor) -> float:
+    with torch.no_grad():
+        predictions = torch.cat([net(chunk).argmax(1) for chunk in images.split(500)])
+    return float((predictions == labels).float().mean())
+
+
+def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2000, seed: int = 0) -> Evaluator:
+    """The evaluator for (dataset, image size), trained once and then read from the cache."""
+    folder = Path(cache_dir) / "evaluators" / f"{data.name}-{data.image_size}"
+    if (folder / "info.json").is_file():
+        info = json.loads((folder / "info.json").read_text())
+        net = EvaluatorNet(info["channels"], info["num_classes"])
+        weights = folder / "model.safetensors"
+        if hashlib.sha256(weights.read_bytes()).hexdigest() != info["sha256"]:
+            raise AigcError(f"{weights} is damaged; delete {folder} to retrain the evaluator")
+        net.load_state_dict(load_file(str(weights)))
+        return Evaluator(net, info)
+
+    train = load_dataset(data, "train")
+    if train.labels is None:
+        raise AigcError(f"{data.name} has no labels, so no evaluator can be trained; use --extractor inception")
+    held_out = load_dataset(data, "test")
+    torch.manual_seed(seed)
+    net = EvaluatorNet(train.channels, train.num_classes)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    batches = BatchStream(train, min(128, len(train)), seed=seed)
+    for step in range(steps):
+        batch = batches.batch_at(step)
+        images = batch["images"]
+        # small random shifts make the features describe digits, not pixel positions
+        shift = torch.randint(-1, 2, (2,), generator=torch.Generator().manual_seed(seed * 7919 + step))
+        images = torch.roll(images, shifts=tuple(shift.tolist()), dims=(2, 3))
+        loss = F.cross_entropy(net(images), batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for group in optimizer.param_groups:  # cosine decay to zero
+            group["lr"] = 1e-3 * (1 + torch.cos(torch.tensor(torch.pi * (step + 1) / steps)).item())
+    net.eval()
+    info = {"extractor": "evaluator", "dataset": data.name, "image_size": data.image_size,
+            "channels": train.channels, "num_classes": train.num_classes, "train_steps": steps, "seed": seed,
+            "held_out_accuracy": _accuracy(net, held_out.images, held_out.labels)}
+    with atomic_directory(folder) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
+        info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return Evaluator(net, info)
