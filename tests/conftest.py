@@ -58,3 +58,9 @@ def trained_vae(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("vae") / "run"
     Trainer(config, run_dir, show_progress=False).fit()
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def eval_cache(tmp_path_factory):
+    """One cache of evaluators and real-data statistics for the whole session."""
+    return tmp_path_factory.mktemp("cache")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from .compare import compare_command
 from .demo import demo_command
+from .evaluate import eval_command
 from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
@@ -17,6 +19,8 @@ app = typer.Typer(help="aigckit: train, sample, evaluate and serve generative mo
 app.command("train")(train_command)
 app.command("sample")(sample_command)
 app.command("inpaint")(inpaint_command)
+app.command("eval")(eval_command)
+app.command("compare")(compare_command)
 app.command("datasets")(datasets_command)
 app.command("models")(models_command)
 app.command("demo")(demo_command)

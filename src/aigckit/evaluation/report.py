@@ -1,0 +1,87 @@
+"""`compare_runs`: one offline HTML page comparing runs — sample grids, loss curves, metrics, steps sweeps."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..checkpoint import atomic_write_text
+from ..errors import AigcError
+from .plots import _pyplot, _save, plot_losses
+
+__all__ = ["compare_runs"]
+
+COLUMNS = ["fid", "kid_mean", "precision", "recall", "density", "coverage", "classifier_score"]
+
+
+def _embed(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+
+
+def _sweep_plot(rows: list[dict], out: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for sampler in sorted({r["sampler"] for r in rows}):
+        points = sorted((r["steps"], r["fid"]) for r in rows if r["sampler"] == sampler)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=sampler)
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel("FID")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Write out/index.html (images embedded, viewable offline) comparing the given runs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, sections = [], []
+    for run_dir in map(Path, run_dirs):
+        if not (run_dir / "config.yaml").is_file():
+            raise AigcError(f"{run_dir} is not a run directory (no config.yaml)")
+        name = html.escape(run_dir.name)
+        metrics_path = run_dir / "eval" / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+        parts = [f"<h2>{name}</h2>"]
+        grids = sorted((run_dir / "samples").glob("step-*.png"))
+        if grids:
+            parts.append(f"<figure>{_embed(grids[-1])}<figcaption>samples at {grids[-1].stem}</figcaption></figure>")
+        try:
+            parts.append(f"<figure>{_embed(plot_losses(run_dir, out / f'{run_dir.name}-losses.png'))}"
+                         "<figcaption>losses</figcaption></figure>")
+        except AigcError:
+            parts.append("<p>no losses logged</p>")
+        if metrics and metrics.get("sweep"):
+            plot = _sweep_plot(metrics["sweep"], out / f"{run_dir.name}-sweep.png")
+            parts.append(f"<figure>{_embed(plot)}<figcaption>FID against sampling steps</figcaption></figure>")
+        if metrics is None:
+            parts.append(f"<p>not evaluated yet: <code>aigckit eval {html.escape(str(run_dir))}</code></p>")
+        sections.append("\n".join(parts))
+        rows.append((name, metrics))
+
+    header = "".join(f"<th>{c}</th>" for c in ["run", "model", "samples", "extractor", *COLUMNS, "bits/dim"])
+    body = []
+    for name, m in rows:
+        if m is None:
+            body.append(f"<tr><td>{name}</td><td colspan='{len(COLUMNS) + 4}'>not evaluated</td></tr>")
+            continue
+        cells = [name, m["model"], m["n_samples"], m["extractor"]] + [f"{m[c]:.4g}" for c in COLUMNS]
+        cells.append(f"{m['likelihood']['bits_per_dim']:.3f}" if m.get("likelihood") else "—")
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>aigckit comparison</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:560px;image-rendering:pixelated}}
+figure{{display:inline-block;margin:0 1em 1em 0;vertical-align:top}}</style></head><body>
+<h1>aigckit comparison</h1>
+<table><tr>{header}</tr>{''.join(body)}</table>
+{''.join(f'<section>{s}</section>' for s in sections)}
+</body></html>
+"""
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"
