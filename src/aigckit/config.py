@@ -62,6 +62,7 @@ class TrainConfig:
     """How the Trainer runs: steps, batches, precision, schedules, logging and checkpoints."""
 
     max_steps: int = 1000
+    max_minutes: float | None = None  # stop (with a final checkpoint) once training has taken this long
     batch_size: int = 64  # per process and per micro-batch
     grad_accum_steps: int = 1  # micro-batches summed into one optimizer step
     seed: int = 0
@@ -86,6 +87,7 @@ class TrainConfig:
         require(self.keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0 (0 keeps all)")
         require(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be positive or null")
+        require(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive or null")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class MetricsLogger:
         self.writer = SummaryWriter(str(trainer.run_dir / "tensorboard"), purge_step=trainer.step or None)
 
     def on_step_end(self, trainer: Trainer) -> None:
-        if trainer.step % trainer.config.train.log_every and trainer.step != trainer.config.train.max_steps:
+        if trainer.step % trainer.config.train.log_every and not trainer.stopping:
             return
         scalars = trainer.pop_logs()
         now = time.perf_counter()
@@ -107,7 +107,7 @@ class SampleGrids:
 
     def on_step_end(self, trainer: Trainer) -> None:
         cfg = trainer.config.train
-        if trainer.step % cfg.sample_every and trainer.step != cfg.max_steps:
+        if trainer.step % cfg.sample_every and not trainer.stopping:
             return
         if not trainer.accelerator.is_main_process:
             return
@@ -134,7 +134,7 @@ class Checkpointer:
 
     def on_step_end(self, trainer: Trainer) -> None:
         cfg = trainer.config.train
-        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == cfg.max_steps:
+        if trainer.step % cfg.checkpoint_every == 0 or trainer.stopping:
             trainer.save_checkpoint()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ class Trainer:
         torch.manual_seed(tc.seed * 1000 + rank + 1)  # a different noise stream on each process
 
         self.step = 0
+        self.stopping = False  # set on the last step: max_steps reached or time budget spent
         self.latest_logs: dict[str, float] = {}
         self._log_sums: dict[str, Tensor] = {}
         self._log_counts: dict[str, int] = {}
@@ -109,6 +111,7 @@ class Trainer:
     def fit(self) -> None:
         """Train from self.step to train.max_steps."""
         tc = self.config.train
+        deadline = time.monotonic() + tc.max_minutes * 60 if tc.max_minutes else None
         self.callbacks.call("on_fit_start", self)
         try:
             for step in range(self.step, tc.max_steps):
@@ -122,9 +125,20 @@ class Trainer:
                 for outputs in zip(*streams, strict=True):
                     self._optimizer_step(outputs)
                 self.step = step + 1
+                self.stopping = self.step == tc.max_steps or self._out_of_time(deadline)
                 self.callbacks.call("on_step_end", self)
+                if self.stopping:
+                    break
         finally:
             self.callbacks.call("on_fit_end", self)
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        if deadline is None:
+            return False
+        late = torch.tensor(float(time.monotonic() > deadline), device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:  # every process must stop at the same step
+            late = self.accelerator.reduce(late, reduction="max")
+        return bool(late.item())
 
     def _under_autocast(self, outputs: Iterator[StepOutput]) -> Iterator[StepOutput]:
         # forward passes run under autocast, backward passes outside it, as PyTorch advises
