@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..errors import AigcError
 from ..imaging import save_grid
-from ..training.callbacks import read_metrics
+from ..metrics_log import read_metrics
 
 __all__ = ["plot_losses", "plot_latent_scatter", "plot_manifold", "plot_trajectory"]
 

@@ -12,12 +12,12 @@ import torch
 
 from ..checkpoint import atomic_write_text
 from ..imaging import save_grid
+from ..metrics_log import read_metrics
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["Callbacks", "EMAUpdate", "MetricsLogger", "SampleGrids", "Checkpointer", "ProgressBar",
-           "read_metrics"]
+__all__ = ["Callbacks", "EMAUpdate", "MetricsLogger", "SampleGrids", "Checkpointer", "ProgressBar"]
 
 
 class Callbacks:
@@ -40,14 +40,6 @@ class EMAUpdate:
     def on_step_end(self, trainer: Trainer) -> None:
         if trainer.ema is not None:
             trainer.ema.update(trainer.model, trainer.step)
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    """Rows of a metrics.csv as dicts of floats (empty cells left out)."""
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 class MetricsLogger:

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from aigckit import load
 from aigckit.models import FAMILIES
 from aigckit.models.diffusion import DiffusionConfig
-from aigckit.training.callbacks import read_metrics
+from aigckit.metrics_log import read_metrics
 
 FAMILY = FAMILIES.get("diffusion")
 
