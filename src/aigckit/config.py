@@ -50,11 +50,16 @@ class DataConfig:
     channels: int | None = None  # imagefolder only: 1 (grey) or 3 (RGB); fixed by the other datasets
     val_fraction: float = 0.1  # share of the training files held out as the validation split
     download: bool = True  # fetch missing standard files when a network is reachable
+    tokenizer: str = "char"  # text: 'char', 'bpe' (trained on the training split) or a tokenizer.json path
+    vocab_size: int = 1024  # text, bpe: vocabulary size to train
+    block_size: int = 128  # text: tokens per training window
 
     def __post_init__(self) -> None:
         require(self.image_size >= 4, "image_size", f"must be at least 4, got {self.image_size}")
         require(self.channels in (None, 1, 3), "channels", f"must be 1 or 3, got {self.channels}")
         require(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
+        require(self.vocab_size >= 257, "vocab_size", "must be at least 257 (256 byte tokens + merges)")
+        require(self.block_size >= 2, "block_size", "must be at least 2")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import typer
 from .compare import compare_command
 from .demo import demo_command
 from .evaluate import eval_command
+from .generate import generate_command
 from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
@@ -18,6 +19,7 @@ app = typer.Typer(help="aigckit: train, sample, evaluate and serve generative mo
                   add_completion=False, pretty_exceptions_enable=False)
 app.command("train")(train_command)
 app.command("sample")(sample_command)
+app.command("generate")(generate_command)
 app.command("inpaint")(inpaint_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)

@@ -35,6 +35,11 @@ class ImageDataset:
         return len(self.classes) if self.labels is not None else 0
 
     @property
+    def model_facts(self) -> dict[str, int]:
+        """What an image model takes from the data: image_size, channels and num_classes."""
+        return {"image_size": self.images.shape[-1], "channels": self.channels, "num_classes": self.num_classes}
+
+    @property
     def channels(self) -> int:
         """Colour channels: 1 or 3."""
         return self.images.shape[1]

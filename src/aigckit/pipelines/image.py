@@ -71,10 +71,15 @@ class ImagePipeline:
         return save_grid(images, path, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
 
 
-def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> ImagePipeline:
-    """Load the newest checkpoint of a run (or a checkpoint directory) as an ImagePipeline."""
+def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu"):
+    """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, or a TextPipeline
+    for a language model."""
     from ..models import family_for_model
+    from .text import TextPipeline
 
     checkpoint = latest_checkpoint(Path(run_dir))
     model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
-    return ImagePipeline(model, family_for_model(model.config.name), checkpoint)
+    family = family_for_model(model.config.name)
+    if family.name == "lm":
+        return TextPipeline.from_run(model, checkpoint)
+    return ImagePipeline(model, family, checkpoint)

@@ -71,6 +71,8 @@ class MetricsLogger:
         if steps > 0:
             scalars["steps_per_sec"] = steps / (now - self.last_time)
             scalars["examples_per_sec"] = scalars["steps_per_sec"] * trainer.examples_per_step
+            if trainer.tokens_per_example:
+                scalars["tokens_per_sec"] = scalars["examples_per_sec"] * trainer.tokens_per_example
         self.last_time, self.last_step = now, trainer.step
         trainer.latest_logs = scalars
         if self.writer is None:
@@ -104,9 +106,13 @@ class SampleGrids:
         if not trainer.accelerator.is_main_process:
             return
         model = trainer.ema.model if trainer.ema is not None else trainer.model
+        generator = torch.Generator().manual_seed(cfg.seed)
+        write_samples = getattr(trainer.family, "write_samples", None)
+        if write_samples is not None:  # a family whose samples are not images (text) writes its own file
+            write_samples(model, trainer.run_dir, trainer.step, generator)
+            return
         labels, nrow = grid_labels(getattr(model.config, "num_classes", 0) if getattr(model.config, "conditional",
                                                                                        False) else 0, cfg.num_samples)
-        generator = torch.Generator().manual_seed(cfg.seed)
         images = trainer.family.sample(model, len(labels) if labels is not None else cfg.num_samples,
                                        labels=labels, generator=generator)
         save_grid(images, trainer.run_dir / "samples" / f"step-{trainer.step:06d}.png", nrow=nrow,

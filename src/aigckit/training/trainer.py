@@ -27,7 +27,7 @@ from ..checkpoint import (
     verify_checkpoint,
 )
 from ..config import RunConfig, to_dict
-from ..data import BatchStream, ImageDataset, load_dataset
+from ..data import BatchStream, load_dataset
 from ..errors import CheckpointError, ConfigError
 from ..models import StepOutput, family_for_model
 from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
@@ -37,11 +37,10 @@ from .schedule import lr_factor
 __all__ = ["Trainer", "train", "resolve_model_config"]
 
 
-def resolve_model_config(model_config: Any, dataset: ImageDataset) -> Any:
-    """Fill the model's null image_size / channels / num_classes from the dataset; refuse contradictions."""
-    facts = {"image_size": dataset.images.shape[-1], "channels": dataset.channels, "num_classes": dataset.num_classes}
+def resolve_model_config(model_config: Any, dataset: Any) -> Any:
+    """Fill the model's null fields from the dataset's model_facts (image size, vocabulary, ...)."""
     updates = {}
-    for key, value in facts.items():
+    for key, value in dataset.model_facts.items():
         if not hasattr(model_config, key):
             continue
         current = getattr(model_config, key)
@@ -82,6 +81,7 @@ class Trainer:
         self.batches = BatchStream(dataset, tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
                                    device=self.accelerator.device)
         self.examples_per_step = tc.batch_size * tc.grad_accum_steps * world
+        self.tokens_per_example = getattr(dataset, "block_size", None)  # text data: tokens/s is logged too
 
         torch.manual_seed(tc.seed)  # identical initial weights on every process
         self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
@@ -101,6 +101,8 @@ class Trainer:
             self._load_checkpoint(checkpoints[-1])
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
+                dataset.save_to(self.run_dir)
             atomic_write_text(self.run_dir / "config.yaml",
                               yaml.safe_dump(to_dict(self.config), sort_keys=False, allow_unicode=True))
         callbacks = [EMAUpdate(), MetricsLogger(), SampleGrids(), Checkpointer()]

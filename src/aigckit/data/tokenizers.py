@@ -1,0 +1,127 @@
+"""Tokenizers: character level (any Unicode), byte-level BPE (Hugging Face `tokenizers`), or a saved one.
+
+Every tokenizer saves itself as one tokenizer.json in the run and round-trips text exactly (the character
+tokenizer as long as every character was seen in training, or maps unseen ones by its unknown policy).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import DataError
+
+__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "load_tokenizer", "train_tokenizer"]
+
+
+class Tokenizer(Protocol):
+    """encode / decode / vocab_size / save, the same for every kind."""
+
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def save(self, path: Path) -> None: ...
+
+
+class CharTokenizer:
+    """One token per Unicode character seen in training; unseen characters follow `unknown`:
+    'error' (raise), 'skip' (drop them) or 'replace' (map to U+FFFD, which is always in the vocabulary)."""
+
+    REPLACEMENT = "\ufffd"
+
+    def __init__(self, chars: list[str], unknown: str = "replace") -> None:
+        if unknown not in ("error", "skip", "replace"):
+            raise DataError(f"unknown-character policy must be error, skip or replace, got {unknown!r}")
+        self.chars = list(chars) if self.REPLACEMENT in chars else list(chars) + [self.REPLACEMENT]
+        self.unknown = unknown
+        self.index = {c: i for i, c in enumerate(self.chars)}
+        self.vocab_size = len(self.chars)
+
+    @classmethod
+    def train(cls, text: str, unknown: str = "replace") -> CharTokenizer:
+        """The sorted set of characters of `text`."""
+        return cls(sorted(set(text)), unknown)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`."""
+        ids = []
+        for c in text:
+            i = self.index.get(c)
+            if i is None:
+                if self.unknown == "error":
+                    raise DataError(f"character {c!r} is not in the vocabulary; retrain or use unknown=replace")
+                if self.unknown == "skip":
+                    continue
+                i = self.index[self.REPLACEMENT]
+            ids.append(i)
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids."""
+        return "".join(self.chars[i] for i in ids)
+
+    def save(self, path: Path) -> None:
+        """Write tokenizer.json."""
+        Path(path).write_text(json.dumps({"type": "char", "chars": self.chars, "unknown": self.unknown},
+                                         ensure_ascii=False), encoding="utf-8")
+
+
+class BPETokenizer:
+    """Byte-level BPE trained with Hugging Face `tokenizers` (GPT-2's scheme): any text round-trips."""
+
+    def __init__(self, tokenizer) -> None:  # noqa: ANN001 - a tokenizers.Tokenizer
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size()
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int) -> BPETokenizer:
+        """Learn merges on `text` up to `vocab_size` tokens (256 byte tokens included)."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
+        tokenizer.train_from_iterator([text[i:i + 100_000] for i in range(0, len(text), 100_000)], trainer)
+        return cls(tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`."""
+        return self.tokenizer.encode(text).ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids."""
+        return self.tokenizer.decode(list(ids))
+
+    def save(self, path: Path) -> None:
+        """Write tokenizer.json (the `tokenizers` format)."""
+        self.tokenizer.save(str(path))
+
+
+def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
+    """A tokenizer.json written by either kind, or a pretrained tokenizer's directory holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise DataError(f"no tokenizer at {path}; give a tokenizer.json or a folder holding one")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("type") == "char":
+        return CharTokenizer(data["chars"], data["unknown"])
+    from tokenizers import Tokenizer
+
+    return BPETokenizer(Tokenizer.from_file(str(path)))
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int) -> CharTokenizer | BPETokenizer:
+    """'char', 'bpe', or a path to a saved / pretrained tokenizer."""
+    if kind == "char":
+        return CharTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size)
+    return load_tokenizer(kind)

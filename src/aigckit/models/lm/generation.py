@@ -1,0 +1,57 @@
+"""Token-by-token generation: greedy, temperature, top-k, top-p (nucleus) and a repetition penalty.
+
+Works for any model whose forward is (tokens, past) -> (logits, past): the GPT's KV cache and the LSTM's
+recurrent state both let each new token cost one position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["generate_tokens", "filter_logits"]
+
+
+def filter_logits(logits: Tensor, *, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Set logits outside the top k, or outside the smallest set with probability >= top_p, to -inf."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens before it already reach top_p (the most likely one always stays)
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, greedy: bool = False,
+                    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                    repetition_penalty: float = 1.0, generator: torch.Generator | None = None) -> Iterator[Tensor]:
+    """Yield the next token of every sequence, (B,), max_new_tokens times; prompt: (B, T0) ids, T0 >= 1."""
+    block_size = getattr(model.config, "block_size", None) if model.config.name == "gpt" else None
+    context = prompt if block_size is None else prompt[:, -block_size:]
+    logits, past = model(context)
+    seen = prompt.clone()
+    for _ in range(max_new_tokens):
+        next_logits = logits[:, -1, :].float()
+        if repetition_penalty != 1.0:  # CTRL, https://arxiv.org/abs/1909.05858: discourage tokens already used
+            scores = next_logits.gather(1, seen)
+            scores = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)
+            next_logits = next_logits.scatter(1, seen, scores)
+        if greedy:
+            token = next_logits.argmax(dim=-1)
+        else:
+            probs = filter_logits(next_logits / max(temperature, 1e-6), top_k=top_k, top_p=top_p).softmax(-1)
+            token = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(prompt.device)
+        yield token
+        seen = torch.cat([seen, token[:, None]], dim=1)
+        if block_size is not None and seen.shape[1] > block_size:
+            logits, past = model(seen[:, -block_size:])  # the window slid past the positions: recompute
+        else:
+            logits, past = model(token[:, None], past)

@@ -1,0 +1,112 @@
+"""A decoder-only, pre-LayerNorm Transformer (GPT-2's layout), read top to bottom as in nanoGPT.
+
+Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V with a causal mask, through PyTorch's
+scaled_dot_product_attention; a KV cache makes incremental decoding cost one position per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import LMConfig
+
+__all__ = ["GPT", "KVCache"]
+
+KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values so far, each (B, nh, T, hd)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_embd = config.n_head, config.n_embd
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, C) each
+        q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        # with a cache, the T new queries see every cached key: causal only within the new positions
+        if past is None or T > 1:
+            mask = None if past is None else torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(
+                k.shape[2] - T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)  # one new query attends to all keys
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        attended, present = self.attn(self.ln_1(x), past)
+        x = x + attended  # pre-LayerNorm residual blocks
+        return x + self.mlp(self.ln_2(x)), present
+
+
+class GPT(nn.Module):
+    """tokens (B, T) -> logits (B, T, vocab); learned positions up to block_size."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.wte.weight  # https://arxiv.org/abs/1608.05859
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by 1/sqrt(2 n_layer)
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, tokens: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """tokens: (B, T) ids; past: the cache of earlier positions. Returns logits (B, T, vocab) and the cache."""
+        B, T = tokens.shape
+        start = past[0][0].shape[2] if past else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        positions = torch.arange(start, start + T, device=tokens.device)
+        x = self.drop(self.wte(tokens) + self.wpe(positions))  # (B, T, C)
+        presents = []
+        for i, block in enumerate(self.h):
+            x, present = block(x, past[i] if past else None)
+            presents.append(present)
+        return self.lm_head(self.ln_f(x)), presents

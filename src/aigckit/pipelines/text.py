@@ -1,0 +1,59 @@
+"""Complete text with a trained language model: `aigckit.load(run_dir).generate("Once")`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.tokenizers import load_tokenizer
+from ..errors import AigcError
+from ..models.lm.generation import generate_tokens
+
+__all__ = ["TextPipeline"]
+
+
+class TextPipeline:
+    """A trained language model and its tokenizer."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, checkpoint: Path | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def from_run(cls, model: nn.Module, checkpoint: Path) -> TextPipeline:
+        """Find the tokenizer saved with the run (beside the checkpoints) or in the checkpoint itself."""
+        for folder in (checkpoint, checkpoint.parent.parent):
+            if (folder / "tokenizer.json").is_file():
+                return cls(model, load_tokenizer(folder), checkpoint)
+        raise AigcError(f"no tokenizer.json in {checkpoint} or its run directory; the run is incomplete")
+
+    def stream(self, prompt: str, *, max_new_tokens: int = 200, seed: int | None = None,
+               stop: list[str] | None = None, **options: Any) -> Iterator[str]:
+        """Yield the completion piece by piece (one decoded token at a time) until a stop string or the limit."""
+        ids = self.tokenizer.encode(prompt) or [0]
+        device = next(self.model.parameters()).device
+        prompt_ids = torch.tensor([ids], device=device)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        new: list[int] = []
+        emitted = ""
+        for token in generate_tokens(self.model, prompt_ids, max_new_tokens=max_new_tokens, generator=generator,
+                                     **options):
+            new.append(int(token[0]))
+            text = self.tokenizer.decode(new)  # decode the whole tail: BPE pieces can split characters
+            if text.endswith("\ufffd") and len(new) < max_new_tokens:
+                continue  # an incomplete multi-byte character: wait for the rest
+            piece, emitted = text[len(emitted):], text
+            for s in stop or []:
+                if s in emitted:
+                    yield piece[: len(piece) - (len(emitted) - emitted.index(s))]
+                    return
+            yield piece
+
+    def generate(self, prompt: str, **options: Any) -> str:
+        """The completion of `prompt` as one string (see `stream` for the options)."""
+        return "".join(self.stream(prompt, **options))

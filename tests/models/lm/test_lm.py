@@ -1,0 +1,124 @@
+import math
+from collections import Counter
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from aigckit import load
+from aigckit.cli import app
+from aigckit.config import DataConfig, config_from_dict
+from aigckit.data import load_dataset
+from aigckit.data.text import read_corpus
+from aigckit.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from aigckit.metrics_log import read_metrics
+from aigckit.models import FAMILIES
+from aigckit.models.lm import LMConfig
+from aigckit.models.lm.generation import filter_logits, generate_tokens
+from aigckit.training import Trainer
+
+FAMILY = FAMILIES.get("lm")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_char_tokenizer_round_trips_any_unicode(text):
+    tokenizer = CharTokenizer.train(text)
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(min_size=1))
+def test_bpe_round_trips_any_unicode_after_save_and_load(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
+    tokenizer = BPETOKENIZER
+    tokenizer.save(path)
+    again = load_tokenizer(path)
+    assert again.decode(again.encode(text)) == text
+
+
+BPETOKENIZER = BPETokenizer.train("The quick brown fox jumps over the lazy dog. 春眠不觉晓，处处闻啼鸟。" * 50, 300)
+
+
+def test_char_tokenizer_unknown_policies_and_chinese(tmp_path):
+    poem = "床前明月光，疑是地上霜。"
+    tokenizer = CharTokenizer.train(poem)
+    assert tokenizer.decode(tokenizer.encode(poem)) == poem
+    assert tokenizer.decode(tokenizer.encode("月光X")) == "月光\ufffd"
+    assert CharTokenizer(tokenizer.chars, "skip").encode("月X") == tokenizer.encode("月")
+    tokenizer.save(tmp_path / "tokenizer.json")
+    assert load_tokenizer(tmp_path).encode(poem) == tokenizer.encode(poem)
+
+
+@pytest.mark.parametrize("name", ["gpt", "lstm"])
+def test_incremental_decoding_equals_full_recomputation(name):
+    torch.manual_seed(0)
+    model = FAMILY.build(LMConfig(name=name, vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32,
+                                  hidden_size=32)).eval()
+    prompt = torch.randint(0, 50, (3, 5))
+    cached = torch.stack(list(generate_tokens(model, prompt, max_new_tokens=30, greedy=True)), dim=1)
+    tokens = prompt
+    for _ in range(30):  # no cache: run the whole sequence again for every token
+        logits, _ = model(tokens)
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(cached, tokens[:, 5:])
+
+
+def test_gpt_generation_slides_past_the_block_size():
+    torch.manual_seed(0)
+    model = FAMILY.build(LMConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)).eval()
+    out = list(generate_tokens(model, torch.zeros(1, 3, dtype=torch.long), max_new_tokens=20, greedy=True))
+    assert len(out) == 20
+
+
+def test_top_k_and_top_p_keep_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1]]))
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.75)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.76)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.01)).tolist() == [[True, False, False, False]]
+
+
+def unigram_entropy() -> float:
+    """Entropy (nats) of the character distribution of the pydoc validation text: a model that ignores
+    context cannot do better."""
+    text = read_corpus(DataConfig(name="pydoc"))
+    counts = Counter(text[int(len(text) * 0.9):])
+    total = sum(counts.values())
+    return -sum(c / total * math.log(c / total) for c in counts.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt", "lstm"])
+def test_language_models_learn_well_below_the_unigram_entropy(name, tmp_path):
+    config = config_from_dict({
+        "model": {"name": name, "preset": "tiny", "n_embd": 64, "hidden_size": 128, "tie_weights": False,
+                  "lr": 3e-3, "weight_decay": 0.0},
+        "data": {"name": "pydoc", "block_size": 64},
+        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 300,
+                  "checkpoint_every": 300},
+    })
+    trainer = Trainer(config, tmp_path / "run", show_progress=False)
+    trainer.fit()
+    val = load_dataset(config.data, "val")
+    batch = val.batch(torch.arange(0, len(val), len(val) // 64)[:64])["tokens"]
+    with torch.no_grad():
+        logits, _ = trainer.model.eval()(batch[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()).item()
+    assert loss < unigram_entropy() - 0.7, (loss, unigram_entropy())
+    assert read_metrics(tmp_path / "run" / "metrics.csv")[-1]["tokens_per_sec"] > 0
+    assert (tmp_path / "run" / "samples" / "step-000300.txt").read_text()
+
+    pipeline = load(tmp_path / "run")
+    text = pipeline.generate("The ", max_new_tokens=20, seed=0)
+    assert len(text) == 20 and text == pipeline.generate("The ", max_new_tokens=20, seed=0)
+    assert "".join(pipeline.stream("The ", max_new_tokens=20, seed=0)) == text
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "run"), "--prompt", "The ", "--max-new-tokens", "20",
+                                      "--seed", "0"])
+    assert result.exit_code == 0 and result.stdout == text + "\n"
+    full = pipeline.generate("The ", max_new_tokens=50, greedy=True)
+    stop = full[3:5]
+    assert pipeline.generate("The ", max_new_tokens=50, greedy=True, stop=[stop]) == full[:full.index(stop)]
