@@ -14,6 +14,8 @@ from .common import err_console, user_errors
 __all__ = ["eval_command"]
 
 TABLE_KEYS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
+TEXT_KEYS = ["val_loss", "perplexity", "bits_per_char", "distinct_1", "distinct_2", "distinct_3", "self_bleu",
+             "repetition_rate"]
 
 
 @user_errors
@@ -42,7 +44,8 @@ def eval_command(
         raise AigcError(f"--sweep takes step counts such as 10,20,50, got {sweep!r}") from None
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, sampler=sampler,
                           steps=steps, guidance=guidance, seed=seed, sweep=sweep_steps)
-    if result["fallback"]:
+    keys = TEXT_KEYS if result["family"] == "lm" else TABLE_KEYS
+    if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -50,11 +53,15 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {n} samples, {result['extractor']}")
+    table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result['n_samples']} samples, "
+                        f"{result.get('extractor', 'validation text')}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in TABLE_KEYS:
+    for key in keys:
         table.add_row(key, f"{result[key]:.4g}")
+    if result["family"] == "lm":
+        Console().print(table)
+        return
     if result["conditional_accuracy"]:
         table.add_row("conditional accuracy", f"{result['conditional_accuracy']['overall']:.3f}")
     table.add_row("near-copies of training images", f"{result['memorisation']['near_copy_fraction']:.3f}")

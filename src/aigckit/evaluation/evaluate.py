@@ -18,7 +18,7 @@ from ..config import DataConfig, config_from_dict
 from ..data import load_dataset
 from ..errors import AigcError
 from ..imaging import save_grid
-from ..pipelines import ImagePipeline, load
+from ..pipelines import ImagePipeline, TextPipeline, load
 from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
@@ -122,6 +122,10 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
     started = time.perf_counter()
     config = run_config(run_dir)
     pipeline = load(run_dir)
+    if isinstance(pipeline, TextPipeline):
+        from .language import evaluate_language_model
+
+        return evaluate_language_model(run_dir, pipeline, config.data, n=min(n, 100), seed=seed)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     data = DataConfig(name=config.data.name, root=config.data.root, image_size=pipeline.config.image_size,
                       val_fraction=config.data.val_fraction, download=config.data.download)

@@ -40,19 +40,24 @@ class TextPipeline:
         prompt_ids = torch.tensor([ids], device=device)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         new: list[int] = []
-        emitted = ""
+        sent = 0  # characters of the completion already yielded
+        text = ""
         for token in generate_tokens(self.model, prompt_ids, max_new_tokens=max_new_tokens, generator=generator,
                                      **options):
             new.append(int(token[0]))
             text = self.tokenizer.decode(new)  # decode the whole tail: BPE pieces can split characters
-            if text.endswith("\ufffd") and len(new) < max_new_tokens:
-                continue  # an incomplete multi-byte character: wait for the rest
-            piece, emitted = text[len(emitted):], text
-            for s in stop or []:
-                if s in emitted:
-                    yield piece[: len(piece) - (len(emitted) - emitted.index(s))]
-                    return
-            yield piece
+            hits = [text.find(s) for s in stop or [] if s and s in text]
+            if hits:
+                yield text[sent:min(hits)]
+                return
+            # hold back what may still turn into a stop string or complete a multi-byte character
+            hold = max((k for s in stop or [] for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+            safe = len(text) - max(hold, 1 if text.endswith("\ufffd") else 0)
+            if safe > sent:
+                yield text[sent:safe]
+                sent = safe
+        if len(text) > sent:
+            yield text[sent:]
 
     def generate(self, prompt: str, **options: Any) -> str:
         """The completion of `prompt` as one string (see `stream` for the options)."""

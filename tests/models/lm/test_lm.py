@@ -12,6 +12,7 @@ from aigckit.cli import app
 from aigckit.config import DataConfig, config_from_dict
 from aigckit.data import load_dataset
 from aigckit.data.text import read_corpus
+from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 from aigckit.metrics_log import read_metrics
 from aigckit.models import FAMILIES
@@ -119,6 +120,9 @@ def test_language_models_learn_well_below_the_unigram_entropy(name, tmp_path):
     result = CliRunner().invoke(app, ["generate", str(tmp_path / "run"), "--prompt", "The ", "--max-new-tokens", "20",
                                       "--seed", "0"])
     assert result.exit_code == 0 and result.stdout == text + "\n"
+    metrics = evaluate_run(tmp_path / "run", n=10)
+    assert metrics["bits_per_char"] == pytest.approx(metrics["val_loss"] / math.log(2), rel=1e-6)  # one char a token
+    assert metrics["val_loss"] < unigram_entropy() - 0.7 and 0 < metrics["distinct_2"] <= 1
     full = pipeline.generate("The ", max_new_tokens=50, greedy=True)
     stop = full[3:5]
     assert pipeline.generate("The ", max_new_tokens=50, greedy=True, stop=[stop]) == full[:full.index(stop)]
