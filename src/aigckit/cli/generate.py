@@ -25,6 +25,7 @@ def generate_command(
     top_p: Annotated[Optional[float], typer.Option(help="sample from the smallest set with this probability")] = None,
     repetition_penalty: Annotated[float, typer.Option(help="> 1 discourages repeated tokens")] = 1.0,
     stop: Annotated[Optional[list[str]], typer.Option(help="stop at this string (repeatable)")] = None,
+    num_beams: Annotated[int, typer.Option(help="beam search with this many beams (1: sample)")] = 1,
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="print tokens as they are generated")] = False,
 ) -> None:
@@ -37,7 +38,8 @@ def generate_command(
     if max_new_tokens < 1 or temperature <= 0 or (top_p is not None and not 0 < top_p <= 1):
         raise AigcError("--max-new-tokens must be >= 1, --temperature > 0 and --top-p in (0, 1]")
     pieces = pipeline.stream(prompt, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
-                             top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, stop=stop, seed=seed)
+                             top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, stop=stop, seed=seed,
+                             num_beams=num_beams)
     if stream:
         for piece in pieces:
             sys.stdout.write(piece)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..data.tokenizers import load_tokenizer
 from ..errors import AigcError
-from ..models.lm.generation import generate_tokens
+from ..models.lm.generation import beam_search, generate_tokens
 
 __all__ = ["TextPipeline"]
 
@@ -33,11 +33,20 @@ class TextPipeline:
         raise AigcError(f"no tokenizer.json in {checkpoint} or its run directory; the run is incomplete")
 
     def stream(self, prompt: str, *, max_new_tokens: int = 200, seed: int | None = None,
-               stop: list[str] | None = None, **options: Any) -> Iterator[str]:
-        """Yield the completion piece by piece (one decoded token at a time) until a stop string or the limit."""
+               stop: list[str] | None = None, num_beams: int = 1, **options: Any) -> Iterator[str]:
+        """Yield the completion piece by piece (one decoded token at a time) until a stop string or the limit.
+
+        num_beams > 1 runs beam search instead of sampling and yields the whole completion at once.
+        """
         ids = self.tokenizer.encode(prompt) or [0]
         device = next(self.model.parameters()).device
         prompt_ids = torch.tensor([ids], device=device)
+        if num_beams > 1:
+            text = self.tokenizer.decode(beam_search(self.model, prompt_ids, max_new_tokens=max_new_tokens,
+                                                     num_beams=num_beams).tolist())
+            hits = [text.find(s) for s in stop or [] if s and s in text]
+            yield text[:min(hits)] if hits else text
+            return
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         new: list[int] = []
         sent = 0  # characters of the completion already yielded

@@ -126,3 +126,29 @@ def test_language_models_learn_well_below_the_unigram_entropy(name, tmp_path):
     full = pipeline.generate("The ", max_new_tokens=50, greedy=True)
     stop = full[3:5]
     assert pipeline.generate("The ", max_new_tokens=50, greedy=True, stop=[stop]) == full[:full.index(stop)]
+
+
+@pytest.mark.parametrize("name", ["gpt", "lstm"])
+def test_beam_search_finds_the_most_likely_continuation_of_a_small_vocabulary(name):
+    from itertools import product
+
+    from aigckit.models.lm.generation import beam_search
+
+    torch.manual_seed(0)
+    model = FAMILY.build(LMConfig(name=name, vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8,
+                                  hidden_size=8, tie_weights=False)).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0, 1.0)  # sharp, uneven distributions
+    prompt = torch.tensor([[1, 2]])
+
+    def log_prob(continuation):
+        tokens = torch.cat([prompt, torch.tensor([continuation])], dim=1)
+        with torch.no_grad():
+            logits, _ = model(tokens[:, :-1])
+        return logits.log_softmax(-1)[0, 1:].gather(1, tokens[0, 2:, None]).sum().item()
+
+    best = max(product(range(5), repeat=3), key=log_prob)  # exhaustive search over 125 continuations
+    found = beam_search(model, prompt, max_new_tokens=3, num_beams=25).tolist()
+    assert log_prob(found) == pytest.approx(log_prob(list(best)), abs=1e-5)
+    greedy = torch.stack(list(generate_tokens(model, prompt, max_new_tokens=3, greedy=True)), 1)[0].tolist()
+    assert log_prob(found) >= log_prob(greedy) - 1e-6

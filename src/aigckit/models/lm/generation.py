@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-__all__ = ["generate_tokens", "filter_logits"]
+__all__ = ["generate_tokens", "filter_logits", "beam_search"]
 
 
 def filter_logits(logits: Tensor, *, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -55,3 +55,38 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
             logits, past = model(seen[:, -block_size:])  # the window slid past the positions: recompute
         else:
             logits, past = model(token[:, None], past)
+
+
+def _reorder(past, order: Tensor):
+    """Select cache rows for the surviving beams: GPT (list of (k, v), batch first) or LSTM ((h, c), batch second)."""
+    if isinstance(past, list):
+        return [(k.index_select(0, order), v.index_select(0, order)) for k, v in past]
+    return tuple(s.index_select(1, order) for s in past)
+
+
+@torch.no_grad()
+def beam_search(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, num_beams: int = 4,
+                length_penalty: float = 1.0) -> Tensor:
+    """The continuation (max_new_tokens,) of one prompt (1, T0) with the highest log-probability.
+
+    Keeps the num_beams best partial sequences by summed log-probability; all have the same length here,
+    so length_penalty (score / length^penalty, as in GNMT) only matters across prompts of other lengths.
+    """
+    block_size = model.config.block_size if model.config.name == "gpt" else None
+    if block_size is not None and prompt.shape[1] + max_new_tokens > block_size:
+        raise ValueError(f"beam search keeps the whole sequence in the cache: prompt + new tokens must fit "
+                         f"block_size {block_size}")
+    logits, past = model(prompt)
+    log_probs = logits[:, -1].float().log_softmax(-1)  # (1, V)
+    scores, tokens = log_probs[0].topk(min(num_beams, log_probs.shape[1]))  # the first expansion: distinct tokens
+    sequences = tokens[:, None]  # (beams, 1)
+    past = _reorder(past, torch.zeros(len(tokens), dtype=torch.long, device=prompt.device))
+    for _ in range(max_new_tokens - 1):
+        logits, past = model(sequences[:, -1:], past)
+        candidates = scores[:, None] + logits[:, -1].float().log_softmax(-1)  # (beams, V)
+        scores, flat = candidates.flatten().topk(min(num_beams, candidates.numel()))
+        beam, token = flat // candidates.shape[1], flat % candidates.shape[1]
+        sequences = torch.cat([sequences[beam], token[:, None]], dim=1)
+        past = _reorder(past, beam)
+    best = (scores / sequences.shape[1] ** length_penalty).argmax()
+    return sequences[best]
