@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...layers import randn
 from ..base import FAMILIES, Batch, StepOutput
 from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
@@ -65,10 +66,6 @@ def make_sampler(model: DiffusionModel, name: str, *, eta: float = 0.0):
     return SAMPLERS[name](a, prediction=model.config.prediction)
 
 
-def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
-    return torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(device)
-
-
 class DiffusionFamily:
     """Denoising diffusion with a UNet; DDPM, DDIM and DPM-Solver++ samplers; classifier-free guidance."""
 
@@ -118,7 +115,7 @@ class DiffusionFamily:
         labels = labels.to(device) if labels is not None else None
         scheduler = make_sampler(model, sampler or config.sampler, eta=eta)
         scheduler.set_timesteps(steps or config.sampling_steps)
-        x = _noise((n, config.channels, config.image_size, config.image_size), generator, device)
+        x = randn((n, config.channels, config.image_size, config.image_size), generator, device)
         was_training = model.training
         model.eval()
         try:

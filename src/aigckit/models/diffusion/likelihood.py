@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor
 
+from ...layers import randn
 from .schedules import to_x0_and_eps
 
 __all__ = ["variational_bound"]
@@ -45,8 +46,8 @@ def variational_bound(model, x0: Tensor, labels: Tensor | None = None, *, timest
     T, B = len(a), x0.shape[0]
     device = x0.device
 
-    def randn() -> Tensor:
-        return torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu").to(device)
+    def noise() -> Tensor:
+        return randn(x0.shape, generator, device)
 
     def posterior(x_start: Tensor, x_t: Tensor, t: int) -> tuple[Tensor, float]:
         alpha_t, beta_t = a[t] / a[t - 1], 1 - a[t] / a[t - 1]
@@ -70,14 +71,14 @@ def variational_bound(model, x0: Tensor, labels: Tensor | None = None, *, timest
         chosen = sorted({1 + (offset + round(i * (T - 1) / timesteps)) % (T - 1) for i in range(timesteps)})
     denoising = torch.zeros(B, dtype=torch.float64, device=device)
     for t in chosen:
-        x_t = a[t].sqrt() * x + (1 - a[t]).sqrt() * randn()
+        x_t = a[t].sqrt() * x + (1 - a[t]).sqrt() * noise()
         true_mean, variance = posterior(x, x_t, t)
         model_mean, _ = posterior(predicted_x0(x_t, t), x_t, t)
         denoising += ((true_mean - model_mean) ** 2).flatten(1).sum(1) / (2 * variance)  # equal-variance KL
     denoising *= (T - 1) / len(chosen)
 
     # decoder at t = 0: the model's x0 estimate with the first nonzero posterior std (beta~_1) as its width
-    x_first = a[0].sqrt() * x + (1 - a[0]).sqrt() * randn()
+    x_first = a[0].sqrt() * x + (1 - a[0]).sqrt() * noise()
     log_std = 0.5 * math.log(posterior(x, x, 1)[1])
     decoder = -_discretised_gaussian_log_likelihood(x, predicted_x0(x_first, 0), torch.tensor(log_std)).flatten(1).sum(1)
 

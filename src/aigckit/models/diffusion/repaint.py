@@ -11,13 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...layers import randn
 from .samplers import DDPMSampler
 
 __all__ = ["repaint"]
-
-
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, device=generator.device if generator else "cpu").to(x.device)
 
 
 @torch.no_grad()
@@ -35,9 +32,9 @@ def repaint(model, image: Tensor, known: Tensor, *, steps: int = 50, jump_length
     def noised_known(level: int) -> Tensor:  # q(x_t | x0) for the known pixels; level -1 is x0 itself
         if level < 0:
             return image
-        return a[level].sqrt() * image + (1 - a[level]).sqrt() * _randn_like(image, generator)
+        return a[level].sqrt() * image + (1 - a[level]).sqrt() * randn(image.shape, generator, image.device)
 
-    x = _randn_like(image, generator)
+    x = randn(image.shape, generator, image.device)
     i = 0
     while i < len(ts):
         t = ts[i]
@@ -51,6 +48,6 @@ def repaint(model, image: Tensor, known: Tensor, *, steps: int = 50, jump_length
             low, high = ts[i], ts[i - jump_length]
             ratio = a[high] / a[low]
             x = known * noised_known(low) + (1 - known) * x
-            x = ratio.sqrt() * x + (1 - ratio).sqrt() * _randn_like(x, generator)
+            x = ratio.sqrt() * x + (1 - ratio).sqrt() * randn(x.shape, generator, x.device)
             i -= jump_length
     return (known * image + (1 - known) * x).clamp(-1, 1)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from ...layers import randn
 from ..base import FAMILIES, Batch, StepOutput
 from .config import PRESETS, GANConfig
 from .dcgan import DCGANDiscriminator, DCGANGenerator
@@ -96,7 +97,7 @@ class GANFamily:
         """n images from the generator in eval mode; labels default to 0, 1, 2, ... for a conditional model."""
         config = model.config
         device = next(model.parameters()).device
-        z = torch.randn(n, config.z_dim, generator=generator, device=generator.device if generator else "cpu")
+        z = randn((n, config.z_dim), generator, device)
         if config.conditional and labels is None:
             labels = torch.arange(n) % config.num_classes
         if labels is not None:
@@ -104,7 +105,7 @@ class GANFamily:
         was_training = model.generator.training
         model.generator.eval()
         try:
-            return model.generator(z.to(device), labels).float().clamp(-1, 1)
+            return model.generator(z, labels).float().clamp(-1, 1)
         finally:
             model.generator.train(was_training)
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...layers import randn
 from ..base import FAMILIES, Batch, StepOutput
 from .config import PRESETS, VAEConfig
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
@@ -96,8 +97,7 @@ class VAEFamily:
                generator: torch.Generator | None = None) -> Tensor:
         """Decode n draws from the prior N(0, I); labels default to 0, 1, 2, ... for a conditional model."""
         device = next(model.parameters()).device
-        z = torch.randn(n, model.config.latent_dim, generator=generator,
-                        device=generator.device if generator else "cpu").to(device)
+        z = randn((n, model.config.latent_dim), generator, device)
         labels = self._labels(model, n, labels, device)
         return model.to_image(model.decode(z, labels))
 
@@ -140,8 +140,7 @@ class VAEFamily:
         std = (0.5 * logvar).exp()
         log_weights = []
         for _ in range(k):
-            eps = torch.randn(mu.shape, generator=generator, device=generator.device if generator else "cpu")
-            eps = eps.to(mu.device)
+            eps = randn(mu.shape, generator, mu.device)
             z = mu + std * eps
             log_px = model.log_px_given_z(images, model.decode(z, labels))
             log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ....layers import randn
 from ..schedules import to_x0_and_eps, trailing_timesteps
 
 __all__ = ["DDIMSampler"]
@@ -38,7 +39,6 @@ class DDIMSampler:
         sigma = self.eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
         x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).sqrt() * eps
         if self.eta > 0:
-            noise = torch.randn(x_t.shape, generator=generator, device=generator.device if generator else "cpu",
-                                dtype=x_t.dtype).to(x_t.device)
+            noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
             x_prev = x_prev + sigma * noise
         return x_prev

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ....layers import randn
 from ..schedules import to_x0_and_eps, trailing_timesteps
 
 __all__ = ["DDPMSampler"]
@@ -51,6 +52,5 @@ class DDPMSampler:
         mean, variance = self.posterior(x0, x_t, t)
         if t == 0:
             return mean
-        noise = torch.randn(x_t.shape, generator=generator, device=generator.device if generator else "cpu",
-                            dtype=x_t.dtype).to(x_t.device)
+        noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
         return mean + variance.sqrt() * noise
