@@ -12,34 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from aigckit.config import config_from_dict
 from aigckit.training import Trainer
+from timing import StepTimer, machine
 
 RESULTS = Path(__file__).parent / "results"
-
-
-class StepTimer:
-    """Records the wall time of every training step."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.last = None
-
-    def on_fit_start(self, trainer) -> None:
-        self.last = time.perf_counter()
-
-    def on_step_end(self, trainer) -> None:
-        now = time.perf_counter()
-        self.times.append(now - self.last)
-        self.last = now
 
 
 def time_run(precision: str, steps: int, warmup: int) -> list[float]:
@@ -73,7 +56,7 @@ def main() -> None:
 
     results = {
         "benchmark": "DCGAN training throughput, 32x32, batch 64, one D and one G update per step",
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": machine(),
         "torch": torch.__version__,
         "runs": args.runs,
         "timed_steps_per_run": args.steps,

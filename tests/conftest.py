@@ -64,3 +64,20 @@ def trained_vae(tmp_path_factory):
 def eval_cache(tmp_path_factory):
     """One cache of evaluators and real-data statistics for the whole session."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def trained_char_gpt(tmp_path_factory):
+    """A small character-level GPT trained briefly on the pydoc text; its run directory."""
+    from aigckit.config import config_from_dict
+    from aigckit.training import Trainer
+
+    config = config_from_dict({
+        "model": {"name": "gpt", "preset": "tiny", "n_embd": 64, "lr": 3e-3, "weight_decay": 0.0},
+        "data": {"name": "pydoc", "block_size": 64},
+        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 1000,
+                  "checkpoint_every": 1000},
+    })
+    run_dir = tmp_path_factory.mktemp("char-gpt") / "run"
+    Trainer(config, run_dir, show_progress=False).fit()
+    return run_dir

@@ -13,3 +13,36 @@ def tiny_config(model: dict, *, data: dict | None = None, train: dict | None = N
         "train": {"batch_size": 16, "max_steps": 2, "log_every": 1, "sample_every": 1000, "checkpoint_every": 1000,
                   **(train or {})},
     })
+
+
+def save_tiny_transformers_model(folder, hf_config, tokenizer_json=None):
+    """Save a randomly initialised `transformers` causal LM (weights ~ N(0, 0.2), so that logits differ clearly)
+    with a 300-token BPE tokenizer trained on the pydoc text; returns the model in eval mode."""
+    import shutil
+
+    import torch
+    import transformers
+
+    from aigckit.config import DataConfig
+    from aigckit.data.text import read_corpus
+    from aigckit.data.tokenizers import BPETokenizer
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(hf_config)
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, 0.0, 0.2)
+    model.save_pretrained(folder)
+    if tokenizer_json is None:
+        BPETokenizer.train(read_corpus(DataConfig(name="pydoc")), 300).save(folder / "tokenizer.json")
+    else:
+        shutil.copy(tokenizer_json, folder / "tokenizer.json")
+    return model.eval()
+
+
+def tiny_gpt2_config():
+    """A 2-layer, 32-wide GPT-2 over 300 tokens and 64 positions."""
+    import transformers
+
+    return transformers.GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0,
+                                   eos_token_id=0)

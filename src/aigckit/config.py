@@ -67,14 +67,17 @@ class TrainConfig:
     """How the Trainer runs: steps, batches, precision, schedules, logging and checkpoints."""
 
     max_steps: int = 1000
-    max_minutes: float | None = None  # stop (with a final checkpoint) once training has taken this long
+    # stop (with a final checkpoint) once training has taken this long; the LR decay then follows the clock
+    # whenever it is further along than the step count
+    max_minutes: float | None = None
     batch_size: int = 64  # per process and per micro-batch
     grad_accum_steps: int = 1  # micro-batches summed into one optimizer step
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast for forward passes
     grad_clip: float | None = None  # max global grad norm per optimizer; None: off
     warmup_steps: int = 0  # linear LR warm-up from 0
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up, to 0 at max_steps
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up, decay until max_steps
+    min_lr_fraction: float = 0.0  # where cosine/linear decay ends, as a fraction of the base learning rate
     use_ema: bool = True
     ema_decay: float = 0.999
     log_every: int = 25
@@ -89,6 +92,7 @@ class TrainConfig:
             value = getattr(self, key)
             require(value > 0, key, f"must be positive, got {value}")
         require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        require(0.0 <= self.min_lr_fraction <= 1.0, "min_lr_fraction", "must be in [0, 1]")
         require(self.keep_checkpoints >= 0, "keep_checkpoints", "must be >= 0 (0 keeps all)")
         require(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be positive or null")

@@ -9,7 +9,7 @@ from aigckit.checkpoint import from_pretrained, latest_checkpoint
 from aigckit.models import FAMILIES
 from aigckit.training import Trainer
 
-from helpers import tiny_config
+from helpers import save_tiny_transformers_model, tiny_config, tiny_gpt2_config
 
 MODELS = [(m, conditional) for f in FAMILIES for m in FAMILIES.get(f).models
           for conditional in ((False,) if f == "lm" else (False, True))]
@@ -52,7 +52,11 @@ def test_gan_losses_and_spectral_norm_train(model_name, loss, tmp_path):
 
 
 def check_language_model_contract(model_name, tmp_path):
-    config = tiny_config({"name": model_name}, data={"name": "pydoc", "block_size": 16})
+    model, data = {"name": model_name}, {"name": "pydoc", "block_size": 16}
+    if model_name == "hf":  # a randomly initialised GPT-2 saved locally, with its tokenizer
+        save_tiny_transformers_model(tmp_path / "gpt2", tiny_gpt2_config())
+        model["pretrained"] = data["tokenizer"] = str(tmp_path / "gpt2")
+    config = tiny_config(model, data=data)
     trainer = Trainer(config, tmp_path / "run", show_progress=False)
     trainer.fit()
     assert trainer.latest_logs and all(math.isfinite(v) for v in trainer.latest_logs.values())

@@ -23,6 +23,13 @@ def test_cosine_and_linear_reach_half_midway():
     assert lr_factor(50, warmup_steps=0, max_steps=100, schedule="linear") == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_decay_ends_at_the_floor(schedule):
+    factors = [lr_factor(s, warmup_steps=10, max_steps=100, schedule=schedule, floor=0.1) for s in range(101)]
+    assert min(factors) == pytest.approx(0.1) and factors[-1] == pytest.approx(0.1)
+    assert factors[55] == pytest.approx(0.55)  # halfway through the decay: halfway between 1 and the floor
+
+
 def test_ema_is_the_exponential_average():
     live = torch.nn.Linear(1, 1, bias=False)
     ema = EMA(live, decay=0.5)

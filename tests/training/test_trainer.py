@@ -46,9 +46,11 @@ def test_gradient_clipping_bounds_the_norm_the_optimizer_sees(tmp_path):
     assert trainer.latest_logs["grad_norm_discriminator"] > 1e-2  # the norm before clipping is what is logged
 
 
-def test_a_time_budget_stops_training_with_a_final_checkpoint(tmp_path):
-    config = tiny_config({"name": "dcgan"}, train={"max_steps": 10**6, "max_minutes": 0.02})
+def test_a_time_budget_stops_training_with_a_final_checkpoint_and_a_decayed_lr(tmp_path):
+    config = tiny_config({"name": "dcgan"}, train={"max_steps": 10**6, "max_minutes": 0.02, "lr_schedule": "cosine",
+                                                   "min_lr_fraction": 0.1})
     trainer = Trainer(config, tmp_path, show_progress=False)
     trainer.fit()
     assert 0 < trainer.step < 10**6
+    assert trainer.latest_logs["lr_factor"] < 0.15  # the decay followed the clock, not the unreachable max_steps
     assert (tmp_path / "checkpoints" / f"step-{trainer.step:06d}").is_dir()

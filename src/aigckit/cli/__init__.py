@@ -12,6 +12,7 @@ from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
 from .train import train_command
+from .watermark import watermark_app
 
 __all__ = ["app", "main"]
 
@@ -26,6 +27,7 @@ app.command("compare")(compare_command)
 app.command("datasets")(datasets_command)
 app.command("models")(models_command)
 app.command("demo")(demo_command)
+app.add_typer(watermark_app, name="watermark")
 
 
 def main() -> None:

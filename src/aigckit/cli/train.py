@@ -24,9 +24,13 @@ def train_command(
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the latest complete checkpoint")] = False,
     num_processes: Annotated[int, typer.Option(help="data-parallel processes on this machine (torchrun)")] = 1,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    init: Annotated[Optional[str], typer.Option(help="fine-tune a pretrained transformers causal LM: a local "
+                                                     "directory or a Hub id such as gpt2 (downloaded)")] = None,
 ) -> None:
     """Train a model; every key of the config can be overridden as key=value."""
     overrides = overrides or []
+    if init:  # the model and its own tokenizer; resolved (downloaded) when the data and model are built
+        overrides = ["model.name=hf", f"model.pretrained={init}", f"data.tokenizer={init}", *overrides]
     run_config = load_config(config, overrides)  # fail here, once, before anything is launched or written
     run_dir = run_dir or Path("runs") / config.stem
     if num_processes > 1 and "WORLD_SIZE" not in os.environ:

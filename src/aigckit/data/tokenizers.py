@@ -104,8 +104,13 @@ class BPETokenizer:
 
 
 def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
-    """A tokenizer.json written by either kind, or a pretrained tokenizer's directory holding one."""
+    """A tokenizer.json written by either kind, or a pretrained tokenizer's directory (a `transformers` one
+    without tokenizer.json is converted through its fast tokenizer)."""
     path = Path(path)
+    if path.is_dir() and not (path / "tokenizer.json").is_file() and (path / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        return BPETokenizer(AutoTokenizer.from_pretrained(path).backend_tokenizer)
     if path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():
@@ -119,9 +124,13 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int) -> CharTokenizer | BPETokenizer:
-    """'char', 'bpe', or a path to a saved / pretrained tokenizer."""
+    """'char', 'bpe', a saved tokenizer.json, or a pretrained tokenizer (local directory or Hub id)."""
     if kind == "char":
         return CharTokenizer.train(text)
     if kind == "bpe":
         return BPETokenizer.train(text, vocab_size)
-    return load_tokenizer(kind)
+    if Path(kind).expanduser().is_file():
+        return load_tokenizer(kind)
+    from ..hub import resolve_pretrained
+
+    return load_tokenizer(resolve_pretrained(kind))

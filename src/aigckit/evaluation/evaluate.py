@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..cache import default_cache_dir
 from ..checkpoint import atomic_write_text
 from ..config import DataConfig, config_from_dict
 from ..data import load_dataset
@@ -23,15 +23,10 @@ from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
 
-__all__ = ["evaluate_run", "default_cache_dir", "run_config"]
+__all__ = ["evaluate_run", "run_config"]
 
 MANIFOLD_LIMIT = 5000  # precision/recall and density/coverage use at most this many points per side
 MEMORISATION_LIMIT = 1000
-
-
-def default_cache_dir() -> Path:
-    """$AIGCKIT_CACHE, else ~/.cache/aigckit (evaluators and real-data statistics live here)."""
-    return Path(os.environ.get("AIGCKIT_CACHE", Path.home() / ".cache" / "aigckit")).expanduser()
 
 
 def run_config(run_dir: Path):

@@ -16,7 +16,7 @@ from ..data import load_dataset
 from ..pipelines import TextPipeline
 from .metrics.text import distinct_n, repetition_rate, self_bleu
 
-__all__ = ["evaluate_language_model"]
+__all__ = ["evaluate_language_model", "validation_loss"]
 
 
 @torch.no_grad()
@@ -27,25 +27,15 @@ def evaluate_language_model(run_dir: Path, pipeline: TextPipeline, data_config, 
     model = pipeline.model.eval()
     device = next(model.parameters()).device
     val = load_dataset(data_config, "val")
-    block = model.config.block_size
-    ids = torch.as_tensor(val.ids[: max_eval_tokens + 1].astype("int64"))
-    total_nats, total_tokens = 0.0, 0
-    for start in range(0, len(ids) - 1, block):  # non-overlapping windows over the validation text
-        window = ids[start:start + block + 1].to(device)
-        if len(window) < 2:
-            break
-        logits, _ = model(window[None, :-1])
-        total_nats += F.cross_entropy(logits[0].float(), window[1:], reduction="sum").item()
-        total_tokens += len(window) - 1
-    loss = total_nats / total_tokens
-    characters = len(pipeline.tokenizer.decode(ids[1:total_tokens + 1].tolist()))
+    loss, total_tokens = validation_loss(model, val.ids, max_eval_tokens)
+    characters = len(pipeline.tokenizer.decode(val.ids[1:total_tokens + 1].tolist()))
 
     prompts = torch.zeros(n, 1, dtype=torch.long, device=device)
     samples = pipeline_samples(pipeline, prompts, max_new_tokens, seed)
     result = {
         "run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": "lm", "model": model.config.name,
         "dataset": data_config.name, "split": "val", "n_eval_tokens": total_tokens,
-        "val_loss": loss, "perplexity": math.exp(loss), "bits_per_char": total_nats / characters / math.log(2),
+        "val_loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss * total_tokens / characters / math.log(2),
         "n_samples": n, "sample_tokens": max_new_tokens, "sampling": {"temperature": 1.0, "seed": seed},
         "distinct_1": distinct_n(samples, 1), "distinct_2": distinct_n(samples, 2), "distinct_3": distinct_n(samples, 3),
         "self_bleu": self_bleu(samples), "repetition_rate": repetition_rate(samples, 4),
@@ -55,6 +45,25 @@ def evaluate_language_model(run_dir: Path, pipeline: TextPipeline, data_config, 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, ids, max_tokens: int = 200_000, batch_size: int = 32) -> tuple[float, int]:
+    """Mean next-token cross-entropy (nats) over non-overlapping block_size windows of `ids`, and the token count."""
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    ids = torch.as_tensor(ids[: max_tokens + 1].astype("int64"))
+    n_windows = (len(ids) - 1) // block
+    windows = ids[: n_windows * block + 1]
+    inputs, targets = windows[:-1].view(n_windows, block), windows[1:].view(n_windows, block)
+    pieces = [(inputs[i:i + batch_size], targets[i:i + batch_size]) for i in range(0, n_windows, batch_size)]
+    if len(ids) - 1 > n_windows * block:  # the tail shorter than a window
+        pieces.append((ids[n_windows * block:-1][None], ids[n_windows * block + 1:][None]))
+    total_nats = 0.0
+    for x, y in pieces:
+        logits, _ = model(x.to(device))
+        total_nats += F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum").item()
+    return total_nats / (len(ids) - 1), len(ids) - 1
 
 
 def pipeline_samples(pipeline: TextPipeline, prompts: torch.Tensor, max_new_tokens: int, seed: int) -> list[list[int]]:

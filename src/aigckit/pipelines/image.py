@@ -73,10 +73,14 @@ class ImagePipeline:
 
 def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu"):
     """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, or a TextPipeline
-    for a language model."""
+    for a language model (also for a local `transformers` causal-LM directory)."""
     from ..models import family_for_model
     from .text import TextPipeline
 
+    from ..models.lm.hf import is_transformers_dir
+
+    if is_transformers_dir(run_dir):
+        return TextPipeline.from_transformers(Path(run_dir))
     checkpoint = latest_checkpoint(Path(run_dir))
     model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
     family = family_for_model(model.config.name)

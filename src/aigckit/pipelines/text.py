@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,21 @@ class TextPipeline:
                 return cls(model, load_tokenizer(folder), checkpoint)
         raise AigcError(f"no tokenizer.json in {checkpoint} or its run directory; the run is incomplete")
 
+    @classmethod
+    def from_transformers(cls, directory: Path) -> TextPipeline:
+        """A local `transformers` model directory: GPT-2 runs as our GPT (same logits, our KV cache), any
+        other causal LM through transformers itself."""
+        from ..models.lm.config import LMConfig
+        from ..models.lm.hf import TransformersCausalLM, gpt_from_transformers
+
+        directory = Path(directory)
+        model_type = json.loads((directory / "config.json").read_text(encoding="utf-8"))["model_type"]
+        if model_type == "gpt2":
+            model = gpt_from_transformers(directory)
+        else:
+            model = TransformersCausalLM(LMConfig(name="hf", pretrained=str(directory)))
+        return cls(model, load_tokenizer(directory), directory)
+
     def stream(self, prompt: str, *, max_new_tokens: int = 200, seed: int | None = None,
                stop: list[str] | None = None, num_beams: int = 1, **options: Any) -> Iterator[str]:
         """Yield the completion piece by piece (one decoded token at a time) until a stop string or the limit.
@@ -42,6 +58,8 @@ class TextPipeline:
         device = next(self.model.parameters()).device
         prompt_ids = torch.tensor([ids], device=device)
         if num_beams > 1:
+            if options.get("watermark") is not None:
+                raise AigcError("the watermark biases sampling; use it without beam search (--num-beams 1)")
             text = self.tokenizer.decode(beam_search(self.model, prompt_ids, max_new_tokens=max_new_tokens,
                                                      num_beams=num_beams).tolist())
             hits = [text.find(s) for s in stop or [] if s and s in text]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..checkpoint import atomic_write_text
+from ..flops import measured_peak_flops
 from ..imaging import save_grid
 from ..metrics_log import read_metrics
 
@@ -50,8 +51,12 @@ class MetricsLogger:
         self.writer = None
         self.last_time = time.perf_counter()
         self.last_step = 0
+        self.peak_flops: float | None = None  # of all processes together, in the training precision
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.flops_per_step and trainer.accelerator.is_main_process:
+            dtype = trainer.autocast_dtype or torch.float32
+            self.peak_flops = measured_peak_flops(trainer.accelerator.device, dtype) * trainer.accelerator.num_processes
         self.last_time, self.last_step = time.perf_counter(), trainer.step
         if not trainer.accelerator.is_main_process:
             return
@@ -73,6 +78,8 @@ class MetricsLogger:
             scalars["examples_per_sec"] = scalars["steps_per_sec"] * trainer.examples_per_step
             if trainer.tokens_per_example:
                 scalars["tokens_per_sec"] = scalars["examples_per_sec"] * trainer.tokens_per_example
+            if self.peak_flops:  # model FLOPs utilisation against this machine's measured matmul peak
+                scalars["mfu"] = scalars["steps_per_sec"] * trainer.flops_per_step / self.peak_flops
         self.last_time, self.last_step = now, trainer.step
         trainer.latest_logs = scalars
         if self.writer is None:

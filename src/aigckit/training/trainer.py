@@ -86,6 +86,8 @@ class Trainer:
         torch.manual_seed(tc.seed)  # identical initial weights on every process
         self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
         self.optimizers = self.family.optimizers(self.model, self.config.model)
+        flops_per_example = getattr(self.family, "training_flops_per_example", lambda model: None)(self.model)
+        self.flops_per_step = flops_per_example * self.examples_per_step if flops_per_example else None  # for MFU
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group.setdefault("base_lr", group["lr"])
@@ -113,11 +115,15 @@ class Trainer:
     def fit(self) -> None:
         """Train from self.step to train.max_steps."""
         tc = self.config.train
-        deadline = time.monotonic() + tc.max_minutes * 60 if tc.max_minutes else None
+        started = time.monotonic()
+        time_spent = 0.0  # fraction of train.max_minutes used
+        self.model.train()
         self.callbacks.call("on_fit_start", self)
         try:
             for step in range(self.step, tc.max_steps):
-                self._set_learning_rates(step)
+                # with a time budget the LR schedule runs on whichever is further along, steps or time, so that
+                # the decay completes when time runs out first
+                self._set_learning_rates(max(step, int(time_spent * tc.max_steps)))
                 micro_batches = [self.batches.batch_at(step * tc.grad_accum_steps + i)
                                  for i in range(tc.grad_accum_steps)]
                 # One training_step per micro-batch, advanced in lockstep: the k-th yield of every micro-batch
@@ -127,20 +133,23 @@ class Trainer:
                 for outputs in zip(*streams, strict=True):
                     self._optimizer_step(outputs)
                 self.step = step + 1
-                self.stopping = self.step == tc.max_steps or self._out_of_time(deadline)
+                time_spent = self._time_spent(started)
+                self.stopping = self.step == tc.max_steps or time_spent >= 1.0
                 self.callbacks.call("on_step_end", self)
                 if self.stopping:
                     break
         finally:
             self.callbacks.call("on_fit_end", self)
 
-    def _out_of_time(self, deadline: float | None) -> bool:
-        if deadline is None:
-            return False
-        late = torch.tensor(float(time.monotonic() > deadline), device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:  # every process must stop at the same step
-            late = self.accelerator.reduce(late, reduction="max")
-        return bool(late.item())
+    def _time_spent(self, started: float) -> float:
+        """Fraction of train.max_minutes used since `started`, equal on every process (0 without a budget)."""
+        if not self.config.train.max_minutes:
+            return 0.0
+        spent = torch.tensor((time.monotonic() - started) / (self.config.train.max_minutes * 60),
+                             device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:  # every process must use the same LR and stop at the same step
+            spent = self.accelerator.reduce(spent, reduction="max")
+        return float(spent.item())
 
     def _under_autocast(self, outputs: Iterator[StepOutput]) -> Iterator[StepOutput]:
         # forward passes run under autocast, backward passes outside it, as PyTorch advises
@@ -185,7 +194,8 @@ class Trainer:
 
     def _set_learning_rates(self, step: int) -> None:
         tc = self.config.train
-        factor = lr_factor(step, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps, schedule=tc.lr_schedule)
+        factor = lr_factor(step, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps, schedule=tc.lr_schedule,
+                           floor=tc.min_lr_fraction)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor

@@ -53,11 +53,11 @@ def test_char_tokenizer_unknown_policies_and_chinese(tmp_path):
     assert load_tokenizer(tmp_path).encode(poem) == tokenizer.encode(poem)
 
 
-@pytest.mark.parametrize("name", ["gpt", "lstm"])
-def test_incremental_decoding_equals_full_recomputation(name):
+@pytest.mark.parametrize("name, positions", [("gpt", "learned"), ("gpt", "rotary"), ("lstm", "learned")])
+def test_incremental_decoding_equals_full_recomputation(name, positions):
     torch.manual_seed(0)
     model = FAMILY.build(LMConfig(name=name, vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32,
-                                  hidden_size=32)).eval()
+                                  hidden_size=32, positions=positions)).eval()
     prompt = torch.randint(0, 50, (3, 5))
     cached = torch.stack(list(generate_tokens(model, prompt, max_new_tokens=30, greedy=True)), dim=1)
     tokens = prompt
@@ -65,6 +65,22 @@ def test_incremental_decoding_equals_full_recomputation(name):
         logits, _ = model(tokens)
         tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert torch.equal(cached, tokens[:, 5:])
+
+
+def test_rotary_attention_scores_depend_only_on_the_distance():
+    from aigckit.models.lm.gpt import apply_rotary, rotary_angles
+
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+
+    def score(m, n):
+        cos_m, sin_m = rotary_angles(torch.tensor([m]), 16)
+        cos_n, sin_n = rotary_angles(torch.tensor([n]), 16)
+        return (apply_rotary(q, cos_m, sin_m) * apply_rotary(k, cos_n, sin_n)).sum().item()
+
+    assert score(7, 3) == pytest.approx(score(27, 23), abs=1e-4) == pytest.approx(score(4, 0), abs=1e-4)
+    assert score(7, 3) != pytest.approx(score(7, 5), abs=1e-3)
+    assert score(0, 0) == pytest.approx((q * k).sum().item(), abs=1e-5)  # position 0 is not rotated
 
 
 def test_gpt_generation_slides_past_the_block_size():
@@ -152,3 +168,36 @@ def test_beam_search_finds_the_most_likely_continuation_of_a_small_vocabulary(na
     assert log_prob(found) == pytest.approx(log_prob(list(best)), abs=1e-5)
     greedy = torch.stack(list(generate_tokens(model, prompt, max_new_tokens=3, greedy=True)), 1)[0].tolist()
     assert log_prob(found) >= log_prob(greedy) - 1e-6
+
+
+def test_masked_lm_encoder_learns_to_fill_masks_from_both_sides(tmp_path):
+    from aigckit.models.lm import fill_masks
+
+    config = config_from_dict({
+        "model": {"name": "gpt", "preset": "tiny", "n_embd": 64, "objective": "mlm", "positions": "rotary",
+                  "lr": 3e-3, "weight_decay": 0.0},
+        "data": {"name": "pydoc", "block_size": 64},
+        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 1000,
+                  "checkpoint_every": 1000},
+    })
+    trainer = Trainer(config, tmp_path / "run", show_progress=False)
+    trainer.fit()
+    losses = [row["loss"] for row in read_metrics(tmp_path / "run" / "metrics.csv")]
+    assert losses[-1] < losses[0] - 0.5
+    val = load_dataset(config.data, "val")
+    tokens = val.batch(torch.arange(0, len(val), len(val) // 64)[:64])["tokens"][:, :64]
+    mask = torch.rand(tokens.shape, generator=torch.Generator().manual_seed(0)) < 0.15
+    filled = fill_masks(trainer.model.eval(), tokens, mask)
+    accuracy = (filled[mask] == tokens[mask]).float().mean().item()
+    most_common = torch.bincount(torch.as_tensor(val.ids.astype("int64"))).argmax()
+    baseline = (tokens[mask] == most_common).float().mean().item()  # always guess the most common character
+    assert accuracy > baseline + 0.15, (accuracy, baseline)
+    assert torch.equal(filled[~mask], tokens[~mask])
+    windows = val.batch(torch.arange(0, len(val), 64))["tokens"][:, :64]  # ~700 windows
+    first = torch.zeros_like(windows, dtype=torch.bool)
+    first[:, 0] = True  # the first character has no left context: only the right side can tell
+    from_right = (fill_masks(trainer.model, windows, first)[:, 0] == windows[:, 0]).float().mean().item()
+    assert from_right > (windows[:, 0] == most_common).float().mean().item() + 0.1, from_right
+    assert "masked and filled in" in (tmp_path / "run" / "samples" / "step-000300.txt").read_text()
+    with pytest.raises(Exception, match="does not generate"):
+        FAMILY.sample(trainer.model, 1)

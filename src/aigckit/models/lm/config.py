@@ -14,7 +14,7 @@ __all__ = ["LMConfig", "PRESETS"]
 class LMConfig:
     """A GPT (decoder-only Transformer) or an LSTM over token ids; vocab_size and block_size come from the data."""
 
-    name: Literal["gpt", "lstm"] = "gpt"
+    name: Literal["gpt", "lstm", "hf"] = "gpt"  # hf: a local `transformers` causal LM (see `pretrained`)
     vocab_size: int | None = None
     block_size: int | None = None  # the longest context the model is trained on
     n_layer: int = 4
@@ -24,6 +24,14 @@ class LMConfig:
     dropout: float = 0.0
     bias: bool = True  # gpt: biases in linear layers and layer norms
     tie_weights: bool = True  # output layer shares the token embedding (lstm: needs hidden_size == n_embd)
+    positions: Literal["learned", "rotary"] = "learned"  # gpt: learned position embeddings or rotary (RoPE)
+    objective: Literal["causal", "mlm"] = "causal"  # gpt: mlm trains a bidirectional encoder on masked tokens
+    mask_prob: float = 0.15  # mlm: fraction of positions to predict (80 % masked, 10 % random, 10 % kept)
+    pretrained: str | None = None  # hf: a local model directory or a Hugging Face Hub id (downloaded)
+    lora_r: int = 0  # hf: LoRA rank through peft; 0 fine-tunes every weight
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ()  # hf: module names LoRA adapts; empty: peft's default for the model
     lr: float = 1e-3
     weight_decay: float = 0.1
     betas: tuple[float, ...] = (0.9, 0.99)
@@ -39,6 +47,11 @@ class LMConfig:
         require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
         require(self.lr > 0, "lr", "must be positive")
         require(len(self.betas) == 2, "betas", "two numbers")
+        require(self.name != "hf" or bool(self.pretrained), "pretrained",
+                "the hf model needs a local transformers model directory (or a Hub id) in model.pretrained")
+        require(self.objective == "causal" or self.name == "gpt", "objective", "mlm needs model.name=gpt")
+        require(0 < self.mask_prob < 1, "mask_prob", "must be in (0, 1)")
+        require(self.lora_r >= 0, "lora_r", "must be >= 0 (0: full fine-tuning)")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

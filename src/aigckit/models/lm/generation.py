@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from .watermark import Watermark
+
 __all__ = ["generate_tokens", "filter_logits", "beam_search"]
 
 
@@ -32,8 +34,11 @@ def filter_logits(logits: Tensor, *, top_k: int | None = None, top_p: float | No
 @torch.no_grad()
 def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, greedy: bool = False,
                     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                    repetition_penalty: float = 1.0, generator: torch.Generator | None = None) -> Iterator[Tensor]:
-    """Yield the next token of every sequence, (B,), max_new_tokens times; prompt: (B, T0) ids, T0 >= 1."""
+                    repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
+                    watermark: Watermark | None = None) -> Iterator[Tensor]:
+    """Yield the next token of every sequence, (B,), max_new_tokens times; prompt: (B, T0) ids, T0 >= 1.
+
+    watermark: add its green-list bias to the logits before choosing (see watermark.py)."""
     block_size = getattr(model.config, "block_size", None) if model.config.name == "gpt" else None
     context = prompt if block_size is None else prompt[:, -block_size:]
     logits, past = model(context)
@@ -44,6 +49,8 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
             scores = next_logits.gather(1, seen)
             scores = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)
             next_logits = next_logits.scatter(1, seen, scores)
+        if watermark is not None:
+            next_logits = watermark.bias(next_logits, seen)
         if greedy:
             token = next_logits.argmax(dim=-1)
         else:
@@ -58,7 +65,11 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
 
 
 def _reorder(past, order: Tensor):
-    """Select cache rows for the surviving beams: GPT (list of (k, v), batch first) or LSTM ((h, c), batch second)."""
+    """Select cache rows for the surviving beams: GPT (list of (k, v), batch first), LSTM ((h, c), batch
+    second) or a transformers Cache."""
+    if hasattr(past, "reorder_cache"):
+        past.reorder_cache(order)
+        return past
     if isinstance(past, list):
         return [(k.index_select(0, order), v.index_select(0, order)) for k, v in past]
     return tuple(s.index_select(1, order) for s in past)

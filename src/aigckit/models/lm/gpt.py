@@ -2,6 +2,8 @@
 
 Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V with a causal mask, through PyTorch's
 scaled_dot_product_attention; a KV cache makes incremental decoding cost one position per step.
+Positions are learned embeddings or rotary (RoPE, https://arxiv.org/abs/2104.09864); with objective=mlm the
+same stack is a bidirectional encoder (no causal mask) over the vocabulary plus one [MASK] token.
 """
 
 from __future__ import annotations
@@ -14,12 +16,28 @@ from torch import Tensor, nn
 
 from .config import LMConfig
 
-__all__ = ["GPT", "KVCache"]
+__all__ = ["GPT", "KVCache", "rotary_angles", "apply_rotary"]
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values so far, each (B, nh, T, hd)
 
 
-class CausalSelfAttention(nn.Module):
+def rotary_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """cos and sin of position * base^(-2i / head_dim) for each of the head_dim / 2 pairs: (T, head_dim / 2)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.float()[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate each pair (x_i, x_{i + d/2}) of x (B, nh, T, d) by its position's angle, so that q . k depends
+    only on the distance between the two positions."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: causal (a decoder) or over the whole sequence (the masked-LM encoder)."""
+
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.n_head, self.n_embd = config.n_head, config.n_embd
@@ -27,21 +45,25 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
+        self.causal = config.objective == "causal"
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None,
+                rotary: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        # with a cache, the T new queries see every cached key: causal only within the new positions
-        if past is None or T > 1:
+        dropout = self.dropout if self.training else 0.0
+        if not self.causal or (past is not None and T == 1):
+            # the masked-LM encoder, or one new query: every query attends to every key
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:  # with a cache, the T new queries see every cached key: causal only within the new positions
             mask = None if past is None else torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(
                 k.shape[2] - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
-                                               dropout_p=self.dropout if self.training else 0.0)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v)  # one new query attends to all keys
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y)), (k, v)
 
@@ -61,28 +83,31 @@ class Block(nn.Module):
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = SelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        attended, present = self.attn(self.ln_1(x), past)
+    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None,
+                rotary: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        attended, present = self.attn(self.ln_1(x), past, rotary)
         x = x + attended  # pre-LayerNorm residual blocks
         return x + self.mlp(self.ln_2(x)), present
 
 
 class GPT(nn.Module):
-    """tokens (B, T) -> logits (B, T, vocab); learned positions up to block_size."""
+    """tokens (B, T) -> logits (B, T, vocab); positions up to block_size."""
 
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        # mlm: one extra token id, vocab_size, is [MASK]
+        n_tokens = config.vocab_size + (config.objective == "mlm")
+        self.wte = nn.Embedding(n_tokens, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.positions == "learned" else None
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, n_tokens, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.wte.weight  # https://arxiv.org/abs/1608.05859
         self.apply(self._init_weights)
@@ -103,10 +128,18 @@ class GPT(nn.Module):
         start = past[0][0].shape[2] if past else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        if past and self.config.objective == "mlm":
+            raise ValueError("a masked-LM encoder sees the whole sequence at once; it has no KV cache")
         positions = torch.arange(start, start + T, device=tokens.device)
-        x = self.drop(self.wte(tokens) + self.wpe(positions))  # (B, T, C)
+        x = self.wte(tokens)  # (B, T, C)
+        rotary = None
+        if self.wpe is not None:
+            x = x + self.wpe(positions)
+        else:
+            rotary = rotary_angles(positions, self.config.n_embd // self.config.n_head)
+        x = self.drop(x)
         presents = []
         for i, block in enumerate(self.h):
-            x, present = block(x, past[i] if past else None)
+            x, present = block(x, past[i] if past else None, rotary)
             presents.append(present)
         return self.lm_head(self.ln_f(x)), presents
