@@ -5,9 +5,9 @@
     python benchmarks/lm_training.py budget --minutes 10 --config configs/gpt-tang-poetry-char.yaml --name tang
     python benchmarks/lm_training.py mfu                         # 6 layers x 384, fp32 vs bf16
 
-parity: trains nanoGPT's CPU recipe through our Trainer and reports the validation loss (every non-overlapping
-window of the validation text, ~1,700 windows of 64) and the median ms per iteration. Beside it, in the same
-process, a bare PyTorch loop with nanoGPT train.py's steps (random windows, forward, cross-entropy, backward,
+parity: trains nanoGPT's CPU recipe through our Trainer with --seeds seeds and reports the validation loss
+(every non-overlapping window of the validation text, ~1,700 windows of 64) and the median ms per iteration.
+Beside it, alternating in the same process, a bare PyTorch loop with nanoGPT train.py's steps (random windows, forward, cross-entropy, backward,
 clip 1.0, AdamW, cosine LR) and the same network times what a hand-written loop costs on this machine.
 budget: trains a config for a fixed wall time (train.max_minutes) and reports the validation loss.
 mfu: model FLOPs utilisation against this machine's measured matmul peak, both precisions, alternating.
@@ -86,14 +86,22 @@ def bare_loop_ms(config, steps: int) -> list[float]:
 
 
 def parity(args) -> dict:
-    config = load_config(REPO / "configs" / "gpt-shakespeare-char.yaml")
-    reference = bare_loop_ms(config, args.reference_steps)
-    with tempfile.TemporaryDirectory() as run_dir:
-        ours = train_and_evaluate(config, Path(run_dir))
-    reference += bare_loop_ms(config, args.reference_steps)  # before and after: drift hits both sides
-    ours["bare_loop_median_ms_per_iter"] = round(statistics.median(reference) * 1e3, 2)
-    ours["nanogpt_anchor"] = {"val_loss_2000": 1.886, "ms_per_iter": 27, "measured_on": "Sapphire Rapids, 2 vCPU"}
-    return ours
+    runs, reference = [], []
+    for seed in range(args.seeds):
+        config = load_config(REPO / "configs" / "gpt-shakespeare-char.yaml", [f"train.seed={seed}"])
+        reference += bare_loop_ms(config, args.reference_steps)  # alternating: drift hits both sides
+        with tempfile.TemporaryDirectory() as run_dir:
+            runs.append(train_and_evaluate(config, Path(run_dir)))
+        print(f"seed {seed}: {runs[-1]}", flush=True)
+    losses = [r["val_loss"] for r in runs]
+    return {"seeds": args.seeds, "val_loss_per_seed": losses, "val_loss_mean": round(statistics.mean(losses), 4),
+            "val_loss_sd": round(statistics.stdev(losses), 4) if len(losses) > 1 else None,
+            "val_tokens": runs[0]["val_tokens"],
+            "median_ms_per_iter": round(statistics.median(r["median_ms_per_iter"] for r in runs), 2),
+            "bare_loop_median_ms_per_iter": round(statistics.median(reference) * 1e3, 2),
+            "median_mfu": statistics.median(r["median_mfu"] for r in runs),
+            "nanogpt_anchor": {"val_loss_2000": 1.886, "ms_per_iter": 27, "val_estimate": "20 random batches",
+                               "measured_on": "Sapphire Rapids, 2 vCPU"}}
 
 
 def budget(args) -> dict:
@@ -138,6 +146,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="experiment", required=True)
     p = sub.add_parser("parity")
     p.add_argument("--reference-steps", type=int, default=200)
+    p.add_argument("--seeds", type=int, default=3)
     b = sub.add_parser("budget")
     b.add_argument("--config", default=str(REPO / "configs" / "gpt-shakespeare-char-10min.yaml"))
     b.add_argument("--minutes", type=float, default=10.0)

@@ -27,6 +27,11 @@ def evaluate_language_model(run_dir: Path, pipeline: TextPipeline, data_config, 
     model = pipeline.model.eval()
     device = next(model.parameters()).device
     val = load_dataset(data_config, "val")
+    if model.config.objective == "mlm":
+        result = {"run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": "lm",
+                  "model": model.config.name, "objective": "mlm", "dataset": data_config.name, "split": "val",
+                  **masked_token_metrics(model, val.ids, max_eval_tokens, seed)}
+        return _write(run_dir, result, started)
     loss, total_tokens = validation_loss(model, val.ids, max_eval_tokens)
     characters = len(pipeline.tokenizer.decode(val.ids[1:total_tokens + 1].tolist()))
 
@@ -40,6 +45,10 @@ def evaluate_language_model(run_dir: Path, pipeline: TextPipeline, data_config, 
         "distinct_1": distinct_n(samples, 1), "distinct_2": distinct_n(samples, 2), "distinct_3": distinct_n(samples, 3),
         "self_bleu": self_bleu(samples), "repetition_rate": repetition_rate(samples, 4),
     }
+    return _write(run_dir, result, started)
+
+
+def _write(run_dir: Path, result: dict[str, Any], started: float) -> dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(run_dir) / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -64,6 +73,27 @@ def validation_loss(model: torch.nn.Module, ids, max_tokens: int = 200_000, batc
         logits, _ = model(x.to(device))
         total_nats += F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum").item()
     return total_nats / (len(ids) - 1), len(ids) - 1
+
+
+@torch.no_grad()
+def masked_token_metrics(model: torch.nn.Module, ids, max_tokens: int, seed: int) -> dict[str, float]:
+    """A masked-LM encoder on non-overlapping windows of `ids`: loss and accuracy on the masked positions."""
+    from ..models.lm.mlm import mask_tokens
+
+    block = model.config.block_size
+    ids = torch.as_tensor(ids[: max_tokens].astype("int64"))
+    windows = ids[: len(ids) // block * block].view(-1, block).to(next(model.parameters()).device)
+    corrupted, chosen = mask_tokens(windows, model.config.vocab_size, model.config.mask_prob,
+                                    torch.Generator(device=windows.device).manual_seed(seed))
+    total_nats, correct = 0.0, 0
+    for start in range(0, len(windows), 32):
+        logits, _ = model(corrupted[start:start + 32])
+        picked = chosen[start:start + 32]
+        targets = windows[start:start + 32][picked]
+        total_nats += F.cross_entropy(logits[picked].float(), targets, reduction="sum").item()
+        correct += (logits[picked][:, : model.config.vocab_size].argmax(-1) == targets).sum().item()
+    n = int(chosen.sum())
+    return {"n_masked_tokens": n, "masked_loss": total_nats / n, "masked_accuracy": correct / n}
 
 
 def pipeline_samples(pipeline: TextPipeline, prompts: torch.Tensor, max_new_tokens: int, seed: int) -> list[list[int]]:

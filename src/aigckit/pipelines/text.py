@@ -54,6 +54,10 @@ class TextPipeline:
 
         num_beams > 1 runs beam search instead of sampling and yields the whole completion at once.
         """
+        if getattr(self.model.config, "objective", "causal") == "mlm":
+            raise AigcError("this run is a masked-LM encoder: it fills in masked tokens "
+                            "(aigckit.models.lm.fill_masks) but does not continue text; train with "
+                            "model.objective=causal to generate")
         ids = self.tokenizer.encode(prompt) or [0]
         device = next(self.model.parameters()).device
         prompt_ids = torch.tensor([ids], device=device)

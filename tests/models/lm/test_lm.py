@@ -199,5 +199,9 @@ def test_masked_lm_encoder_learns_to_fill_masks_from_both_sides(tmp_path):
     from_right = (fill_masks(trainer.model, windows, first)[:, 0] == windows[:, 0]).float().mean().item()
     assert from_right > (windows[:, 0] == most_common).float().mean().item() + 0.1, from_right
     assert "masked and filled in" in (tmp_path / "run" / "samples" / "step-000300.txt").read_text()
+    metrics = evaluate_run(tmp_path / "run")
+    assert metrics["masked_accuracy"] > baseline + 0.15 and metrics["masked_loss"] < losses[0]
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "run"), "--prompt", "The"])
+    assert result.exit_code == 2 and "masked-LM encoder" in result.output
     with pytest.raises(Exception, match="does not generate"):
         FAMILY.sample(trainer.model, 1)

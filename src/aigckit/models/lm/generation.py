@@ -31,7 +31,7 @@ def filter_logits(logits: Tensor, *, top_k: int | None = None, top_p: float | No
     return logits
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, greedy: bool = False,
                     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                     repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
@@ -65,17 +65,15 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
 
 
 def _reorder(past, order: Tensor):
-    """Select cache rows for the surviving beams: GPT (list of (k, v), batch first), LSTM ((h, c), batch
-    second) or a transformers Cache."""
+    """Select cache rows for the surviving beams: our GPT's KVCache or a transformers Cache (in place), or an
+    LSTM's (h, c) with the batch second."""
     if hasattr(past, "reorder_cache"):
         past.reorder_cache(order)
         return past
-    if isinstance(past, list):
-        return [(k.index_select(0, order), v.index_select(0, order)) for k, v in past]
     return tuple(s.index_select(1, order) for s in past)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, num_beams: int = 4,
                 length_penalty: float = 1.0) -> Tensor:
     """The continuation (max_new_tokens,) of one prompt (1, T0) with the highest log-probability.

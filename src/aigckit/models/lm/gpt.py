@@ -18,7 +18,30 @@ from .config import LMConfig
 
 __all__ = ["GPT", "KVCache", "rotary_angles", "apply_rotary"]
 
-KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys and values so far, each (B, nh, T, hd)
+
+class KVCache:
+    """Keys and values of the positions so far, for every layer, in buffers of block_size positions allocated
+    on first use: appending a step is a copy into the buffer, not a concatenation of the whole history."""
+
+    def __init__(self, config: LMConfig) -> None:
+        self.config = config
+        self.keys: Tensor | None = None  # (n_layer, B, nh, block_size, hd)
+        self.values: Tensor | None = None
+        self.length = 0  # positions stored (every layer has the same)
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, nh, T, hd) after the cached positions of `layer`; return all its keys and values."""
+        if self.keys is None:
+            shape = (self.config.n_layer, *k.shape[:2], self.config.block_size, k.shape[3])
+            self.keys, self.values = k.new_empty(shape), v.new_empty(shape)
+        end = self.length + k.shape[2]
+        self.keys[layer, :, :, self.length:end] = k
+        self.values[layer, :, :, self.length:end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def reorder_cache(self, order: Tensor) -> None:
+        """Keep the batch rows `order` (beam search), in that order."""
+        self.keys, self.values = self.keys.index_select(1, order), self.values.index_select(1, order)
 
 
 def rotary_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
@@ -47,25 +70,27 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.causal = config.objective == "causal"
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None,
-                rotary: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+                rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        earlier = cache.length if cache is not None else 0
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
         dropout = self.dropout if self.training else 0.0
-        if not self.causal or (past is not None and T == 1):
+        if not self.causal or (earlier and T == 1):
             # the masked-LM encoder, or one new query: every query attends to every key
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-        else:  # with a cache, the T new queries see every cached key: causal only within the new positions
-            mask = None if past is None else torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril(
-                k.shape[2] - T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None, dropout_p=dropout)
+        elif not earlier:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:  # the T new queries see every cached key: causal only within the new positions
+            mask = torch.ones(T, earlier + T, dtype=torch.bool, device=x.device).tril(earlier)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
@@ -87,11 +112,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None,
-                rotary: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        attended, present = self.attn(self.ln_1(x), past, rotary)
-        x = x + attended  # pre-LayerNorm residual blocks
-        return x + self.mlp(self.ln_2(x)), present
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+                rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, rotary)  # pre-LayerNorm residual blocks
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
@@ -122,14 +146,20 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
-        """tokens: (B, T) ids; past: the cache of earlier positions. Returns logits (B, T, vocab) and the cache."""
+    def forward(self, tokens: Tensor, past: KVCache | None = None,
+                use_cache: bool | None = None) -> tuple[Tensor, KVCache | None]:
+        """tokens: (B, T) ids; past: the cache of earlier positions, extended in place. Returns logits
+        (B, T, vocab) and the cache (kept by default in eval mode, for generation; never for the MLM encoder)."""
         B, T = tokens.shape
-        start = past[0][0].shape[2] if past else 0
+        start = past.length if past is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
-        if past and self.config.objective == "mlm":
-            raise ValueError("a masked-LM encoder sees the whole sequence at once; it has no KV cache")
+        if self.config.objective == "mlm":
+            if past is not None:
+                raise ValueError("a masked-LM encoder sees the whole sequence at once; it has no KV cache")
+            use_cache = False
+        if past is None and (not self.training if use_cache is None else use_cache):
+            past = KVCache(self.config)
         positions = torch.arange(start, start + T, device=tokens.device)
         x = self.wte(tokens)  # (B, T, C)
         rotary = None
@@ -138,8 +168,8 @@ class GPT(nn.Module):
         else:
             rotary = rotary_angles(positions, self.config.n_embd // self.config.n_head)
         x = self.drop(x)
-        presents = []
         for i, block in enumerate(self.h):
-            x, present = block(x, past[i] if past else None, rotary)
-            presents.append(present)
-        return self.lm_head(self.ln_f(x)), presents
+            x = block(x, past, i, rotary)
+        if past is not None:
+            past.length += T
+        return self.lm_head(self.ln_f(x)), past
