@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -108,7 +109,7 @@ def budget(args) -> dict:
     config = load_config(args.config, [f"train.max_minutes={args.minutes}"])
     with tempfile.TemporaryDirectory() as run_dir:
         result = train_and_evaluate(config, Path(run_dir))
-    return {"config": str(Path(args.config).relative_to(REPO)), "minutes": args.minutes, **result}
+    return {"config": os.path.relpath(Path(args.config).resolve(), REPO), "minutes": args.minutes, **result}
 
 
 def mfu(args) -> dict:

@@ -5,8 +5,10 @@
 
 For each of --n prompts (20 characters cut from the validation text) the model writes --tokens tokens at
 temperature 1 with the watermark and once more without it; --n windows of --tokens tokens of the validation
-text (human writing the model never trained on) are the negatives. Every text is scored by the detector
-alone (key and tokenizer, no model). Reports the share above z = 4 for each set and the median z.
+text (human writing the model never trained on) are the negatives. The texts take the --keys in turn (with
+one fixed key a frequent context-token pair is always green or always red, so a single key can look better
+or worse than the scheme is). Every text is scored by the detector alone (key and tokenizer, no model),
+each (context, token) pair once. Reports the share above z = 4 for each set and the median z.
 Writes benchmarks/results/watermark.{json,md}.
 """
 
@@ -36,12 +38,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--gamma", type=float, default=0.25)
     parser.add_argument("--delta", type=float, default=2.0)
-    parser.add_argument("--key", type=int, default=42)
+    parser.add_argument("--keys", default="42,43,44,45,46")
     args = parser.parse_args()
 
     pipeline = load(args.run)
     vocab = pipeline.model.config.vocab_size
-    mark = Watermark(key=args.key, gamma=args.gamma, delta=args.delta)
+    marks = [Watermark(key=int(k), gamma=args.gamma, delta=args.delta) for k in args.keys.split(",")]
     val_ids = load_dataset(run_config(args.run).data, "val").ids
     stride = (len(val_ids) - args.tokens) // args.n
     starts = [i * stride for i in range(args.n)]
@@ -49,6 +51,7 @@ def main() -> None:
 
     z: dict[str, list[float]] = {"watermarked": [], "unwatermarked": [], "human": []}
     for i, start in enumerate(starts):
+        mark = marks[i % len(marks)]
         prompt = decode(val_ids[start:start + 20].tolist())
         marked = pipeline.generate(prompt, max_new_tokens=args.tokens, seed=i, watermark=mark)
         plain = pipeline.generate(prompt, max_new_tokens=args.tokens, seed=i)
@@ -60,7 +63,8 @@ def main() -> None:
             print(f"{i + 1}/{args.n}: median z watermarked {statistics.median(z['watermarked']):.2f}", flush=True)
 
     results = {"run": str(args.run), "model": pipeline.model.config.name, "vocab_size": vocab, "n": args.n,
-               "tokens": args.tokens, "gamma": args.gamma, "delta": args.delta, "threshold_z": THRESHOLD,
+               "tokens": args.tokens, "gamma": args.gamma, "delta": args.delta, "keys": args.keys,
+               "threshold_z": THRESHOLD,
                "machine": machine(), "torch": torch.__version__}
     lines = [f"| text ({args.n} × {args.tokens} tokens) | share with z > {THRESHOLD:g} | median z |", "|---|---|---|"]
     for name, values in z.items():

@@ -80,7 +80,9 @@ def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.devic
     from ..models.lm.hf import is_transformers_dir
 
     if is_transformers_dir(run_dir):
-        return TextPipeline.from_transformers(Path(run_dir))
+        pipeline = TextPipeline.from_transformers(Path(run_dir))
+        pipeline.model.to(device)
+        return pipeline
     checkpoint = latest_checkpoint(Path(run_dir))
     model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
     family = family_for_model(model.config.name)

@@ -102,3 +102,15 @@ def test_init_from_the_hub_offline_says_what_to_do_and_writes_nothing(tmp_path, 
     assert result.exit_code == 2
     assert "hf download gpt2 --local-dir" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pretrained_tokenizer_directory_without_tokenizer_json_loads_through_transformers(tmp_path, gpt2_dir):
+    from aigckit.data.tokenizers import load_tokenizer
+
+    ours = load_tokenizer(gpt2_dir[0])
+    ours.tokenizer.model.save(str(tmp_path))  # vocab.json and merges.txt: GPT-2's original ("slow") format
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "GPT2Tokenizer"}')
+    converted = load_tokenizer(tmp_path)
+    text = "The assert statement, 春眠不觉晓 — and ümlauts."
+    assert converted.decode(converted.encode(text)) == text
+    assert converted.encode("def function(argument):") == ours.encode("def function(argument):")

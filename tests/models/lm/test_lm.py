@@ -205,3 +205,22 @@ def test_masked_lm_encoder_learns_to_fill_masks_from_both_sides(tmp_path):
     assert result.exit_code == 2 and "masked-LM encoder" in result.output
     with pytest.raises(Exception, match="does not generate"):
         FAMILY.sample(trainer.model, 1)
+
+
+def test_a_resumed_language_model_run_equals_an_unbroken_one(tmp_path):
+    def run(run_dir, max_steps, resume=False):
+        config = config_from_dict({
+            "model": {"name": "gpt", "preset": "tiny", "positions": "rotary"},
+            "data": {"name": "pydoc", "block_size": 16},
+            "train": {"max_steps": max_steps, "batch_size": 8, "log_every": 5, "sample_every": 1000,
+                      "checkpoint_every": 10},
+        })
+        trainer = Trainer(config, run_dir, resume=resume, show_progress=False)
+        trainer.fit()
+        return trainer
+
+    unbroken = run(tmp_path / "unbroken", 20)
+    run(tmp_path / "broken", 10)
+    resumed = run(tmp_path / "broken", 20, resume=True)  # fused AdamW state, RNG and step come back
+    for (name, a), b in zip(unbroken.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

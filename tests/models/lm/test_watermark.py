@@ -26,10 +26,16 @@ def test_z_score_counts_green_tokens_against_gamma():
     ids = [0]
     for _ in range(100):  # always continue with a green token
         ids.append(int(mark.green_mask(ids[-1:], 50).nonzero()[0]))
-    score = mark.score(ids, 50)
+    score = mark.score(ids, 50, ignore_repeated=False)
     assert score.green == score.scored == 100
     assert score.z == pytest.approx((100 - 50) / math.sqrt(100 * 0.25))
     assert score.p_value == pytest.approx(0.5 * math.erfc(score.z / math.sqrt(2)))
+
+
+def test_repeated_context_token_pairs_count_once():
+    mark = Watermark(key=5)
+    assert mark.score([1, 2] * 50, 50).scored == 2  # only 1 -> 2 and 2 -> 1
+    assert mark.score([1, 2] * 50, 50, ignore_repeated=False).scored == 99
 
 
 @pytest.mark.slow

@@ -45,7 +45,7 @@ def _read_safetensors(directory: Path) -> dict[str, Tensor]:
 
 
 def gpt_from_transformers(directory: str | Path) -> GPT:
-    """Our GPT with the weights of a `transformers` GPT-2 directory (same logits; see tests/lm/test_hf.py)."""
+    """Our GPT with the weights of a `transformers` GPT-2 directory (same logits; see tests/models/lm/test_hf.py)."""
     directory = resolve_pretrained(str(directory))
     hf = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     if hf.get("model_type") != "gpt2":
@@ -53,8 +53,7 @@ def gpt_from_transformers(directory: str | Path) -> GPT:
                         f"(use model.name=hf to run or fine-tune other causal LMs)")
     unsupported = {"activation_function": hf.get("activation_function") not in ("gelu_new", "gelu_pytorch_tanh"),
                    "layer_norm_epsilon": hf.get("layer_norm_epsilon", 1e-5) != 1e-5,
-                   "scale_attn_by_inverse_layer_idx": hf.get("scale_attn_by_inverse_layer_idx", False),
-                   "reorder_and_upcast_attn": hf.get("reorder_and_upcast_attn", False)}
+                   "scale_attn_by_inverse_layer_idx": hf.get("scale_attn_by_inverse_layer_idx", False)}
     if any(unsupported.values()):
         raise AigcError(f"{directory}: GPT-2 variant with {[k for k, v in unsupported.items() if v]} is not "
                         f"supported by our gpt; load it with model.name=hf instead")

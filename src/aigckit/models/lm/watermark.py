@@ -5,6 +5,10 @@ fraction gamma of the vocabulary, and generation adds delta to the green tokens'
 the key lands on green tokens a fraction gamma of the time; watermarked text far more often. The detector
 recomputes the green lists and counts: z = (green - gamma T) / sqrt(T gamma (1 - gamma)) over T scored
 tokens, one-sided p-value from the normal tail. It needs the key and the tokenizer, never the model.
+
+By default each (context, token) pair is scored once (Kirchenbauer et al., "On the Reliability of
+Watermarks", 2023): with a fixed key a frequent pair is always green or always red, so counting its
+repeats would push the z-score of ordinary text away from zero, most of all for small vocabularies.
 """
 
 from __future__ import annotations
@@ -66,13 +70,17 @@ class Watermark:
         masks = torch.stack([self.green_mask(row.tolist(), vocab_size) for row in seen]).to(logits.device)
         return logits + self.delta * masks
 
-    def score(self, ids: Sequence[int], vocab_size: int) -> WatermarkScore:
-        """z-score and p-value of the token ids `ids`; the first context_width tokens have no context to score."""
+    def score(self, ids: Sequence[int], vocab_size: int, *, ignore_repeated: bool = True) -> WatermarkScore:
+        """z-score and p-value of the token ids `ids`; the first context_width tokens have no context to score,
+        and with ignore_repeated each (context, token) pair counts once."""
         h = self.context_width
-        scored = len(ids) - h
+        pairs = [(tuple(ids[i - h:i]), ids[i]) for i in range(h, len(ids))]
+        if ignore_repeated:
+            pairs = list(dict.fromkeys(pairs))
+        scored = len(pairs)
         if scored < 1:
             raise ValueError(f"need more than {h} tokens to test for the watermark")
-        green = sum(bool(self.green_mask(ids[i - h:i], vocab_size)[ids[i]]) for i in range(h, len(ids)))
+        green = sum(bool(self.green_mask(context, vocab_size)[token]) for context, token in pairs)
         z = (green - self.gamma * scored) / math.sqrt(scored * self.gamma * (1 - self.gamma))
         p_value = 0.5 * math.erfc(z / math.sqrt(2))  # one-sided normal tail
         return WatermarkScore(z=z, p_value=p_value, green=green, scored=scored, green_fraction=green / scored)
