@@ -119,8 +119,7 @@ def mfu(args) -> dict:
         for precision in results:
             config = config_from_dict({
                 "model": {"name": "gpt", "n_layer": 6, "n_head": 6, "n_embd": 384, "bias": False},
-                "data": {"name": "text", "root": str(REPO.parent / "shared/data/tinyshakespeare/input.txt"),
-                         "block_size": 128},
+                "data": {"name": "text", "root": args.root, "block_size": 128},
                 "train": {"max_steps": args.steps, "batch_size": 32, "precision": precision, "use_ema": False,
                           "log_every": 1, "sample_every": 10**6, "checkpoint_every": 10**6},
             })
@@ -128,13 +127,13 @@ def mfu(args) -> dict:
             with tempfile.TemporaryDirectory() as run_dir:
                 trainer = Trainer(config, run_dir, show_progress=False, extra_callbacks=[timer])
                 trainer.fit()
-            step_ms = timer.times[3:]
-            ms[precision] += step_ms
+            ms[precision] += timer.times[3:]
             results[precision].append(trainer.flops_per_step)
-    out = {"shape": "6 layers x 384, 6 heads, batch 32, block 128"}
+            device = trainer.accelerator.device
+    out = {"shape": "6 layers x 384, 6 heads, batch 32, block 128", "device": str(device)}
     for precision in results:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        peak = measured_peak_flops("cpu", dtype)
+        peak = measured_peak_flops(device, dtype)
         median = statistics.median(ms[precision])
         out[precision] = {"median_ms_per_iter": round(median * 1e3, 1), "peak_gflops": round(peak / 1e9),
                           "achieved_gflops": round(results[precision][0] / median / 1e9),
@@ -155,6 +154,7 @@ def main() -> None:
     m = sub.add_parser("mfu")
     m.add_argument("--rounds", type=int, default=2)
     m.add_argument("--steps", type=int, default=15)
+    m.add_argument("--root", default=str(REPO.parent / "shared/data/tinyshakespeare/input.txt"))
     args = parser.parse_args()
 
     result = {"parity": parity, "budget": budget, "mfu": mfu}[args.experiment](args)

@@ -63,3 +63,27 @@ def test_a_newer_format_is_refused_with_a_message(run_dir):
 def test_an_existing_run_is_not_overwritten_without_resume(run_dir):
     with pytest.raises(CheckpointError, match="--resume"):
         Trainer(tiny_config({"name": "dcgan"}), run_dir, show_progress=False)
+
+
+def test_weights_packed_in_one_buffer_save_and_tied_weights_stay_tied(tmp_path):
+    from aigckit.checkpoint import save_pretrained
+    from aigckit.models import FAMILIES
+    from aigckit.models.lm import LMConfig
+
+    family = FAMILIES.get("lm")
+    lstm = family.build(LMConfig(name="lstm", vocab_size=20, block_size=8, n_layer=2, n_embd=8, hidden_size=8))
+    weights = [p for name, p in lstm.lstm.named_parameters()]
+    packed = torch.cat([p.detach().flatten() for p in weights])  # as cuDNN packs an LSTM's weights on a GPU
+    offset = 0
+    for p in weights:
+        p.data = packed[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    gpt = family.build(LMConfig(name="gpt", vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    tokens = torch.randint(0, 20, (2, 8))
+    for model in (lstm, gpt):
+        folder = tmp_path / model.config.name
+        folder.mkdir()
+        save_pretrained(folder, model, "lm")
+        loaded = from_pretrained(folder)
+        assert torch.equal(model.eval()(tokens)[0], loaded(tokens)[0])
+    assert loaded.lm_head.weight is loaded.wte.weight

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 
 from . import __version__
@@ -107,10 +107,23 @@ def save_pretrained(directory: Path, model: nn.Module, family: str, *, ema: nn.M
     config.json is written last and records each file's sha256, so tampering is detected on load.
     """
     directory = Path(directory)
-    save_model(model, str(directory / "model.safetensors"))
+    save_file(_cpu_state_dict(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
     if ema is not None:
-        save_model(ema, str(directory / "ema.safetensors"))
+        save_file(_cpu_state_dict(ema), str(directory / "ema.safetensors"), metadata={"format": "pt"})
     write_manifest(directory, {"family": family, "model": to_dict(model.config)})
+
+
+def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies of the module's tensors, a tied tensor once (under its first name, which `load_model` then
+    prefers); tensors that merely share one buffer, as cuDNN packs an LSTM's weights, become separate copies."""
+    tensors: dict[str, torch.Tensor] = {}
+    seen = set()
+    for name, tensor in module.state_dict().items():
+        key = (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride())
+        if key not in seen:
+            seen.add(key)
+            tensors[name] = tensor.detach().to("cpu", copy=True)
+    return tensors
 
 
 def write_manifest(directory: Path, fields: dict[str, Any]) -> None:

@@ -61,7 +61,7 @@ def check_language_model_contract(model_name, tmp_path):
     trainer.fit()
     assert trainer.latest_logs and all(math.isfinite(v) for v in trainer.latest_logs.values())
     loaded = from_pretrained(latest_checkpoint(tmp_path / "run"), use_ema=False).to(trainer.accelerator.device)
-    tokens = torch.randint(0, config.model.vocab_size or 50, (2, 10))
+    tokens = torch.randint(0, config.model.vocab_size or 50, (2, 10), device=trainer.accelerator.device)
     with torch.no_grad():
         assert torch.equal(trainer.model.eval()(tokens)[0].cpu(), loaded(tokens)[0].cpu())
     samples = trainer.family.sample(loaded, 3, generator=torch.Generator().manual_seed(0))

@@ -105,7 +105,8 @@ class LMFamily:
             ids = np.memmap(Path(run_dir) / "data" / "tokens.bin", dtype=np.int32, mode="r")
             tokens = torch.from_numpy(ids[: model.config.block_size].astype("int64"))[None]
             mask = torch.rand(tokens.shape, generator=generator) < model.config.mask_prob
-            filled = fill_masks(model, tokens.to(next(model.parameters()).device), mask.to(tokens.device))
+            device = next(model.parameters()).device
+            filled = fill_masks(model, tokens.to(device), mask.to(device)).cpu()
             passages = [f"original:\n{tokenizer.decode(tokens[0].tolist())}",
                         f"{int(mask.sum())} tokens masked and filled in:\n{tokenizer.decode(filled[0].tolist())}"]
         else:
