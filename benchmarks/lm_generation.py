@@ -11,20 +11,17 @@ of tokens/s (batch x new tokens / wall time). Writes benchmarks/results/lm_gener
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import transformers
 
 from aigckit.models.lm import gpt_from_transformers
 from aigckit.models.lm.generation import generate_tokens
-from timing import machine
+from timing import machine, write_results
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def time_ours(model, prompt: torch.Tensor, new_tokens: int) -> float:
@@ -74,10 +71,7 @@ def main() -> None:
                                      "ratio": round(ratio, 2)}
         lines.append(f"| {batch} | {speed['aigckit']:.0f} | {speed['transformers']:.0f} | {ratio:.2f}x |")
         print(lines[-1], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "lm_generation.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "lm_generation.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("lm_generation", results, lines)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,3 +37,14 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{name}, {torch.get_num_threads()} threads"
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def write_results(stem: str, results: dict, table: list[str]) -> None:
+    """benchmarks/results/<stem>.json and <stem>.md (the table), and print the table."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))

@@ -15,7 +15,6 @@ Writes benchmarks/results/watermark.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -25,9 +24,8 @@ from aigckit import load
 from aigckit.data import load_dataset
 from aigckit.evaluation.evaluate import run_config
 from aigckit.models.lm.watermark import Watermark
-from timing import machine
+from timing import machine, write_results
 
-RESULTS = Path(__file__).parent / "results"
 THRESHOLD = 4.0
 
 
@@ -72,10 +70,7 @@ def main() -> None:
         results[name] = {"share_above_threshold": share, "median_z": round(statistics.median(values), 2),
                          "max_z": round(max(values), 2)}
         lines.append(f"| {name} | {share:.1%} | {statistics.median(values):.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "watermark.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "watermark.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("watermark", results, lines)
 
 
 if __name__ == "__main__":
