@@ -1,13 +1,14 @@
-"""What the benchmark scripts share: a per-step timer for the Trainer and a description of the machine."""
+"""What the benchmark scripts share: a per-step timer, the machine's name and a results writer."""
 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+
+from aigckit.flops import cpu_name
 
 
 class StepTimer:
@@ -30,13 +31,7 @@ def machine() -> str:
     """CPU model (or GPU name) and thread count."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 RESULTS = Path(__file__).parent / "results"

@@ -15,7 +15,7 @@ import torch
 from .cache import default_cache_dir
 from .checkpoint import atomic_write_text
 
-__all__ = ["measured_peak_flops", "transformer_flops_per_token"]
+__all__ = ["measured_peak_flops", "transformer_flops_per_token", "cpu_name"]
 
 
 def transformer_flops_per_token(n_params: int, n_layer: int, n_embd: int, context: int) -> float:
@@ -24,11 +24,20 @@ def transformer_flops_per_token(n_params: int, n_layer: int, n_embd: int, contex
     return 6.0 * n_params + 12.0 * n_layer * n_embd * context
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def _device_key(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{platform.processor() or platform.machine()}-{torch.get_num_threads()}threads"
+        name = f"{cpu_name()}-{torch.get_num_threads()}threads"
     return f"{device.type}:{name}:{str(dtype).removeprefix('torch.')}:torch{torch.__version__}"
 
 

@@ -60,6 +60,7 @@ def check_language_model_contract(model_name, tmp_path):
     trainer = Trainer(config, tmp_path / "run", show_progress=False)
     trainer.fit()
     assert trainer.latest_logs and all(math.isfinite(v) for v in trainer.latest_logs.values())
+    assert ("mfu" in trainer.latest_logs) == (model_name != "hf")  # FLOPs are counted for our own models
     loaded = from_pretrained(latest_checkpoint(tmp_path / "run"), use_ema=False).to(trainer.accelerator.device)
     tokens = torch.randint(0, config.model.vocab_size or 50, (2, 10), device=trainer.accelerator.device)
     with torch.no_grad():

@@ -226,3 +226,9 @@ def test_a_resumed_language_model_run_equals_an_unbroken_one(tmp_path):
     resumed = run(tmp_path / "broken", 20, resume=True)  # fused AdamW state, RNG and step come back
     for (name, a), b in zip(unbroken.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_training_flops_count_every_matmul_weight_and_the_attention():
+    model = FAMILY.build(LMConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, bias=False))
+    per_token = 6 * (4 * 12 * 128**2 + 65 * 128) + 12 * 4 * 128 * 64  # blocks + tied output layer; PaLM's term
+    assert FAMILY.training_flops_per_example(model) == 64 * per_token
