@@ -33,6 +33,7 @@ from aigckit.evaluation.language import validation_loss
 from aigckit.flops import measured_peak_flops
 from aigckit.models.lm import LMFamily
 from aigckit.training import Trainer
+from aigckit.training.trainer import resolve_model_config
 from aigckit.training.schedule import lr_factor
 from timing import StepTimer, machine
 
@@ -61,7 +62,7 @@ def bare_loop_ms(config, steps: int) -> list[float]:
     """Seconds per iteration of nanoGPT train.py's loop written by hand around the same network."""
     dataset = load_dataset(config.data, "train")
     family = LMFamily()
-    model_config = config.model.__class__(**{**config.model.__dict__, **dataset.model_facts})
+    model_config = resolve_model_config(config.model, dataset)
     torch.manual_seed(0)
     model = family.build(model_config)
     optimizer = family.optimizers(model, model_config)["model"]

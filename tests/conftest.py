@@ -69,15 +69,10 @@ def eval_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_char_gpt(tmp_path_factory):
     """A small character-level GPT trained briefly on the pydoc text; its run directory."""
-    from aigckit.config import config_from_dict
     from aigckit.training import Trainer
+    from helpers import pydoc_lm_config
 
-    config = config_from_dict({
-        "model": {"name": "gpt", "preset": "tiny", "n_embd": 64, "lr": 3e-3, "weight_decay": 0.0},
-        "data": {"name": "pydoc", "block_size": 64},
-        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 1000,
-                  "checkpoint_every": 1000},
-    })
+    config = pydoc_lm_config({"name": "gpt"})
     run_dir = tmp_path_factory.mktemp("char-gpt") / "run"
     Trainer(config, run_dir, show_progress=False).fit()
     return run_dir

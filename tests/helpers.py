@@ -46,3 +46,13 @@ def tiny_gpt2_config():
 
     return transformers.GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=0,
                                    eos_token_id=0)
+
+
+def pydoc_lm_config(model: dict, *, max_steps: int = 300, sample_every: int = 1000):
+    """A short character-level run on the pydoc text (block 64, batch 32, no EMA) for a language model."""
+    return config_from_dict({
+        "model": {"preset": "tiny", "n_embd": 64, "lr": 3e-3, "weight_decay": 0.0, **model},
+        "data": {"name": "pydoc", "block_size": 64},
+        "train": {"max_steps": max_steps, "batch_size": 32, "use_ema": False, "log_every": 50,
+                  "sample_every": sample_every, "checkpoint_every": 1000},
+    })

@@ -19,6 +19,7 @@ from aigckit.models import FAMILIES
 from aigckit.models.lm import LMConfig
 from aigckit.models.lm.generation import filter_logits, generate_tokens
 from aigckit.training import Trainer
+from helpers import pydoc_lm_config
 
 FAMILY = FAMILIES.get("lm")
 
@@ -111,13 +112,7 @@ def unigram_entropy() -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["gpt", "lstm"])
 def test_language_models_learn_well_below_the_unigram_entropy(name, tmp_path):
-    config = config_from_dict({
-        "model": {"name": name, "preset": "tiny", "n_embd": 64, "hidden_size": 128, "tie_weights": False,
-                  "lr": 3e-3, "weight_decay": 0.0},
-        "data": {"name": "pydoc", "block_size": 64},
-        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 300,
-                  "checkpoint_every": 300},
-    })
+    config = pydoc_lm_config({"name": name, "hidden_size": 128, "tie_weights": False}, sample_every=300)
     trainer = Trainer(config, tmp_path / "run", show_progress=False)
     trainer.fit()
     val = load_dataset(config.data, "val")
@@ -173,13 +168,7 @@ def test_beam_search_finds_the_most_likely_continuation_of_a_small_vocabulary(na
 def test_masked_lm_encoder_learns_to_fill_masks_from_both_sides(tmp_path):
     from aigckit.models.lm import fill_masks
 
-    config = config_from_dict({
-        "model": {"name": "gpt", "preset": "tiny", "n_embd": 64, "objective": "mlm", "positions": "rotary",
-                  "lr": 3e-3, "weight_decay": 0.0},
-        "data": {"name": "pydoc", "block_size": 64},
-        "train": {"max_steps": 300, "batch_size": 32, "use_ema": False, "log_every": 50, "sample_every": 1000,
-                  "checkpoint_every": 1000},
-    })
+    config = pydoc_lm_config({"name": "gpt", "objective": "mlm", "positions": "rotary"})
     trainer = Trainer(config, tmp_path / "run", show_progress=False)
     trainer.fit()
     losses = [row["loss"] for row in read_metrics(tmp_path / "run" / "metrics.csv")]
