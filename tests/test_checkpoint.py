@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aigckit import load
-from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.checkpoint import _manifest_digest, from_pretrained, latest_checkpoint
 from aigckit.errors import CheckpointError
 from aigckit.training import Trainer
 from helpers import tiny_config
@@ -40,6 +40,7 @@ def test_a_truncated_weights_file_is_refused_even_without_a_manifest_hash(run_di
     weights.write_bytes(weights.read_bytes()[:100])
     manifest = json.loads((checkpoint / "config.json").read_text())
     del manifest["files"]["model.safetensors"]  # so the safetensors reader itself meets the damage
+    manifest["config_sha256"] = _manifest_digest(manifest)
     (checkpoint / "config.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="cannot be read as safetensors"):
         from_pretrained(checkpoint, use_ema=False)
@@ -67,7 +68,7 @@ def test_an_existing_run_is_not_overwritten_without_resume(run_dir):
 
 def test_weights_packed_in_one_buffer_save_and_tied_weights_stay_tied(tmp_path):
     from aigckit.checkpoint import save_pretrained
-    from aigckit.models import FAMILIES
+    from aigckit.family import FAMILIES
     from aigckit.models.lm import LMConfig
 
     family = FAMILIES.get("lm")
@@ -87,3 +88,44 @@ def test_weights_packed_in_one_buffer_save_and_tied_weights_stay_tied(tmp_path):
         loaded = from_pretrained(folder)
         assert torch.equal(model.eval()(tokens)[0], loaded(tokens)[0])
     assert loaded.lm_head.weight is loaded.wte.weight
+
+
+def test_an_edited_config_json_is_refused(run_dir):
+    checkpoint = latest_checkpoint(run_dir)
+    manifest = json.loads((checkpoint / "config.json").read_text())
+    manifest["model"]["z_dim"] += 1  # a plausible edit that would load into the wrong network
+    (checkpoint / "config.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="config.json is damaged or was modified"):
+        from_pretrained(checkpoint)
+
+
+def test_the_core_imports_no_family():
+    """config.py, checkpoint.py, registry.py and family.py must not import aigckit.models (DESIGN.md)."""
+    import ast
+    from pathlib import Path
+
+    import aigckit
+
+    package = Path(aigckit.__file__).parent
+    for name in ("config.py", "checkpoint.py", "registry.py", "family.py", "errors.py", "atomic.py"):
+        tree = ast.parse((package / name).read_text())
+        imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        assert not [m for m in imported if m.startswith(("models", "aigckit.models"))], name
+
+
+def test_capabilities_are_declared_and_unknown_ones_raise():
+    from aigckit.errors import AigcError
+    from aigckit.family import FAMILIES
+
+    assert FAMILIES.get("diffusion").supports("inpaint") and not FAMILIES.get("gan").supports("inpaint")
+    with pytest.raises(ValueError, match="unknown capability"):
+        FAMILIES.get("gan").supports("inpainting")
+    with pytest.raises(AigcError, match="gan models cannot repaint.*diffusion, vae"):
+        FAMILIES.get("gan").require("inpaint", "repaint an image")
+    for name in FAMILIES:  # every declared capability is a real method
+        family = FAMILIES.get(name)
+        methods = {"inpaint": "inpaint", "log_likelihood": "log_likelihood", "encode": "reconstruct",
+                   "training_flops": "training_flops_per_example", "text_samples": "write_samples"}
+        for capability in family.capabilities:
+            assert callable(getattr(family, methods[capability])), (name, capability)

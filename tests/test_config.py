@@ -4,7 +4,7 @@ import pytest
 
 from aigckit.config import DataConfig, load_config, parse_overrides
 from aigckit.errors import ConfigError
-from aigckit.models import family_for_model
+from aigckit.family import family_for_model
 
 CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
 

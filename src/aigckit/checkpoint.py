@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +25,17 @@ from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_directory, atomic_write_text
 from .config import build_dataclass, to_dict
 from .errors import CheckpointError
+from .family import FAMILIES, FamilyBase
 
 __all__ = [
     "FORMAT_VERSION",
     "atomic_directory",
     "atomic_write_text",
     "save_pretrained",
+    "save_state_dict",
     "from_pretrained",
     "load_weights",
     "latest_checkpoint",
@@ -49,48 +48,9 @@ __all__ = [
     "save_training_state",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.json carries its own sha256
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file, fsync and rename: never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory; on success fsync its files and rename it to `final` (replacing it)."""
-    final = Path(final)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            _fsync_path(file)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_path(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _sha256(path: Path) -> str:
@@ -101,21 +61,25 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_pretrained(directory: Path, model: nn.Module, family: str, *, ema: nn.Module | None = None) -> None:
-    """Write config.json and model.safetensors (and ema.safetensors) into an existing `directory`.
+def save_pretrained(directory: Path, model: nn.Module, family: str | FamilyBase, *,
+                    ema: nn.Module | None = None) -> None:
+    """Write the model's weights (and the EMA's) through its family, then config.json, into `directory`.
 
-    config.json is written last and records each file's sha256, so tampering is detected on load.
+    config.json is written last and records each file's sha256 and its own, so tampering is detected on load.
     """
+    family = FAMILIES.get(family) if isinstance(family, str) else family
     directory = Path(directory)
-    save_file(_cpu_state_dict(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    family.save_weights(model, directory, "model")
     if ema is not None:
-        save_file(_cpu_state_dict(ema), str(directory / "ema.safetensors"), metadata={"format": "pt"})
-    write_manifest(directory, {"family": family, "model": to_dict(model.config)})
+        family.save_weights(ema, directory, "ema")
+    write_manifest(directory, {"family": family.name, "model": to_dict(model.config),
+                               **family.checkpoint_fields(model)})
 
 
-def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of the module's tensors, a tied tensor once (under its first name, which `load_model` then
-    prefers); tensors that merely share one buffer, as cuDNN packs an LSTM's weights, become separate copies."""
+def save_state_dict(module: nn.Module, path: Path) -> None:
+    """Save a module's tensors as safetensors: CPU copies, a tied tensor once (under its first name, which
+    `load_model` then prefers); tensors that merely share one buffer, as cuDNN packs an LSTM's weights, become
+    separate copies."""
     tensors: dict[str, torch.Tensor] = {}
     seen = set()
     for name, tensor in module.state_dict().items():
@@ -123,13 +87,22 @@ def _cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
         if key not in seen:
             seen.add(key)
             tensors[name] = tensor.detach().to("cpu", copy=True)
-    return tensors
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest field."""
+    body = {k: v for k, v in manifest.items() if k != "config_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
 def write_manifest(directory: Path, fields: dict[str, Any]) -> None:
-    """config.json: `fields` plus versions and the sha256 of every other file in `directory`."""
-    files = {p.name: _sha256(p) for p in sorted(Path(directory).iterdir()) if p.name != "config.json"}
+    """config.json: `fields` plus versions, the sha256 of every other file in `directory` and of itself."""
+    directory = Path(directory)
+    files = {p.relative_to(directory).as_posix(): _sha256(p) for p in sorted(directory.rglob("*"))
+             if p.is_file() and p.name != "config.json"}
     manifest = {"format_version": FORMAT_VERSION, "aigckit_version": __version__, **fields, "files": files}
+    manifest["config_sha256"] = _manifest_digest(manifest)
     atomic_write_text(Path(directory) / "config.json", json.dumps(manifest, indent=2) + "\n")
 
 
@@ -150,6 +123,8 @@ def verify_checkpoint(directory: Path) -> dict[str, Any]:
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{directory} was written by a newer aigckit ({manifest.get('aigckit_version')}, "
                               f"format {manifest['format_version']}); upgrade aigckit to load it")
+    if manifest.get("format_version", 0) >= 2 and manifest.get("config_sha256") != _manifest_digest(manifest):
+        raise CheckpointError(f"{config_path} is damaged or was modified (sha256 mismatch); use an earlier checkpoint")
     for name, expected in manifest.get("files", {}).items():
         path = directory / name
         if not path.is_file():
@@ -172,15 +147,13 @@ def load_weights(module: nn.Module, path: Path) -> None:
 
 def from_pretrained(directory: Path, *, use_ema: bool = True) -> nn.Module:
     """Rebuild the model from config.json through the family registry and load its weights."""
-    from .models import FAMILIES
-
     directory = Path(directory)
     manifest = verify_checkpoint(directory)
     family = FAMILIES.get(manifest["family"])
     config = build_dataclass(family.config_class, manifest["model"], "model.")
-    model = family.build(config)
-    weights = directory / "ema.safetensors"
-    load_weights(model, weights if use_ema and weights.exists() else directory / "model.safetensors")
+    model = family.build_from_checkpoint(config, directory, manifest)
+    has_ema = any(name.startswith(("ema.", "ema/")) for name in manifest.get("files", {}))
+    family.load_weights(model, directory, "ema" if use_ema and has_ema else "model")
     return model.eval()
 
 

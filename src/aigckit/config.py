@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .family import family_for_model
 
 __all__ = [
     "DataConfig",
@@ -194,8 +195,6 @@ def build_dataclass(cls: type, values: Mapping[str, Any] | None, prefix: str) ->
 
 def config_from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Validate a nested dict (a parsed YAML file with overrides applied) into a RunConfig."""
-    from .models import family_for_model
-
     if not isinstance(raw, Mapping):
         raise ConfigError("", "a config file holds a mapping with the sections model, data and train")
     unknown = [k for k in raw if k not in ("model", "data", "train")]

@@ -3,7 +3,7 @@ from typer.testing import CliRunner
 
 from aigckit.cli import app
 from aigckit.data import DATASETS
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 
 runner = CliRunner()
 CONFIG = "configs/dcgan-digits.yaml"

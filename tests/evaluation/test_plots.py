@@ -4,7 +4,7 @@ from PIL import Image
 
 from aigckit.errors import AigcError
 from aigckit.evaluation import plot_latent_scatter, plot_manifold, plot_trajectory
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.models.diffusion import DiffusionConfig
 from aigckit.models.vae import VAEConfig
 from aigckit.pipelines import ImagePipeline

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aigckit.checkpoint import from_pretrained, latest_checkpoint
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.training import Trainer
 
 from helpers import save_tiny_transformers_model, tiny_config, tiny_gpt2_config

@@ -5,7 +5,7 @@ import torch
 
 from aigckit.config import DataConfig
 from aigckit.data import load_dataset
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.models.vae import VAEConfig
 from aigckit.training import Trainer
 from helpers import tiny_config

@@ -1,6 +1,6 @@
 import torch
 
-from aigckit.models import StepOutput
+from aigckit.family import StepOutput
 from aigckit.training import Trainer
 from helpers import tiny_config
 

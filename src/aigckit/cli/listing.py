@@ -17,7 +17,7 @@ def datasets_command() -> None:
 
 def models_command() -> None:
     """List the registered models with their family."""
-    from ..models import FAMILIES
+    from ..family import FAMILIES
 
     for family_name in FAMILIES:
         family = FAMILIES.get(family_name)

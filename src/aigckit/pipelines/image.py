@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,7 @@ class ImagePipeline:
         if n <= 0:
             raise AigcError(f"n must be positive, got {n}")
         label_tensor = self._labels(n, labels)
-        accepted = inspect.signature(self.family.sample).parameters
-        for option in options:
-            if option not in accepted:
-                raise AigcError(f"{option} does not apply to {self.config.name} models; drop it")
+        self.family.check_sample_options(options, self.config.name)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return self.family.sample(self.model, n, labels=label_tensor, generator=generator, **options)
 
@@ -74,7 +70,7 @@ class ImagePipeline:
 def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu"):
     """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, or a TextPipeline
     for a language model (also for a local `transformers` causal-LM directory)."""
-    from ..models import family_for_model
+    from ..family import family_for_model
     from .text import TextPipeline
 
     from ..models.lm.hf import is_transformers_dir
@@ -86,6 +82,6 @@ def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.devic
     checkpoint = latest_checkpoint(Path(run_dir))
     model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
     family = family_for_model(model.config.name)
-    if family.name == "lm":
+    if family.modality == "text":
         return TextPipeline.from_run(model, checkpoint)
     return ImagePipeline(model, family, checkpoint)

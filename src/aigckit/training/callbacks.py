@@ -114,9 +114,8 @@ class SampleGrids:
             return
         model = trainer.ema.model if trainer.ema is not None else trainer.model
         generator = torch.Generator().manual_seed(cfg.seed)
-        write_samples = getattr(trainer.family, "write_samples", None)
-        if write_samples is not None:  # a family whose samples are not images (text) writes its own file
-            write_samples(model, trainer.run_dir, trainer.step, generator)
+        if trainer.family.supports("text_samples"):  # a family whose samples are not images writes its own file
+            trainer.family.write_samples(model, trainer.run_dir, trainer.step, generator)
             return
         labels, nrow = grid_labels(getattr(model.config, "num_classes", 0) if getattr(model.config, "conditional",
                                                                                        False) else 0, cfg.num_samples)

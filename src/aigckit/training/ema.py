@@ -11,10 +11,14 @@ __all__ = ["EMA"]
 
 
 class EMA:
-    """Keeps `model` = decay * model + (1 - decay) * live weights after every step; buffers are copied."""
+    """Keeps `model` = decay * model + (1 - decay) * live weights after every step; buffers are copied.
+
+    Frozen parameters (a LoRA run's base model) are shared with the live model, not copied: they never change.
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
+        self.model = copy.deepcopy(model, memo=frozen).eval().requires_grad_(False)
         self.decay = decay
 
     @torch.no_grad()
@@ -23,6 +27,7 @@ class EMA:
         # warm-up: early on the average would be dominated by the random initialisation
         decay = min(self.decay, (1 + step) / (10 + step))
         for averaged, current in zip(self.model.parameters(), live.parameters(), strict=True):
-            averaged.lerp_(current.detach(), 1.0 - decay)
+            if current.requires_grad:
+                averaged.lerp_(current.detach(), 1.0 - decay)
         for averaged, current in zip(self.model.buffers(), live.buffers(), strict=True):
             averaged.copy_(current)

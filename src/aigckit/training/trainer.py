@@ -18,7 +18,6 @@ from ..checkpoint import (
     atomic_directory,
     atomic_write_text,
     list_checkpoints,
-    load_weights,
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
     read_training_state,
@@ -29,7 +28,7 @@ from ..checkpoint import (
 from ..config import RunConfig, to_dict
 from ..data import BatchStream, load_dataset
 from ..errors import CheckpointError, ConfigError
-from ..models import StepOutput, family_for_model
+from ..family import StepOutput, family_for_model
 from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
 from .ema import EMA
 from .schedule import lr_factor
@@ -86,7 +85,8 @@ class Trainer:
         torch.manual_seed(tc.seed)  # identical initial weights on every process
         self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
         self.optimizers = self.family.optimizers(self.model, self.config.model)
-        flops_per_example = getattr(self.family, "training_flops_per_example", lambda model: None)(self.model)
+        flops_per_example = (self.family.training_flops_per_example(self.model)
+                             if self.family.supports("training_flops") else None)
         self.flops_per_step = flops_per_example * self.examples_per_step if flops_per_example else None  # for MFU
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
@@ -228,7 +228,7 @@ class Trainer:
             with atomic_directory(path) as tmp:
                 save_training_state(tmp, tensors, {"step": self.step, "optimizers": optimizers,
                                                    "num_processes": rng.shape[0]})
-                save_pretrained(tmp, self.model, self.family.name, ema=self.ema.model if self.ema else None)
+                save_pretrained(tmp, self.model, self.family, ema=self.ema.model if self.ema else None)
             self._prune_checkpoints()
         self.accelerator.wait_for_everyone()
         return path
@@ -244,10 +244,10 @@ class Trainer:
         if manifest["model"] != to_dict(self.config.model):
             raise ConfigError("model", f"differs from the model saved in {path}; resume with the run's own "
                                        f"config ({self.run_dir / 'config.yaml'})")
-        load_weights(self.model, path / "model.safetensors")
+        self.family.load_weights(self.model, path, "model")
         if self.ema is not None:
-            ema_path = path / "ema.safetensors"
-            load_weights(self.ema.model, ema_path if ema_path.exists() else path / "model.safetensors")
+            has_ema = any(name.startswith(("ema.", "ema/")) for name in manifest["files"])
+            self.family.load_weights(self.ema.model, path, "ema" if has_ema else "model")
         tensors, meta = read_training_state(path)
         for name, optimizer in self.optimizers.items():
             prefix = f"optimizer.{name}."

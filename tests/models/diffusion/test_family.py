@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aigckit import load
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.models.diffusion import DiffusionConfig
 from aigckit.metrics_log import read_metrics
 

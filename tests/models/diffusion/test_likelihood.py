@@ -3,7 +3,7 @@ import torch
 from aigckit import load
 from aigckit.config import DataConfig
 from aigckit.data import load_dataset
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.models.diffusion import DiffusionConfig
 
 FAMILY = FAMILIES.get("diffusion")

@@ -15,7 +15,7 @@ from aigckit.data.text import read_corpus
 from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 from aigckit.metrics_log import read_metrics
-from aigckit.models import FAMILIES
+from aigckit.family import FAMILIES
 from aigckit.models.lm import LMConfig
 from aigckit.models.lm.generation import filter_logits, generate_tokens
 from aigckit.training import Trainer

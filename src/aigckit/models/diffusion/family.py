@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...layers import randn
-from ..base import FAMILIES, Batch, StepOutput
+from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
@@ -66,13 +66,15 @@ def make_sampler(model: DiffusionModel, name: str, *, eta: float = 0.0):
     return SAMPLERS[name](a, prediction=model.config.prediction)
 
 
-class DiffusionFamily:
+class DiffusionFamily(FamilyBase):
     """Denoising diffusion with a UNet; DDPM, DDIM and DPM-Solver++ samplers; classifier-free guidance."""
 
     name = "diffusion"
     config_class = DiffusionConfig
     presets = PRESETS
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
+    capabilities = frozenset({"inpaint", "log_likelihood"})
+    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "trajectory"})
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
         """The UNet (residual branches and output start at zero) and its schedule."""

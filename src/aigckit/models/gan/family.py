@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ...layers import randn
-from ..base import FAMILIES, Batch, StepOutput
+from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from .config import PRESETS, GANConfig
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .losses import discriminator_loss, generator_loss, gradient_penalty
@@ -30,7 +30,7 @@ class GAN(nn.Module):
         self.discriminator = discriminator_class(config)
 
 
-class GANFamily:
+class GANFamily(FamilyBase):
     """Generative adversarial networks: MLP and DCGAN, unconditional or class-conditional."""
 
     name = "gan"

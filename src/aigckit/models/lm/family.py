@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ...errors import AigcError
 from ...flops import transformer_flops_per_token
-from ..base import FAMILIES, Batch, StepOutput
+from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from .config import PRESETS, LMConfig
 from .generation import generate_tokens
 from .gpt import GPT
@@ -24,7 +24,7 @@ from .mlm import fill_masks, mlm_loss
 __all__ = ["LMFamily"]
 
 
-class LMFamily:
+class LMFamily(FamilyBase):
     """Language models over token ids: GPT (decoder-only Transformer, or an MLM encoder), LSTM, transformers."""
 
     name = "lm"
@@ -35,6 +35,10 @@ class LMFamily:
         "lstm": "embedding -> stacked LSTM -> output layer",
         "hf": "a local transformers causal LM (model.pretrained), fine-tuned fully or with LoRA (peft)",
     }
+    modality = "text"
+    capabilities = frozenset({"training_flops", "text_samples"})
+    sample_options = frozenset({"prompt", "max_new_tokens", "greedy", "temperature", "top_k", "top_p",
+                                "repetition_penalty", "watermark"})
 
     def build(self, config: LMConfig) -> nn.Module:
         """A GPT, an LSTM or a wrapped transformers model for config.vocab_size tokens."""

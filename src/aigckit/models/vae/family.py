@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...layers import randn
-from ..base import FAMILIES, Batch, StepOutput
+from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from .config import PRESETS, VAEConfig
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
@@ -61,7 +61,7 @@ def _kl_to_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
 
 
-class VAEFamily:
+class VAEFamily(FamilyBase):
     """Variational autoencoders: the worked-example MLP and a convolutional VAE, optionally class-conditional."""
 
     name = "vae"
@@ -71,6 +71,7 @@ class VAEFamily:
         "mlp-vae": "MLP VAE of the worked example (784 -> 128 -> 2-D latent -> 128 -> 784)",
         "conv-vae": "convolutional VAE: two stride-2 convolutions each way",
     }
+    capabilities = frozenset({"inpaint", "log_likelihood", "encode"})
 
     def build(self, config: VAEConfig) -> VAE:
         """Encoder and decoder with PyTorch's default initialisation."""
