@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from aigckit.flops import cpu_name
+from aigckit.machine import cpu_name
 
 
 class StepTimer:

@@ -52,3 +52,20 @@ def test_config_errors_name_the_key(override, key, words):
 def test_data_config_checks_values():
     with pytest.raises(ConfigError, match="val_fraction"):
         DataConfig(val_fraction=1.5)
+
+
+@pytest.mark.parametrize("written", ["3e-4", "3E-4", "+3e-04", "0.0003"])
+def test_exponent_floats_are_floats_in_yaml_and_on_the_command_line(tmp_path, written):
+    """YAML 1.1 reads 3e-4 (no dot) as a string; ours reads it as the float every user means."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model:\n  name: dcgan\n  lr_g: {written}\n")
+    assert load_config(path).model.lr_g == pytest.approx(3e-4)
+    assert load_config(path, [f"model.lr_d={written}"]).model.lr_d == pytest.approx(3e-4)
+
+
+def test_precision_defaults_to_auto_and_unknown_values_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: dcgan\n")
+    assert load_config(path).train.precision == "auto"
+    with pytest.raises(ConfigError, match="train.precision"):
+        load_config(path, ["train.precision=fp16"])

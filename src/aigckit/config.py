@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,22 @@ __all__ = [
     "config_from_dict",
     "to_dict",
     "require",
+    "parse_yaml",
 ]
+
+
+class YAMLLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that reads 3e-4 and 1E5 as floats, as YAML 1.2 does (YAML 1.1 needs a dot: 3.0e-4)."""
+
+
+YAMLLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML safely (no arbitrary objects), with YAML 1.2 floats."""
+    return yaml.load(text, Loader=YAMLLoader)  # noqa: S506 - YAMLLoader is a SafeLoader
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -74,7 +90,9 @@ class TrainConfig:
     batch_size: int = 64  # per process and per micro-batch
     grad_accum_steps: int = 1  # micro-batches summed into one optimizer step
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast for forward passes
+    # auto: bf16 autocast where the hardware runs bf16 natively and measurably faster, fp32 elsewhere
+    # (aigckit.precision); bf16 forces autocast (and warns where it is emulated); fp32 turns it off
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     grad_clip: float | None = None  # max global grad norm per optimizer; None: off
     warmup_steps: int = 0  # linear LR warm-up from 0
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up, decay until max_steps
@@ -120,7 +138,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+        node[leaf] = parse_yaml(raw) if raw.strip() else None
     return nested
 
 
@@ -230,7 +248,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     if not path.is_file():
         raise ConfigError("", f"config file {path} does not exist; pass a YAML file such as configs/dcgan-digits.yaml")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError("", f"{path} is not valid YAML ({error.__class__.__name__}); fix the syntax") from None
     return config_from_dict(_merge(raw, parse_overrides(overrides)))

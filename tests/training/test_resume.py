@@ -58,3 +58,46 @@ def test_killed_and_resumed_run_equals_unbroken_run(tmp_path):
         assert torch.equal(expected[key], actual[key]), key
     steps = [line.split(",")[0] for line in (tmp_path / "broken" / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [str(s) for s in range(10, 301, 10)]  # no step logged twice after the resume
+
+
+class KillAt:
+    """Raise KeyboardInterrupt at the end of the first step past `fraction` of the time budget (after that
+    step's checkpoint is written), and record every learning-rate multiplier used."""
+
+    def __init__(self, fraction: float | None = None) -> None:
+        self.fraction, self.lrs = fraction, []
+
+    def on_step_end(self, trainer) -> None:
+        self.lrs.append(trainer._lr)
+        if self.fraction is not None and trainer.elapsed >= self.fraction * trainer.config.train.max_minutes * 60:
+            raise KeyboardInterrupt
+
+
+def test_a_time_budget_killed_half_way_and_resumed_keeps_its_schedule_and_its_total_time(tmp_path):
+    from aigckit.checkpoint import read_training_state
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    budget = 0.05  # minutes: 3 s of training in all
+    config = tiny_config({"name": "dcgan"}, train={"max_steps": 10**6, "max_minutes": budget, "lr_schedule": "cosine",
+                                                   "min_lr_fraction": 0.1, "checkpoint_every": 1,
+                                                   "keep_checkpoints": 2, "log_every": 10})
+    first = KillAt(0.5)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path, show_progress=False, extra_callbacks=[first]).fit()
+    _, saved = read_training_state(latest_checkpoint(tmp_path))
+    assert saved["elapsed_seconds"] >= 0.5 * budget * 60  # the checkpoint knows how much of the budget is spent
+
+    second = KillAt()
+    resumed = Trainer(config, tmp_path, resume=True, show_progress=False, extra_callbacks=[second])
+    started = time.monotonic()
+    resumed.fit()
+    wall = time.monotonic() - started
+    # the schedule continues where it stopped (cosine on the clock), instead of restarting at full LR
+    assert second.lrs[0] <= first.lrs[-1] + 1e-9 and second.lrs[0] < 0.75
+    assert second.lrs[-1] < 0.5
+    # the resumed part gets only what is left of the budget, and the total is the budget
+    assert resumed.elapsed >= budget * 60
+    assert wall < budget * 60 - saved["elapsed_seconds"] + 1.0
+    _, final = read_training_state(latest_checkpoint(tmp_path))
+    assert final["elapsed_seconds"] == pytest.approx(resumed.elapsed)

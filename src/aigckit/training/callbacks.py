@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..checkpoint import atomic_write_text
+from ..atomic import atomic_write_text
 from ..flops import measured_peak_flops
 from ..imaging import save_grid
 from ..metrics_log import read_metrics
@@ -44,10 +44,15 @@ class EMAUpdate:
 
 
 class MetricsLogger:
-    """Every log_every steps: mean of each logged scalar -> metrics.csv and TensorBoard (main process)."""
+    """Every log_every steps: mean of each logged scalar -> metrics.csv and TensorBoard (main process).
+
+    Rows are appended to metrics.csv; the file is rewritten only when a new column appears (and once at a
+    resume, to drop rows logged after the checkpoint).
+    """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
+        self.columns: list[str] = []
         self.writer = None
         self.last_time = time.perf_counter()
         self.last_step = 0
@@ -65,6 +70,7 @@ class MetricsLogger:
         path = trainer.run_dir / "metrics.csv"
         # a resumed run forgets what was logged after its checkpoint, so the file has no duplicate steps
         self.rows = [r for r in read_metrics(path) if r["step"] <= trainer.step]
+        self._rewrite_csv(path)
         self.writer = SummaryWriter(str(trainer.run_dir / "tensorboard"), purge_step=trainer.step or None)
 
     def on_step_end(self, trainer: Trainer) -> None:
@@ -84,18 +90,30 @@ class MetricsLogger:
         trainer.latest_logs = scalars
         if self.writer is None:
             return
-        self.rows.append({"step": float(trainer.step), **scalars})
+        row = {"step": float(trainer.step), **scalars}
+        self.rows.append(row)
         for key, value in scalars.items():
             self.writer.add_scalar(key, value, trainer.step)
-        self._write_csv(trainer.run_dir / "metrics.csv")
+        path = trainer.run_dir / "metrics.csv"
+        if set(row) <= set(self.columns):
+            with open(path, "a", encoding="utf-8", newline="") as f:
+                self._csv_writer(f).writerow(self._format(row))
+        else:
+            self._rewrite_csv(path)
 
-    def _write_csv(self, path: Path) -> None:
-        columns = ["step"] + sorted({k for row in self.rows for k in row} - {"step"})
+    def _csv_writer(self, f: Any) -> csv.DictWriter:
+        return csv.DictWriter(f, fieldnames=self.columns, lineterminator="\n")
+
+    @staticmethod
+    def _format(row: dict[str, float]) -> dict[str, Any]:
+        return {k: (int(v) if k == "step" else f"{v:.6g}") for k, v in row.items()}
+
+    def _rewrite_csv(self, path: Path) -> None:
+        self.columns = ["step"] + sorted({k for row in self.rows for k in row} - {"step"})
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer = self._csv_writer(out)
         writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: (int(v) if k == "step" else f"{v:.6g}") for k, v in row.items()})
+        writer.writerows(self._format(row) for row in self.rows)
         atomic_write_text(path, out.getvalue())
 
     def on_fit_end(self, trainer: Trainer) -> None:

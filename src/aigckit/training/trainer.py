@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from rich.console import Console
 from torch import Tensor, nn
 
 from ..checkpoint import (
@@ -29,6 +31,7 @@ from ..config import RunConfig, to_dict
 from ..data import BatchStream, load_dataset
 from ..errors import CheckpointError, ConfigError
 from ..family import StepOutput, family_for_model
+from ..precision import Precision, resolve_precision
 from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
 from .ema import EMA
 from .schedule import lr_factor
@@ -71,11 +74,13 @@ class Trainer:
         # keeps that setting in a process-wide singleton, and a second run in one process may want another.
         # cpu=True on a machine without an accelerator is what makes accelerate use gloo under torchrun.
         self.accelerator = Accelerator(cpu=not torch.accelerator.is_available())
-        self.autocast_dtype = torch.bfloat16 if tc.precision == "bf16" else None
+        self.precision = self._resolve_precision(tc.precision)
+        self.autocast_dtype = self.precision.autocast_dtype
         self.family = family_for_model(config.model.name)
 
         dataset = load_dataset(config.data, "train")
-        self.config = dataclasses.replace(config, model=resolve_model_config(config.model, dataset))
+        self.config = dataclasses.replace(config, model=resolve_model_config(config.model, dataset),
+                                          train=dataclasses.replace(tc, precision=self.precision.name))
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.batches = BatchStream(dataset, tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
                                    device=self.accelerator.device)
@@ -95,6 +100,8 @@ class Trainer:
         torch.manual_seed(tc.seed * 1000 + rank + 1)  # a different noise stream on each process
 
         self.step = 0
+        self.elapsed_before = 0.0  # seconds of training before this fit (from the checkpoint resumed)
+        self.elapsed = 0.0  # seconds of training so far, all fits together: what train.max_minutes limits
         self.stopping = False  # set on the last step: max_steps reached or time budget spent
         self.latest_logs: dict[str, float] = {}
         self._log_sums: dict[str, Tensor] = {}
@@ -105,18 +112,33 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
                 dataset.save_to(self.run_dir)
-            atomic_write_text(self.run_dir / "config.yaml",
+            # the precision actually used is recorded, with what was asked for and why
+            atomic_write_text(self.run_dir / "config.yaml", f"# train.{self.precision.describe()}\n" +
                               yaml.safe_dump(to_dict(self.config), sort_keys=False, allow_unicode=True))
         callbacks = [EMAUpdate(), MetricsLogger(), SampleGrids(), Checkpointer()]
         callbacks += [ProgressBar()] if show_progress else []
         self.callbacks = Callbacks(callbacks + (extra_callbacks or []))
 
+    def _resolve_precision(self, requested: str) -> Precision:
+        """The main process chooses (its probe is cached per machine) and tells the others; printed once."""
+        choice = [resolve_precision(requested, self.accelerator.device) if self.accelerator.is_main_process
+                  else None]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(choice)
+        precision = choice[0]
+        if self.accelerator.is_main_process:
+            console = Console(stderr=True, highlight=False, soft_wrap=True)
+            console.print(precision.describe())
+            if precision.warning:
+                console.print(f"[bold yellow]warning:[/] {precision.warning}")
+        return precision
+
     # ---------------------------------------------------------------- the loop
     def fit(self) -> None:
-        """Train from self.step to train.max_steps."""
+        """Train from self.step to train.max_steps (or until train.max_minutes of training in all)."""
         tc = self.config.train
         started = time.monotonic()
-        time_spent = 0.0  # fraction of train.max_minutes used
+        time_spent = self._time_spent(started)  # fraction of train.max_minutes used, a resumed run's included
         self.model.train()
         self.callbacks.call("on_fit_start", self)
         try:
@@ -124,14 +146,7 @@ class Trainer:
                 # with a time budget the LR schedule runs on whichever is further along, steps or time, so that
                 # the decay completes when time runs out first
                 self._set_learning_rates(max(step, int(time_spent * tc.max_steps)))
-                micro_batches = [self.batches.batch_at(step * tc.grad_accum_steps + i)
-                                 for i in range(tc.grad_accum_steps)]
-                # One training_step per micro-batch, advanced in lockstep: the k-th yield of every micro-batch
-                # belongs to the same optimizer, so a GAN's D update sees all micro-batches before G's starts.
-                streams = [self._under_autocast(self.family.training_step(self.model, b, step))
-                           for b in micro_batches]
-                for outputs in zip(*streams, strict=True):
-                    self._optimizer_step(outputs)
+                self._train_step(step)
                 self.step = step + 1
                 time_spent = self._time_spent(started)
                 self.stopping = self.step == tc.max_steps or time_spent >= 1.0
@@ -141,15 +156,38 @@ class Trainer:
         finally:
             self.callbacks.call("on_fit_end", self)
 
+    def _train_step(self, step: int) -> None:
+        """One optimizer update per yield of the family's training_step, over every micro-batch.
+
+        One training_step runs per micro-batch, advanced in lockstep: the k-th yield of every micro-batch belongs
+        to the same optimizer, so a GAN's D update sees all micro-batches before G's starts. Each micro-batch's
+        loss is backpropagated before the next micro-batch's forward pass, so only one graph is alive at a time.
+        """
+        tc = self.config.train
+        micro_batches = [self.batches.batch_at(step * tc.grad_accum_steps + i) for i in range(tc.grad_accum_steps)]
+        streams = [self._under_autocast(self.family.training_step(self.model, b, step)) for b in micro_batches]
+        while (first := next(streams[0], None)) is not None:
+            optimizer = self.optimizers[first.optimizer]
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            self._backward(first, params)
+            for stream in streams[1:]:
+                output = next(stream, None)
+                if output is None or output.optimizer != first.optimizer:
+                    raise RuntimeError(f"{self.family.name}.training_step yielded different optimizers for "
+                                       f"different micro-batches; its updates must not depend on the data")
+                self._backward(output, params)
+            self._optimizer_step(first.optimizer, optimizer, params)
+        if any(next(stream, None) is not None for stream in streams[1:]):
+            raise RuntimeError(f"{self.family.name}.training_step yielded more updates for some micro-batches")
+
     def _time_spent(self, started: float) -> float:
-        """Fraction of train.max_minutes used since `started`, equal on every process (0 without a budget)."""
-        if not self.config.train.max_minutes:
-            return 0.0
-        spent = torch.tensor((time.monotonic() - started) / (self.config.train.max_minutes * 60),
-                             device=self.accelerator.device)
+        """Fraction of train.max_minutes used, this fit and earlier ones, equal on every process (0 without a
+        budget); updates self.elapsed."""
+        elapsed = torch.tensor(self.elapsed_before + time.monotonic() - started, device=self.accelerator.device)
         if self.accelerator.num_processes > 1:  # every process must use the same LR and stop at the same step
-            spent = self.accelerator.reduce(spent, reduction="max")
-        return float(spent.item())
+            elapsed = self.accelerator.reduce(elapsed, reduction="max")
+        self.elapsed = float(elapsed.item())
+        return self.elapsed / (self.config.train.max_minutes * 60) if self.config.train.max_minutes else 0.0
 
     def _under_autocast(self, outputs: Iterator[StepOutput]) -> Iterator[StepOutput]:
         # forward passes run under autocast, backward passes outside it, as PyTorch advises
@@ -161,14 +199,13 @@ class Trainer:
                 return
             yield output
 
-    def _optimizer_step(self, outputs: tuple[StepOutput, ...]) -> None:
-        name = outputs[0].optimizer
-        optimizer = self.optimizers[name]
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        for output in outputs:
-            # inputs=params: a generator loss must not leave gradients in the discriminator
-            self.accelerator.backward(output.loss / len(outputs), inputs=params)
-            self._accumulate_logs(output.logs, len(outputs))
+    def _backward(self, output: StepOutput, params: list[Tensor]) -> None:
+        micro_batches = self.config.train.grad_accum_steps
+        # inputs=params: a generator loss must not leave gradients in the discriminator
+        self.accelerator.backward(output.loss / micro_batches, inputs=params)
+        self._accumulate_logs(output.logs, micro_batches)
+
+    def _optimizer_step(self, name: str, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> None:
         if self.accelerator.num_processes > 1:
             self._average_across_processes([p.grad for p in params if p.grad is not None])
         if self.config.train.grad_clip is not None:
@@ -219,15 +256,21 @@ class Trainer:
         """Write checkpoints/step-NNNNNN atomically (main process), with every process's RNG state."""
         path = self.run_dir / "checkpoints" / f"step-{self.step:06d}"
         rng = self.accelerator.gather(torch.get_rng_state()[None].to(self.accelerator.device)).cpu()
+        device_rng = self._device_rng()
+        if device_rng is not None:
+            device_rng = self.accelerator.gather(device_rng[None].to(self.accelerator.device)).cpu()
         if self.accelerator.is_main_process:
             tensors: dict[str, Tensor] = {f"rng.rank{r}": rng[r] for r in range(rng.shape[0])}
+            if device_rng is not None:
+                tensors.update({f"rng_{self.accelerator.device.type}.rank{r}": device_rng[r]
+                                for r in range(device_rng.shape[0])})
             optimizers = {}
             for name, optimizer in self.optimizers.items():
                 optimizer_tensors, optimizers[name] = optimizer_state_to_tensors(name, optimizer)
                 tensors.update({f"optimizer.{k}": v for k, v in optimizer_tensors.items()})
             with atomic_directory(path) as tmp:
-                save_training_state(tmp, tensors, {"step": self.step, "optimizers": optimizers,
-                                                   "num_processes": rng.shape[0]})
+                save_training_state(tmp, tensors, {"step": self.step, "elapsed_seconds": self.elapsed,
+                                                   "optimizers": optimizers, "num_processes": rng.shape[0]})
                 save_pretrained(tmp, self.model, self.family, ema=self.ema.model if self.ema else None)
             self._prune_checkpoints()
         self.accelerator.wait_for_everyone()
@@ -256,8 +299,24 @@ class Trainer:
         if meta["num_processes"] != self.accelerator.num_processes:
             raise CheckpointError(f"{path} was written by {meta['num_processes']} processes; resume with "
                                   f"--num-processes {meta['num_processes']}")
-        torch.set_rng_state(tensors[f"rng.rank{self.accelerator.process_index}"])
+        rank = self.accelerator.process_index
+        torch.set_rng_state(tensors[f"rng.rank{rank}"])
+        device_rng = tensors.get(f"rng_{self.accelerator.device.type}.rank{rank}")
+        if self._device_rng() is not None:
+            if device_rng is None:
+                raise CheckpointError(f"{path} holds no {self.accelerator.device.type} random state (it was written on "
+                                      f"another kind of device); resume it there, or start a new run")
+            torch.get_device_module(self.accelerator.device.type).set_rng_state(device_rng, self.accelerator.device)
         self.step = int(meta["step"])
+        if "elapsed_seconds" not in meta:
+            raise CheckpointError(f"{path} was written by an older aigckit that did not record the training time; "
+                                  f"start a new run")
+        self.elapsed_before = self.elapsed = float(meta["elapsed_seconds"])
+
+    def _device_rng(self) -> Tensor | None:
+        """The random state of the accelerator (CUDA, ...) this process trains on; None on a CPU."""
+        device = self.accelerator.device
+        return None if device.type == "cpu" else torch.get_device_module(device.type).get_rng_state(device)
 
 
 def train(config: RunConfig, run_dir: str | Path, *, resume: bool = False, show_progress: bool = True) -> Path:
