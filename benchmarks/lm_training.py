@@ -9,7 +9,13 @@ parity: trains nanoGPT's CPU recipe through our Trainer with --seeds seeds and r
 (every non-overlapping window of the validation text, ~1,700 windows of 64) and the median ms per iteration.
 Beside it, alternating in the same process, a bare PyTorch loop with nanoGPT train.py's steps (random windows, forward, cross-entropy, backward,
 clip 1.0, AdamW, cosine LR) and the same network times what a hand-written loop costs on this machine.
-budget: trains a config for a fixed wall time (train.max_minutes) and reports the validation loss.
+budget: trains a config for a fixed wall time (train.max_minutes) and, in the same run and for the same time,
+nanoGPT's CPU recipe (configs/gpt-shakespeare-char.yaml: 4 x 128, block 64, batch 12, lr 1e-3, fp32) as the bare
+loop below, its cosine decay stretched over the budget (as if max_iters were set to what fits), and reports both
+validation losses. To measure what a CPU without native bf16 does, run it with PyTorch, oneDNN and MKL capped at
+AVX2 (and a separate cache, since cached probes are per machine):
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 AIGCKIT_CACHE=/tmp/avx2 \
+        python benchmarks/lm_training.py budget --minutes 10 --name shakespeare-10min-avx2
 mfu: model FLOPs utilisation against this machine's measured matmul peak, both precisions, alternating.
 Results are merged into benchmarks/results/lm_training.json (and .md).
 """
@@ -52,28 +58,42 @@ def train_and_evaluate(config, run_dir: Path) -> dict:
     loss, tokens = validation_loss(model, load_dataset(trainer.config.data, "val").ids)
     mfu = [row["mfu"] for row in trainer.callbacks.callbacks[1].rows if "mfu" in row]
     times = timer.times[10:]  # the first steps warm up allocators and caches
-    return {"steps": trainer.step, "val_loss": round(loss, 4), "val_tokens": tokens,
+    return {"steps": trainer.step, "precision": trainer.precision.describe(), "val_loss": round(loss, 4),
+            "val_tokens": tokens,
             "median_ms_per_iter": round(statistics.median(times) * 1e3, 2),
             "tokens_per_sec": round(trainer.examples_per_step * trainer.tokens_per_example / statistics.median(times)),
             "median_mfu": round(statistics.median(mfu), 3) if mfu else None, "wall_minutes": round(wall / 60, 2)}
 
 
-def bare_loop_ms(config, steps: int) -> list[float]:
-    """Seconds per iteration of nanoGPT train.py's loop written by hand around the same network."""
+def bare_loop(config, *, steps: int | None = None, minutes: float | None = None) -> tuple[torch.nn.Module, list[float]]:
+    """nanoGPT train.py's loop written by hand around the same network (random windows, forward, cross-entropy,
+    backward, clip, AdamW, warm-up + cosine LR), for `steps` iterations or `minutes` of wall time; with a time
+    budget the cosine follows the clock, so it ends at its floor when time runs out. Returns the model and the
+    seconds of each iteration."""
     dataset = load_dataset(config.data, "train")
     family = LMFamily()
     model_config = resolve_model_config(config.model, dataset)
-    torch.manual_seed(0)
+    torch.manual_seed(config.train.seed)
     model = family.build(model_config)
     optimizer = family.optimizers(model, model_config)["model"]
     ids = torch.from_numpy(dataset.ids.astype("int64"))
     tc, block = config.train, dataset.block_size
-    times = []
-    for it in range(steps):
+    times: list[float] = []
+    started = time.perf_counter()
+    for it in range(steps if steps is not None else 10**9):
         start = time.perf_counter()
+        spent = (start - started) / (minutes * 60) if minutes else 0.0
+        if spent >= 1.0:
+            break
+        if minutes is None:
+            factor = lr_factor(it, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps, schedule=tc.lr_schedule,
+                               floor=tc.min_lr_fraction)
+        else:  # warm-up by iterations, then the decay by the share of the time spent (in millionths)
+            virtual = it if it < tc.warmup_steps else tc.warmup_steps + int(spent * 10**6)
+            factor = lr_factor(virtual, warmup_steps=tc.warmup_steps, max_steps=tc.warmup_steps + 10**6,
+                               schedule=tc.lr_schedule, floor=tc.min_lr_fraction)
         for group in optimizer.param_groups:
-            group["lr"] = model_config.lr * lr_factor(it, warmup_steps=tc.warmup_steps, max_steps=tc.max_steps,
-                                                      schedule=tc.lr_schedule, floor=tc.min_lr_fraction)
+            group["lr"] = model_config.lr * factor
         starts = torch.randint(len(ids) - block - 1, (tc.batch_size,))
         windows = torch.stack([ids[s:s + block + 1] for s in starts])
         logits, _ = model(windows[:, :-1])
@@ -84,7 +104,12 @@ def bare_loop_ms(config, steps: int) -> list[float]:
         optimizer.zero_grad(set_to_none=True)
         loss.item()  # nanoGPT reads the loss every iteration it logs (log_interval=1 in the CPU recipe)
         times.append(time.perf_counter() - start)
-    return times[10:]
+    return model.eval(), times
+
+
+def bare_loop_ms(config, steps: int) -> list[float]:
+    """Seconds per iteration of the bare loop (after 10 warm-up iterations)."""
+    return bare_loop(config, steps=steps)[1][10:]
 
 
 def parity(args) -> dict:
@@ -107,10 +132,19 @@ def parity(args) -> dict:
 
 
 def budget(args) -> dict:
+    """Our preset and nanoGPT's recipe, each for args.minutes of training, one after the other in this process."""
     config = load_config(args.config, [f"train.max_minutes={args.minutes}"])
     with tempfile.TemporaryDirectory() as run_dir:
-        result = train_and_evaluate(config, Path(run_dir))
-    return {"config": os.path.relpath(Path(args.config).resolve(), REPO), "minutes": args.minutes, **result}
+        ours = train_and_evaluate(config, Path(run_dir))
+    print(f"ours: {ours}", flush=True)
+    recipe_config = load_config(REPO / "configs" / "gpt-shakespeare-char.yaml", ["train.precision=fp32"])
+    model, times = bare_loop(recipe_config, minutes=args.minutes)
+    loss, tokens = validation_loss(model, load_dataset(recipe_config.data, "val").ids)
+    recipe = {"steps": len(times), "val_loss": round(loss, 4), "val_tokens": tokens, "precision": "fp32",
+              "median_ms_per_iter": round(statistics.median(times[10:]) * 1e3, 2)}
+    print(f"nanoGPT recipe: {recipe}", flush=True)
+    return {"config": os.path.relpath(Path(args.config).resolve(), REPO), "minutes": args.minutes, **ours,
+            "nanogpt_recipe_same_run": recipe, "beats_nanogpt_recipe": ours["val_loss"] < recipe["val_loss"]}
 
 
 def mfu(args) -> dict:

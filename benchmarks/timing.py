@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from aigckit.machine import cpu_name
+from aigckit.machine import cpu_description
 
 
 class StepTimer:
@@ -31,7 +31,7 @@ def machine() -> str:
     """CPU model (or GPU name) and thread count."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+    return f"{cpu_description()}, {torch.get_num_threads()} threads"
 
 
 RESULTS = Path(__file__).parent / "results"
