@@ -6,13 +6,15 @@ tokenizer as long as every character was seen in training, or maps unseen ones b
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Protocol
 
+from ..atomic import atomic_path, atomic_write_text
 from ..errors import DataError
 
-__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "load_tokenizer", "train_tokenizer"]
+__all__ = ["Tokenizer", "CharTokenizer", "BPETokenizer", "load_tokenizer", "train_tokenizer", "tokenizer_sha256"]
 
 
 class Tokenizer(Protocol):
@@ -25,6 +27,8 @@ class Tokenizer(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
     def save(self, path: Path) -> None: ...
+
+    def vocabulary(self) -> list[str]: ...
 
 
 class CharTokenizer:
@@ -65,9 +69,13 @@ class CharTokenizer:
         return "".join(self.chars[i] for i in ids)
 
     def save(self, path: Path) -> None:
-        """Write tokenizer.json."""
-        Path(path).write_text(json.dumps({"type": "char", "chars": self.chars, "unknown": self.unknown},
-                                         ensure_ascii=False), encoding="utf-8")
+        """Write tokenizer.json (atomically)."""
+        atomic_write_text(path, json.dumps({"type": "char", "chars": self.chars, "unknown": self.unknown},
+                                           ensure_ascii=False))
+
+    def vocabulary(self) -> list[str]:
+        """The tokens in id order."""
+        return list(self.chars)
 
 
 class BPETokenizer:
@@ -99,8 +107,21 @@ class BPETokenizer:
         return self.tokenizer.decode(list(ids))
 
     def save(self, path: Path) -> None:
-        """Write tokenizer.json (the `tokenizers` format)."""
-        self.tokenizer.save(str(path))
+        """Write tokenizer.json (the `tokenizers` format), atomically."""
+        with atomic_path(path) as tmp:
+            self.tokenizer.save(str(tmp))
+
+    def vocabulary(self) -> list[str]:
+        """The tokens in id order (added tokens included)."""
+        return [token for token, _ in sorted(self.tokenizer.get_vocab(with_added_tokens=True).items(),
+                                             key=lambda item: item[1])]
+
+
+def tokenizer_sha256(tokenizer: CharTokenizer | BPETokenizer) -> str:
+    """sha256 of the tokenizer's kind and vocabulary in id order: equal for the same tokens with the same ids,
+    whichever file or library version they were read from."""
+    kind = "char" if isinstance(tokenizer, CharTokenizer) else "bpe"
+    return hashlib.sha256(json.dumps([kind, tokenizer.vocabulary()], ensure_ascii=True).encode()).hexdigest()
 
 
 def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
@@ -115,12 +136,18 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
         path = path / "tokenizer.json"
     if not path.is_file():
         raise DataError(f"no tokenizer at {path}; give a tokenizer.json or a folder holding one")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("type") == "char":
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{path} is damaged (not a JSON tokenizer); restore it from the run it came from") from None
+    if isinstance(data, dict) and data.get("type") == "char":
         return CharTokenizer(data["chars"], data["unknown"])
     from tokenizers import Tokenizer
 
-    return BPETokenizer(Tokenizer.from_file(str(path)))
+    try:
+        return BPETokenizer(Tokenizer.from_file(str(path)))
+    except Exception as error:  # the tokenizers library raises its own Exception type for any malformed file
+        raise DataError(f"{path} is not a tokenizer the `tokenizers` library can read ({error})") from None
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int) -> CharTokenizer | BPETokenizer:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import atomic_write_text
-from ..data import load_dataset
+from ..atomic import atomic_write_text
+from ..data.text import held_out_text
+from ..errors import DataError
 from ..pipelines import TextPipeline
 from .metrics.text import distinct_n, repetition_rate, self_bleu
 
@@ -22,24 +25,32 @@ __all__ = ["evaluate_language_model", "validation_loss"]
 @torch.no_grad()
 def evaluate_language_model(run_dir: Path, pipeline: TextPipeline, data_config, *, n: int = 20,
                             max_new_tokens: int = 200, max_eval_tokens: int = 200_000, seed: int = 0) -> dict[str, Any]:
-    """Metrics of a language-model run on its validation text; writes run_dir/eval/metrics.json."""
+    """Metrics of a language-model run on its validation text; writes run_dir/eval/metrics.json.
+
+    The validation text is read from the corpus on disk and tokenized with the run's own tokenizer; when the
+    corpus no longer hashes as it did at training, the result's "corpus_warning" says so (also on stderr)."""
     started = time.perf_counter()
     model = pipeline.model.eval()
     device = next(model.parameters()).device
-    val = load_dataset(data_config, "val")
+    held_out = held_out_text(run_dir, data_config)
+    if held_out.warning:
+        print(f"warning: {held_out.warning}", file=sys.stderr)
+    val_ids = np.asarray(pipeline.tokenizer.encode(held_out.text), dtype=np.int64)
+    if len(val_ids) < 2:
+        raise DataError(f"the validation text has {len(val_ids)} token(s); raise data.val_fraction to evaluate")
+    facts = {"run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": "lm", "model": model.config.name,
+             "dataset": data_config.name, "split": "val", "tokenizer": "the run's tokenizer.json",
+             "corpus_warning": held_out.warning}
     if model.config.objective == "mlm":
-        result = {"run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": "lm",
-                  "model": model.config.name, "objective": "mlm", "dataset": data_config.name, "split": "val",
-                  **masked_token_metrics(model, val.ids, max_eval_tokens, seed)}
+        result = {**facts, "objective": "mlm", **masked_token_metrics(model, val_ids, max_eval_tokens, seed)}
         return _write(run_dir, result, started)
-    loss, total_tokens = validation_loss(model, val.ids, max_eval_tokens)
-    characters = len(pipeline.tokenizer.decode(val.ids[1:total_tokens + 1].tolist()))
+    loss, total_tokens = validation_loss(model, val_ids, max_eval_tokens)
+    characters = len(pipeline.tokenizer.decode(val_ids[1:total_tokens + 1].tolist()))
 
     prompts = torch.zeros(n, 1, dtype=torch.long, device=device)
     samples = pipeline_samples(pipeline, prompts, max_new_tokens, seed)
     result = {
-        "run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": "lm", "model": model.config.name,
-        "dataset": data_config.name, "split": "val", "n_eval_tokens": total_tokens,
+        **facts, "n_eval_tokens": total_tokens,
         "val_loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss * total_tokens / characters / math.log(2),
         "n_samples": n, "sample_tokens": max_new_tokens, "sampling": {"temperature": 1.0, "seed": seed},
         "distinct_1": distinct_n(samples, 1), "distinct_2": distinct_n(samples, 2), "distinct_3": distinct_n(samples, 3),
@@ -70,7 +81,7 @@ def validation_loss(model: torch.nn.Module, ids, max_tokens: int = 200_000, batc
         pieces.append((ids[n_windows * block:-1][None], ids[n_windows * block + 1:][None]))
     total_nats = 0.0
     for x, y in pieces:
-        logits, _ = model(x.to(device))
+        logits, _ = model(x.to(device))  # no use_cache: a validation pass allocates no KV cache
         total_nats += F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum").item()
     return total_nats / (len(ids) - 1), len(ids) - 1
 
@@ -101,5 +112,6 @@ def pipeline_samples(pipeline: TextPipeline, prompts: torch.Tensor, max_new_toke
     from ..models.lm.generation import generate_tokens
 
     new = list(generate_tokens(pipeline.model, prompts, max_new_tokens=max_new_tokens,
-                               generator=torch.Generator().manual_seed(seed)))
+                               generator=torch.Generator().manual_seed(seed),
+                               allowed_tokens=pipeline.tokenizer.vocab_size))
     return torch.stack(new, dim=1).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.tokenizers import load_tokenizer
+from ..data.tokenizers import load_tokenizer, tokenizer_sha256
 from ..errors import AigcError
-from ..models.lm.generation import beam_search, generate_tokens
+from ..models.lm.generation import beam_search, check_context, check_generation_options, generate_tokens
+from ..models.lm.watermark import Watermark
 
 __all__ = ["TextPipeline"]
 
@@ -24,6 +26,9 @@ class TextPipeline:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
+        if tokenizer.vocab_size > model.logits_size:
+            raise AigcError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only {model.logits_size}; "
+                            f"they do not belong together")
 
     @classmethod
     def from_run(cls, model: nn.Module, checkpoint: Path) -> TextPipeline:
@@ -42,12 +47,59 @@ class TextPipeline:
 
         directory = Path(directory)
         model_type = json.loads((directory / "config.json").read_text(encoding="utf-8"))["model_type"]
+        tokenizer = load_tokenizer(directory)  # before the weights: a directory without a tokenizer fails fast
         if model_type == "gpt2":
             model = gpt_from_transformers(directory)
         else:
             model = TransformersCausalLM(LMConfig(name="hf", pretrained=str(directory)))
-        return cls(model, load_tokenizer(directory), directory)
+        return cls(model, tokenizer, directory)
 
+    @classmethod
+    def load(cls, run_dir: str | Path, *, base_model: str | Path | None = None, use_ema: bool = True,
+             device: str | torch.device = "cpu") -> TextPipeline:
+        """A language-model run (or a transformers directory), as `aigckit.load`; `base_model`: where a LoRA run's
+        base model is now, when it moved (its weights must hash as they did at training)."""
+        from ..checkpoint import latest_checkpoint, verify_checkpoint
+        from ..config import build_dataclass
+        from ..family import FAMILIES
+        from .image import load
+
+        if base_model is None:
+            pipeline = load(run_dir, use_ema=use_ema, device=device)
+            if not isinstance(pipeline, TextPipeline):
+                raise AigcError(f"{run_dir} holds an image model; generate images with aigckit sample")
+            return pipeline
+        if not Path(base_model).is_dir():
+            raise AigcError(f"--base-model {base_model} is not a directory; give the folder of the LoRA run's base model")
+        checkpoint = latest_checkpoint(Path(run_dir))
+        manifest = verify_checkpoint(checkpoint)
+        family = FAMILIES.get(manifest["family"])
+        config = build_dataclass(family.config_class, manifest["model"], "model.")
+        if family.modality != "text" or config.name != "hf" or not config.lora_r:
+            raise AigcError(f"{run_dir} is not a LoRA run; drop --base-model (only a LoRA run names a base model)")
+        config = dataclasses.replace(config, pretrained=str(base_model))
+        model = family.build_from_checkpoint(config, checkpoint, manifest)
+        has_ema = any(name.startswith("ema/") for name in manifest.get("files", {}))
+        family.load_weights(model, checkpoint, "ema" if use_ema and has_ema else "model")
+        return cls.from_run(model.eval().to(device), checkpoint)
+
+    # ---------------------------------------------------------------- watermark
+    def watermark(self, key: int, *, gamma: float = 0.25, delta: float = 2.0, context_width: int = 1) -> Watermark:
+        """Key material for this model: green lists over its logits, bound to its tokenizer."""
+        return Watermark(key=key, vocab_size=self.model.logits_size, gamma=gamma, delta=delta,
+                         context_width=context_width, tokenizer_sha256=tokenizer_sha256(self.tokenizer))
+
+    def check_watermark(self, watermark: Watermark) -> None:
+        """Refuse, in one line, key material made for another vocabulary or tokenizer."""
+        if watermark.vocab_size != self.model.logits_size:
+            raise AigcError(f"the watermark key was made for a vocabulary of {watermark.vocab_size} tokens but this "
+                            f"model has {self.model.logits_size}; make a key for it (aigckit watermark key --run RUN)")
+        sha = tokenizer_sha256(self.tokenizer)
+        if watermark.tokenizer_sha256 is not None and watermark.tokenizer_sha256 != sha:
+            raise AigcError("the watermark key was made for another tokenizer than this model's (tokenizer sha256 "
+                            f"{watermark.tokenizer_sha256[:12]}…, this one {sha[:12]}…); make a key for this model")
+
+    # ---------------------------------------------------------------- generation
     def stream(self, prompt: str, *, max_new_tokens: int = 200, seed: int | None = None,
                stop: list[str] | None = None, num_beams: int = 1, **options: Any) -> Iterator[str]:
         """Yield the completion piece by piece (one decoded token at a time) until a stop string or the limit.
@@ -58,15 +110,23 @@ class TextPipeline:
             raise AigcError("this run is a masked-LM encoder: it fills in masked tokens "
                             "(aigckit.models.lm.fill_masks) but does not continue text; train with "
                             "model.objective=causal to generate")
+        sampling = {k: options[k] for k in ("temperature", "top_k", "top_p", "repetition_penalty") if k in options}
+        check_generation_options(max_new_tokens=max_new_tokens, num_beams=num_beams, **sampling)
+        if any(s == "" for s in stop or []):
+            raise AigcError("a stop string is empty; give the text to stop at")
+        if options.get("watermark") is not None:
+            self.check_watermark(options["watermark"])
         ids = self.tokenizer.encode(prompt) or [0]
+        check_context(self.model, len(ids), max_new_tokens, whole_sequence=num_beams > 1)
         device = next(self.model.parameters()).device
         prompt_ids = torch.tensor([ids], device=device)
+        allowed = self.tokenizer.vocab_size  # a padded embedding's extra ids are no tokens: never choose them
         if num_beams > 1:
             if options.get("watermark") is not None:
                 raise AigcError("the watermark biases sampling; use it without beam search (--num-beams 1)")
             text = self.tokenizer.decode(beam_search(self.model, prompt_ids, max_new_tokens=max_new_tokens,
-                                                     num_beams=num_beams).tolist())
-            hits = [text.find(s) for s in stop or [] if s and s in text]
+                                                     num_beams=num_beams, allowed_tokens=allowed).tolist())
+            hits = [text.find(s) for s in stop or [] if s in text]
             yield text[:min(hits)] if hits else text
             return
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -74,10 +134,10 @@ class TextPipeline:
         sent = 0  # characters of the completion already yielded
         text = ""
         for token in generate_tokens(self.model, prompt_ids, max_new_tokens=max_new_tokens, generator=generator,
-                                     **options):
+                                     allowed_tokens=allowed, **options):
             new.append(int(token[0]))
             text = self.tokenizer.decode(new)  # decode the whole tail: BPE pieces can split characters
-            hits = [text.find(s) for s in stop or [] if s and s in text]
+            hits = [text.find(s) for s in stop or [] if s in text]
             if hits:
                 yield text[sent:min(hits)]
                 return

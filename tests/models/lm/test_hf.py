@@ -1,17 +1,25 @@
 """Hugging Face interop on randomly initialised models saved locally: no download anywhere."""
 
+import json
+import shutil
+
 import pytest
 import torch
 import transformers
 from typer.testing import CliRunner
 
 from aigckit import load
+from aigckit.checkpoint import latest_checkpoint
 from aigckit.cli import app
 from aigckit.config import config_from_dict
 from aigckit.data import load_dataset
+from aigckit.data.tokenizers import load_tokenizer, tokenizer_sha256
+from aigckit.errors import CheckpointError
 from aigckit.evaluation.language import validation_loss
 from aigckit.models.lm import gpt_from_transformers
 from aigckit.models.lm.generation import generate_tokens
+from aigckit.models.lm.hf import weights_sha256
+from aigckit.models.lm.watermark import Watermark
 from aigckit.training import Trainer
 from helpers import save_tiny_transformers_model, tiny_gpt2_config
 
@@ -28,7 +36,7 @@ def test_gpt2_checkpoint_gives_the_same_logits_in_our_gpt(gpt2_dir):
     tokens = torch.randint(0, 300, (3, 40), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = reference(input_ids=tokens).logits
-        logits, past = ours(tokens[:, :30])
+        logits, past = ours(tokens[:, :30], use_cache=True)
         incremental, _ = ours(tokens[:, 30:], past)  # the KV cache continues where the prompt ended
     assert torch.allclose(logits, expected[:, :30], atol=1e-4)
     assert torch.allclose(incremental, expected[:, 30:], atol=1e-4)
@@ -115,3 +123,145 @@ def test_a_pretrained_tokenizer_directory_without_tokenizer_json_loads_through_t
     text = "The assert statement, 春眠不觉晓 — and ümlauts."
     assert converted.decode(converted.encode(text)) == text
     assert converted.encode("def function(argument):") == ours.encode("def function(argument):")
+
+
+# ---------------------------------------------------------------- a run directory rebuilds itself
+
+
+def padded_gpt2_config():
+    """The tiny GPT-2 with its embedding padded to 320 rows (20 more than its 300-token tokenizer has) and 256
+    positions."""
+    config = tiny_gpt2_config()
+    config.vocab_size, config.n_positions = 320, 256
+    return config
+
+
+def short_hf_run(folder, **model):
+    """Three fp32 steps of a transformers model on the pydoc text with the model's own tokenizer."""
+    use_ema = model.pop("use_ema", False)
+    return config_from_dict({
+        "model": {"name": "hf", "pretrained": str(folder), "lr": 1e-2, "weight_decay": 0.0, **model},
+        "data": {"name": "pydoc", "tokenizer": str(folder), "block_size": 32},
+        "train": {"max_steps": 3, "batch_size": 8, "use_ema": use_ema, "ema_decay": 0.5, "log_every": 1,
+                  "sample_every": 1000, "checkpoint_every": 1000, "precision": "fp32"},
+    })
+
+
+def one_error_line(result, fragment):
+    """The command refused with exit code 2 and one 'error: ...' line holding `fragment`, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def padded_run(tmp_path_factory):
+    """A fully fine-tuned run of the padded GPT-2, whose original directory is gone afterwards."""
+    root = tmp_path_factory.mktemp("padded")
+    save_tiny_transformers_model(root / "base", padded_gpt2_config())
+    trainer = Trainer(short_hf_run(root / "base"), root / "run", show_progress=False)
+    trainer.fit()
+    shutil.rmtree(root / "base")
+    return root / "run", trainer.model.eval().cpu()
+
+
+def test_a_fully_fine_tuned_run_loads_without_its_model_directory_or_a_network(padded_run, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run, trained = padded_run
+    manifest = json.loads((latest_checkpoint(run) / "config.json").read_text())
+    assert manifest["transformers_config"]["vocab_size"] == manifest["logits_size"] == 320
+    pipeline = load(run)
+    tokens = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits, cache = pipeline.model(tokens)
+        assert torch.equal(logits, trained(tokens)[0])
+        assert cache is None  # an eval-mode forward keeps no key/value cache; only generation asks for one
+    result = CliRunner().invoke(app, ["generate", str(run), "--prompt", "The ", "--max-new-tokens", "8", "--seed", "0"])
+    assert result.exit_code == 0 and result.stdout == pipeline.generate("The ", max_new_tokens=8, seed=0) + "\n"
+
+
+def test_generation_never_picks_the_padded_ids_beyond_the_tokenizer(padded_run):
+    pipeline = load(padded_run[0])
+    prompt = torch.zeros(64, 1, dtype=torch.long)
+    with torch.no_grad():
+        logits, _ = pipeline.model(prompt)
+    assert logits[:, -1, 300:].softmax(-1).sum() > 0  # the model itself gives the padded ids probability
+    new = torch.stack(list(generate_tokens(pipeline.model, prompt, max_new_tokens=30, allowed_tokens=300,
+                                           generator=torch.Generator().manual_seed(0))), 1)
+    assert new.max() < 300
+
+
+def test_the_watermark_of_a_padded_model_is_drawn_over_its_logits_and_detected(padded_run, tmp_path):
+    run = str(padded_run[0])
+    runner = CliRunner()
+    key = tmp_path / "key.json"
+    assert runner.invoke(app, ["watermark", "key", "--run", run, "--out", str(key), "--key", "42",
+                               "--delta", "4"]).exit_code == 0
+    fields = json.loads(key.read_text())
+    tokenizer = load_tokenizer(padded_run[0])
+    assert (fields["vocab_size"], fields["green_list_size"], fields["effective_gamma"]) == (320, 80, 0.25)
+    assert tokenizer.vocab_size == 300 and fields["tokenizer_sha256"] == tokenizer_sha256(tokenizer)
+
+    generated = runner.invoke(app, ["generate", run, "--prompt", "The ", "--max-new-tokens", "200", "--seed", "0",
+                                    "--watermark-key", str(key)])
+    assert generated.exit_code == 0, generated.output
+    text = tmp_path / "marked.txt"
+    text.write_text(generated.stdout[:-1], encoding="utf-8")
+    with_file = runner.invoke(app, ["watermark", "detect", str(text), "--run", run, "--key", str(key), "--json"])
+    with_secret = runner.invoke(app, ["watermark", "detect", str(text), "--run", run, "--key", "42", "--json"])
+    verdict = json.loads(with_file.stdout)
+    assert verdict["watermarked"] and verdict["z"] > 4 and verdict["vocab_size"] == 320
+    assert json.loads(with_secret.stdout)["z"] == verdict["z"]  # an integer key is bound to the same vocabulary
+    # green lists over the tokenizer's 300 ids (what the detector used to draw) find nothing
+    assert Watermark(key=42, vocab_size=300).score(tokenizer.encode(text.read_text())).z < 4
+
+    other = tmp_path / "other.json"
+    Watermark(key=42, vocab_size=300, tokenizer_sha256=fields["tokenizer_sha256"]).save(other)
+    one_error_line(runner.invoke(app, ["watermark", "detect", str(text), "--run", run, "--key", str(other)]),
+                   "made for a vocabulary of 300 tokens but this model has 320")
+    one_error_line(runner.invoke(app, ["generate", run, "--watermark-key", str(other)]),
+                   "made for a vocabulary of 300 tokens but this model has 320")
+
+
+def test_a_lora_run_keeps_only_peft_adapters_and_refuses_another_base(tmp_path):
+    base = tmp_path / "base"
+    reference = save_tiny_transformers_model(base, padded_gpt2_config())
+    trainer = Trainer(short_hf_run(base, lora_r=4, use_ema=True), tmp_path / "run", show_progress=False)
+    trainer.fit()
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    manifest = json.loads((checkpoint / "config.json").read_text())
+    assert manifest["base_model"] == {"path": str(base), "sha256": weights_sha256(base)}
+    for name in ("model", "ema"):
+        assert sorted(p.name for p in (checkpoint / name).iterdir()) == ["adapter_config.json",
+                                                                         "adapter_model.safetensors"]
+    base_bytes = sum(p.stat().st_size for p in base.glob("*.safetensors"))
+    checkpoint_bytes = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file())
+    assert checkpoint_bytes < base_bytes / 4, (checkpoint_bytes, base_bytes)  # no copy of the frozen base
+
+    from peft import PeftModel  # peft itself reads the adapter folder onto the base
+
+    tokens = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    pipeline = load(tmp_path / "run", use_ema=False)
+    with torch.no_grad():
+        ours = pipeline.model(tokens)[0]
+        by_peft = PeftModel.from_pretrained(transformers.AutoModelForCausalLM.from_pretrained(base),
+                                            checkpoint / "model").eval()(input_ids=tokens).logits
+        assert torch.allclose(by_peft, ours, atol=1e-5)
+        assert not torch.allclose(reference(input_ids=tokens).logits, ours, atol=1e-3)  # the adapters trained
+        assert torch.equal(trainer.model.eval().cpu()(tokens)[0], ours)
+
+    runner = CliRunner()
+    base.rename(tmp_path / "moved")
+    one_error_line(runner.invoke(app, ["generate", str(tmp_path / "run"), "--max-new-tokens", "5"]),
+                   "not there any more")
+    moved = runner.invoke(app, ["generate", str(tmp_path / "run"), "--max-new-tokens", "5", "--seed", "0",
+                                "--base-model", str(tmp_path / "moved")])
+    assert moved.exit_code == 0, moved.output
+
+    torch.manual_seed(1)  # another random model of the same shape at the original path
+    transformers.AutoModelForCausalLM.from_config(padded_gpt2_config()).save_pretrained(base)
+    one_error_line(runner.invoke(app, ["generate", str(tmp_path / "run"), "--max-new-tokens", "5"]),
+                   "is not the one this LoRA checkpoint was trained on")
+    with pytest.raises(CheckpointError, match="is not the one this LoRA checkpoint was trained on"):
+        load(tmp_path / "run")

@@ -91,6 +91,36 @@ def test_gpt_generation_slides_past_the_block_size():
     assert len(out) == 20
 
 
+def test_no_kv_cache_is_allocated_outside_generation(monkeypatch):
+    from aigckit.evaluation.language import validation_loss
+    from aigckit.models.lm import gpt
+
+    allocated = []
+
+    class CountingCache(gpt.KVCache):
+        def append(self, layer, k, v):
+            if self.keys is None:
+                allocated.append((self.config.block_size, k.shape[0]))
+            return super().append(layer, k, v)
+
+    monkeypatch.setattr(gpt, "KVCache", CountingCache)
+    torch.manual_seed(0)
+    big = FAMILY.build(LMConfig(vocab_size=50, block_size=16384, n_layer=2, n_head=2, n_embd=32)).eval()
+    lstm = FAMILY.build(LMConfig(name="lstm", vocab_size=50, block_size=64, n_layer=1, n_embd=16,
+                                 hidden_size=16)).eval()
+    tokens = torch.randint(0, 50, (2, 10))
+    with torch.no_grad():
+        assert big(tokens)[1] is None and lstm(tokens)[1] is None  # eval mode alone asks for no cache
+        assert isinstance(big(tokens, use_cache=True)[1], gpt.KVCache)
+    allocated.clear()
+    ids = torch.randint(0, 50, (3000,)).numpy()
+    loss, n = validation_loss(big, ids)  # one window shorter than the 16,384-token context
+    assert n == 2999 and math.isfinite(loss)
+    assert allocated == []  # validation allocated no (n_layer, B, nh, 16384, hd) buffers
+    list(generate_tokens(big, tokens, max_new_tokens=2, greedy=True))
+    assert allocated == [(16384, 2)]  # generation does
+
+
 def test_top_k_and_top_p_keep_the_right_tokens():
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.1]]))
     assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]

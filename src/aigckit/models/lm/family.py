@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...errors import AigcError
+from ...errors import AigcError, CheckpointError
 from ...flops import transformer_flops_per_token
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from .config import PRESETS, LMConfig
@@ -45,6 +48,55 @@ class LMFamily(FamilyBase):
         if config.name == "hf":
             return TransformersCausalLM(config)
         return GPT(config) if config.name == "gpt" else LSTMLanguageModel(config)
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_weights(self, model: nn.Module, directory: Path, name: str) -> None:
+        """A LoRA model's adapters in peft's format in `directory/name/` (its frozen base is named in config.json,
+        not copied); any other model's weights as `name.safetensors`."""
+        if _is_lora(model):
+            model.save_adapters(Path(directory) / name)
+        else:
+            super().save_weights(model, directory, name)
+
+    def load_weights(self, model: nn.Module, directory: Path, name: str) -> None:
+        """The inverse of save_weights; a LoRA checkpoint first checks that `model` sits on the base it was
+        trained on (the sha256 of the base's weights files), and refuses another one in one line."""
+        if not _is_lora(model):
+            super().load_weights(model, directory, name)
+            return
+        manifest = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+        recorded = manifest.get("base_model") or {}
+        if recorded.get("sha256") != model.base_model["sha256"]:
+            raise CheckpointError(f"the base model at {model.base_model['path']} is not the one this LoRA "
+                                  f"checkpoint was trained on ({recorded.get('path')}; the sha256 of its weights "
+                                  f"differs); give the original base model (aigckit generate RUN --base-model DIR)")
+        model.load_adapters(Path(directory) / name)
+
+    def checkpoint_fields(self, model: nn.Module) -> dict[str, Any]:
+        """logits_size (what a watermark's green lists are drawn over); for a transformers model also its config
+        (a fully fine-tuned one is rebuilt from it, offline) and its base model's path and weights' sha256."""
+        fields: dict[str, Any] = {"logits_size": model.logits_size}
+        if model.config.name == "hf":
+            fields.update(transformers_config=model.transformers_config, base_model=model.base_model)
+        return fields
+
+    def build_from_checkpoint(self, config: LMConfig, directory: Path, manifest: dict[str, Any]) -> nn.Module:
+        """A fully fine-tuned transformers model from the config its checkpoint saved (no original directory, no
+        network); a LoRA model on its base model, found at model.pretrained or where training found it."""
+        if config.name != "hf":
+            return self.build(config)
+        if not config.lora_r:
+            if "transformers_config" not in manifest:  # an older checkpoint, without the transformers config
+                return self.build(config)
+            return TransformersCausalLM(config, transformers_config=manifest["transformers_config"],
+                                        base_model=manifest.get("base_model"))
+        recorded = manifest.get("base_model") or {}
+        for place in (config.pretrained, recorded.get("path")):
+            if place and Path(place).expanduser().is_dir():
+                return TransformersCausalLM(dataclasses.replace(config, pretrained=str(Path(place).expanduser())))
+        raise CheckpointError(f"{directory} holds LoRA adapters for the base model {config.pretrained}, which is "
+                              f"not there any more; put it back or give its new place (aigckit generate RUN "
+                              f"--base-model DIR)")
 
     def optimizers(self, model: nn.Module, config: LMConfig) -> dict[str, torch.optim.Optimizer]:
         """Fused AdamW; weight decay on matrices only (not on biases, norms or 1-d parameters), as in nanoGPT."""
@@ -120,6 +172,10 @@ class LMFamily(FamilyBase):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n\n----------\n\n".join(passages), encoding="utf-8")
         return path
+
+
+def _is_lora(model: nn.Module) -> bool:
+    return model.config.name == "hf" and model.config.lora_r > 0
 
 
 FAMILIES.register("lm")(LMFamily())

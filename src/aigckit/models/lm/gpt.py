@@ -121,6 +121,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """tokens (B, T) -> logits (B, T, vocab); positions up to block_size."""
 
+    slides_window = True  # generation past block_size recomputes the last block_size positions
+
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
@@ -139,6 +141,16 @@ class GPT(nn.Module):
             if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by 1/sqrt(2 n_layer)
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
+    @property
+    def context_size(self) -> int:
+        """The most positions one forward pass sees."""
+        return self.config.block_size
+
+    @property
+    def logits_size(self) -> int:
+        """Width of the logits (the vocabulary, plus [MASK] for the masked-LM encoder)."""
+        return self.lm_head.out_features
+
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -147,18 +159,17 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, tokens: Tensor, past: KVCache | None = None,
-                use_cache: bool | None = None) -> tuple[Tensor, KVCache | None]:
+                use_cache: bool = False) -> tuple[Tensor, KVCache | None]:
         """tokens: (B, T) ids; past: the cache of earlier positions, extended in place. Returns logits
-        (B, T, vocab) and the cache (kept by default in eval mode, for generation; never for the MLM encoder)."""
+        (B, T, vocab) and the cache: `past`, a new one when use_cache (generation asks for it), else None, so that
+        a validation or training forward never allocates block_size-long buffers."""
         B, T = tokens.shape
         start = past.length if past is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
-        if self.config.objective == "mlm":
-            if past is not None:
-                raise ValueError("a masked-LM encoder sees the whole sequence at once; it has no KV cache")
-            use_cache = False
-        if past is None and (not self.training if use_cache is None else use_cache):
+        if self.config.objective == "mlm" and (past is not None or use_cache):
+            raise ValueError("a masked-LM encoder sees the whole sequence at once; it has no KV cache")
+        if past is None and use_cache:
             past = KVCache(self.config)
         positions = torch.arange(start, start + T, device=tokens.device)
         x = self.wte(tokens)  # (B, T, C)

@@ -7,19 +7,26 @@ by default).
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import inspect
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ...errors import AigcError
+from ...errors import AigcError, CheckpointError
 from ...hub import resolve_pretrained
 from .config import LMConfig
 from .gpt import GPT
 
-__all__ = ["is_transformers_dir", "gpt_from_transformers", "TransformersCausalLM"]
+__all__ = ["is_transformers_dir", "gpt_from_transformers", "TransformersCausalLM", "weights_sha256"]
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
@@ -29,8 +36,11 @@ def is_transformers_dir(path: str | Path) -> bool:
     config = Path(path) / "config.json"
     if not config.is_file():
         return False
-    fields = json.loads(config.read_text(encoding="utf-8"))
-    return "model_type" in fields and "family" not in fields
+    try:
+        fields = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False  # not a transformers directory; a damaged aigckit checkpoint says so when it is read
+    return isinstance(fields, dict) and "model_type" in fields and "family" not in fields
 
 
 def _read_safetensors(directory: Path) -> dict[str, Tensor]:
@@ -73,20 +83,75 @@ def gpt_from_transformers(directory: str | Path) -> GPT:
     return model.eval()
 
 
-class TransformersCausalLM(nn.Module):
-    """A `transformers` causal LM behind our interface: tokens (B, T), past -> logits (B, T, vocab), past."""
+@contextmanager
+def _transformers_errors(source: object) -> Iterator[None]:
+    """Build a transformers model without its progress bars; its errors become one line for the user."""
+    from transformers.utils import logging as hf_logging
 
-    def __init__(self, config: LMConfig) -> None:
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    except (ValueError, OSError, KeyError) as error:  # an unknown or non-causal architecture, missing files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AigcError(f"{source} cannot be loaded as a transformers causal language model ({first_line})") \
+            from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def weights_sha256(directory: Path) -> dict[str, str]:
+    """sha256 of each *.safetensors file of a model directory (its weights), by file name."""
+    digests = {}
+    for file in sorted(Path(directory).glob("*.safetensors")):
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        digests[file.name] = digest.hexdigest()
+    return digests
+
+
+class TransformersCausalLM(nn.Module):
+    """A `transformers` causal LM behind our interface: tokens (B, T), past -> logits (B, T, vocab), past.
+
+    Built from `config.pretrained` (a local directory or a Hub id), or, for a run's checkpoint of a fully
+    fine-tuned model, from the transformers config saved in the checkpoint (`transformers_config`): the
+    checkpoint's weights then replace the untrained ones, so the run needs neither the original directory nor a
+    network. A LoRA model always loads its frozen base from `config.pretrained`; `base_model` names that base
+    (path and the sha256 of its weights files) so that a checkpoint can refuse another one.
+    """
+
+    slides_window = False  # positions beyond the model's context are an error, not a sliding window
+
+    def __init__(self, config: LMConfig, *, transformers_config: dict[str, Any] | None = None,
+                 base_model: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         self.config = config
-        directory = resolve_pretrained(config.pretrained)
-        self.hf = AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True, dtype=torch.float32)
-        model_vocab = self.hf.get_output_embeddings().weight.shape[0]
+        if transformers_config is None:
+            directory = resolve_pretrained(config.pretrained)
+            self.base_model = {"path": str(directory), "sha256": weights_sha256(directory)}
+            with _transformers_errors(directory):
+                self.hf = AutoModelForCausalLM.from_pretrained(directory, use_safetensors=True, dtype=torch.float32)
+        else:
+            self.base_model = base_model
+            with _transformers_errors("the transformers config saved in the checkpoint"):
+                hf_config = AutoConfig.for_model(**transformers_config)
+                self.hf = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32)
+        # transformers 5 renamed the cache argument (past_key_values -> cache): a library version, not a family
+        parameters = inspect.signature(type(self.hf).forward).parameters
+        self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
+        model_vocab = self.logits_size
         if config.vocab_size is not None and config.vocab_size > model_vocab:
             raise AigcError(f"the tokenizer has {config.vocab_size} tokens, the model only {model_vocab}: set "
-                            f"data.tokenizer to the model's own directory ({directory})")
+                            f"data.tokenizer to the model's own directory ({config.pretrained})")
+        hf_config = self.hf.config
+        self.context_size = getattr(hf_config, "n_positions", None) or getattr(hf_config, "max_position_embeddings",
+                                                                                None)
+        self.transformers_config = json.loads(hf_config.to_json_string())
         if config.lora_r:
             from peft import LoraConfig, get_peft_model
 
@@ -94,7 +159,48 @@ class TransformersCausalLM(nn.Module):
                               target_modules=list(config.lora_targets) or None, task_type="CAUSAL_LM")
             self.hf = get_peft_model(self.hf, lora)  # freezes the base weights; only the adapters train
 
-    def forward(self, tokens: Tensor, past=None) -> tuple[Tensor, object]:  # noqa: ANN001 - a transformers Cache
-        """Logits of every position and the model's own key/value cache."""
-        out = self.hf(input_ids=tokens, past_key_values=past, use_cache=not self.training)
-        return out.logits, out.past_key_values
+    @property
+    def logits_size(self) -> int:
+        """Width of the logits: the model's own vocabulary, which may be padded beyond the tokenizer's."""
+        return self.hf.get_output_embeddings().weight.shape[0]
+
+    def forward(self, tokens: Tensor, past=None, use_cache: bool = False) -> tuple[Tensor, object]:  # noqa: ANN001
+        """Logits of every position and the model's own key/value cache (a transformers Cache; None unless
+        continuing from `past` or asked to with use_cache)."""
+        keep = use_cache or past is not None
+        out = self.hf(input_ids=tokens, use_cache=keep, **{self._cache_arg: past})
+        return out.logits, getattr(out, self._cache_arg) if keep else None
+
+    # ---------------------------------------------------------------- LoRA adapters in peft's format
+    def save_adapters(self, folder: Path) -> None:
+        """adapter_config.json + adapter_model.safetensors: `peft.PeftModel.from_pretrained(base, folder)` loads
+        them. The frozen base is not copied."""
+        from peft import get_peft_model_state_dict
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = get_peft_model_state_dict(self.hf, save_embedding_layers=False)
+        save_file({k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()},
+                  str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+        lora = copy.copy(self.hf.peft_config["default"])
+        lora.inference_mode = True
+        lora.base_model_name_or_path = self.base_model["path"]
+        lora.save_pretrained(str(folder))
+
+    def load_adapters(self, folder: Path) -> None:
+        """Load adapters written by save_adapters; exactly this model's adapter tensors, or CheckpointError."""
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        path = Path(folder) / "adapter_model.safetensors"
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"{path} cannot be read as safetensors ({error}); use an earlier checkpoint") \
+                from None
+        expected = set(get_peft_model_state_dict(self.hf, save_embedding_layers=False))
+        if set(tensors) != expected:
+            raise CheckpointError(f"{path} does not fit the model (missing {sorted(expected - set(tensors))[:3]}, "
+                                  f"unexpected {sorted(set(tensors) - expected)[:3]}); the checkpoint belongs to "
+                                  f"another LoRA configuration")
+        set_peft_model_state_dict(self.hf, tensors)
+

@@ -17,6 +17,9 @@ __all__ = ["LSTMLanguageModel"]
 class LSTMLanguageModel(nn.Module):
     """tokens (B, T) -> logits (B, T, vocab); the recurrent state plays the role of the KV cache."""
 
+    context_size = None  # the recurrent state carries any length of context
+    slides_window = False
+
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.config = config
@@ -28,7 +31,14 @@ class LSTMLanguageModel(nn.Module):
         if config.tie_weights:
             self.head.weight = self.embed.weight
 
-    def forward(self, tokens: Tensor, past: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """tokens: (B, T); past: (h, c) from earlier positions. Returns logits (B, T, vocab) and (h, c)."""
+    @property
+    def logits_size(self) -> int:
+        """Width of the logits: the vocabulary."""
+        return self.head.out_features
+
+    def forward(self, tokens: Tensor, past: tuple[Tensor, Tensor] | None = None,
+                use_cache: bool = False) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """tokens: (B, T); past: (h, c) from earlier positions. Returns logits (B, T, vocab) and (h, c) when
+        continuing from `past` or asked to (use_cache), else None."""
         out, state = self.lstm(self.drop(self.embed(tokens)), past)  # (B, T, hidden)
-        return self.head(self.drop(out)), state
+        return self.head(self.drop(out)), state if use_cache or past is not None else None
