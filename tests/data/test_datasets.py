@@ -1,4 +1,5 @@
 import gzip
+import os
 import pickle
 import struct
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from aigckit.config import DataConfig
 from aigckit.data import BatchStream, load_dataset
+from aigckit.data.base import data_fingerprint, data_identity
 from aigckit.errors import DataError
 
 
@@ -145,3 +147,53 @@ def test_batch_stream_is_a_function_of_the_index_and_splits_ranks():
     assert torch.equal(torch.cat(ranks), one_process)
     with pytest.raises(DataError, match="lower train.batch_size"):
         BatchStream(data, 5000, seed=0)
+
+
+def test_data_identity_tells_apart_roots_contents_and_shaping(tmp_path):
+    def folder(name, shade):
+        root = tmp_path / name
+        root.mkdir()
+        for i in range(4):
+            Image.new("L", (8, 8), shade + i).save(root / f"{i}.png")
+        return root
+
+    first, second = folder("first", 10), folder("second", 10)  # the same pictures in two folders
+    config = DataConfig(name="imagefolder", root=str(first), image_size=8)
+    identity = data_identity(config, "test")
+    assert identity["root"] == str(first.resolve()) and identity["name"] == "imagefolder"
+    assert data_fingerprint(config, "test") == data_fingerprint(DataConfig(name="imagefolder", root=str(first),
+                                                                           image_size=8), "test")
+    others = [DataConfig(name="imagefolder", root=str(second), image_size=8),
+              DataConfig(name="imagefolder", root=str(first), image_size=16),
+              DataConfig(name="imagefolder", root=str(first), image_size=8, channels=1),
+              DataConfig(name="imagefolder", root=str(first), image_size=8, val_fraction=0.5)]
+    prints = {data_fingerprint(c, "test") for c in others} | {data_fingerprint(config, "test")}
+    assert len(prints) == 5
+    assert data_fingerprint(config, "train") != data_fingerprint(config, "test")
+    before = data_fingerprint(config, "test")
+    Image.new("L", (8, 8), 200).save(first / "0.png")  # changed contents under the same names
+    os.utime(first / "0.png", ns=(1, 1))
+    changed = data_fingerprint(config, "test")
+    assert changed != before
+    (first / "4.png").write_bytes((first / "1.png").read_bytes())  # one more file
+    assert data_fingerprint(config, "test") not in (before, changed)
+
+
+def test_data_identity_of_file_datasets_and_the_bundled_digits(tmp_path):
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for seed, root in enumerate(roots):
+        root.mkdir()
+        rng = np.random.default_rng(seed)
+        for split, n in (("train", 10), ("t10k", 4)):
+            write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+            write_idx(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    mnist = [DataConfig(name="mnist", root=str(root), download=False) for root in roots]
+    assert data_fingerprint(mnist[0], "test") != data_fingerprint(mnist[1], "test")
+    assert data_identity(mnist[0], "test")["root"] == str(roots[0].resolve())
+    write_cifar(tmp_path / "c" / "cifar-10-batches-py")
+    cifar = DataConfig(name="cifar10", root=str(tmp_path / "c"), download=False)
+    assert data_fingerprint(cifar, "test") != data_fingerprint(cifar, "train")
+    digits = data_identity(DataConfig(name="digits", image_size=8), "test")
+    assert digits["root"] is None and len(digits["content_sha256"]) == 64
+    with pytest.raises(DataError, match="unknown split"):
+        data_identity(DataConfig(name="digits"), "everything")

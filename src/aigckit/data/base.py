@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -15,7 +18,8 @@ from ..config import DataConfig
 from ..errors import DataError
 from ..registry import Registry
 
-__all__ = ["ImageDataset", "DATASETS", "load_dataset", "data_root", "find_files", "split_indices"]
+__all__ = ["ImageDataset", "DATASETS", "load_dataset", "data_root", "find_files", "split_indices", "data_identity",
+           "data_fingerprint", "files_digest"]
 
 
 @dataclass
@@ -60,23 +64,65 @@ class ImageDataset:
 # A loader takes the config and a split ("train", "val" or "test") and returns the dataset.
 DATASETS: Registry[Callable[[DataConfig, str], ImageDataset]] = Registry("dataset")
 DESCRIPTIONS: dict[str, str] = {}
+# A source names what a loader reads for a split (the resolved folder and a digest of its files, or a digest of
+# bundled arrays), as JSON values; data_identity adds the shaping. Caches of evaluation results key on it.
+Source = Callable[[DataConfig, str], dict[str, Any]]
+SOURCES: dict[str, Source] = {}
 
 
-def register_dataset(name: str, description: str) -> Callable:
-    """Register a loader under `name` with a one-line description for `aigckit datasets`."""
+def register_dataset(name: str, description: str, *, source: Source | None = None) -> Callable:
+    """Register a loader under `name` with a one-line description for `aigckit datasets`, and what identifies
+    the files it reads (`source`), which image datasets must give."""
     DESCRIPTIONS[name] = description
+    if source is not None:
+        SOURCES[name] = source
     return DATASETS.register(name)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r}; use train, val or test")
+
+
+def _loader(config: DataConfig) -> Callable[[DataConfig, str], ImageDataset]:
+    try:
+        return DATASETS.get(config.name)
+    except Exception as error:
+        raise DataError(f"data.name: {error}") from None
 
 
 def load_dataset(config: DataConfig, split: str = "train") -> ImageDataset:
     """Load the dataset named in `config` for `split`: 'train', 'val' or 'test'."""
-    if split not in ("train", "val", "test"):
-        raise DataError(f"unknown split {split!r}; use train, val or test")
-    try:
-        loader = DATASETS.get(config.name)
-    except Exception as error:
-        raise DataError(f"data.name: {error}") from None
-    return loader(config, split)
+    _check_split(split)
+    return _loader(config)(config, split)
+
+
+def data_identity(config: DataConfig, split: str) -> dict[str, Any]:
+    """What identifies the images `load_dataset(config, split)` returns, as JSON values: the dataset's name,
+    split, shaping (size, channels, validation share) and its source (resolved folder and a digest of the
+    files' names, sizes and modification times, or a digest of bundled arrays)."""
+    _check_split(split)
+    _loader(config)
+    if config.name not in SOURCES:
+        raise DataError(f"{config.name} names no source for its files, so results on it cannot be cached safely; "
+                        f"register the loader with a source")
+    return {"name": config.name, "split": split, "image_size": config.image_size, "channels": config.channels,
+            "val_fraction": config.val_fraction, **SOURCES[config.name](config, split)}
+
+
+def data_fingerprint(config: DataConfig, *splits: str) -> str:
+    """A short hash (16 hex digits) of the identities of `splits` of the data in `config`."""
+    identities = [data_identity(config, split) for split in splits]
+    return hashlib.sha256(json.dumps(identities, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def files_digest(paths: Iterable[Path], root: Path) -> str:
+    """sha256 over each file's path relative to `root`, size and modification time (ns), in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def split_indices(n: int, val_fraction: float, split: str) -> Tensor:

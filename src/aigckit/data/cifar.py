@@ -10,13 +10,14 @@ import io
 import pickle
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageDataset, data_root, find_files, register_dataset, split_indices
+from .base import ImageDataset, data_root, files_digest, find_files, register_dataset, split_indices
 from .transforms import resize, to_model_range
 
 __all__ = ["read_cifar_batch", "CIFAR_FILES"]
@@ -74,11 +75,23 @@ def _fetch_cifar(config: DataConfig) -> Path:
                     f"unpack {CIFAR_URL} there or set data.root to the folder holding cifar-10-batches-py")
 
 
-@register_dataset("cifar10", "CIFAR-10 (50k/10k, 32x32 RGB, 10 classes) from the standard python batches")
+def _batch_names(split: str) -> list[str]:
+    return ["test_batch"] if split == "test" else CIFAR_FILES[:5]
+
+
+def _cifar_source(config: DataConfig, split: str) -> dict[str, Any]:
+    """The folder of batches and a digest of the split's batch files (names, sizes, times)."""
+    folder = _fetch_cifar(config)
+    return {"root": str(folder.resolve()),
+            "files_sha256": files_digest([folder / name for name in _batch_names(split)], folder)}
+
+
+@register_dataset("cifar10", "CIFAR-10 (50k/10k, 32x32 RGB, 10 classes) from the standard python batches",
+                  source=_cifar_source)
 def load_cifar10(config: DataConfig, split: str) -> ImageDataset:
     """CIFAR-10 for `split`: 'train'/'val' partition data_batch_1..5, 'test' is test_batch."""
     folder = _fetch_cifar(config)
-    names = ["test_batch"] if split == "test" else CIFAR_FILES[:5]
+    names = _batch_names(split)
     parts = [read_cifar_batch(folder / name) for name in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageDataset, data_root, register_dataset, split_indices
+from .base import ImageDataset, data_root, files_digest, register_dataset, split_indices
 from .transforms import to_model_range
 
 __all__ = ["load_imagefolder", "IMAGE_SUFFIXES"]
@@ -26,15 +27,28 @@ def _square(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
 
 
-@register_dataset("imagefolder", "any folder of images (data.root); class sub-folders make labels")
-def load_imagefolder(config: DataConfig, split: str) -> ImageDataset:
-    """All images under data.root, centre-cropped and resized; class = first sub-folder, if any."""
+def _image_files(config: DataConfig) -> tuple[Path, list[Path]]:
+    """data.root and the image files under it, sorted."""
     root = data_root(config)
     if not root.is_dir():
         raise DataError(f"imagefolder: {root} is not a folder; set data.root to a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"imagefolder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return root, files
+
+
+def _imagefolder_source(config: DataConfig, split: str) -> dict[str, Any]:
+    """The resolved folder and a digest of every image file's path, size and time (the splits share them)."""
+    root, files = _image_files(config)
+    return {"root": str(root.resolve()), "files_sha256": files_digest(files, root)}
+
+
+@register_dataset("imagefolder", "any folder of images (data.root); class sub-folders make labels",
+                  source=_imagefolder_source)
+def load_imagefolder(config: DataConfig, split: str) -> ImageDataset:
+    """All images under data.root, centre-cropped and resized; class = first sub-folder, if any."""
+    root, files = _image_files(config)
     class_names = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
     labelled = bool(class_names) and all(len(p.relative_to(root).parts) > 1 for p in files)
     mode = "L" if config.channels == 1 else "RGB"

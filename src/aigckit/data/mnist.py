@@ -6,13 +6,14 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from .base import ImageDataset, find_files, register_dataset, split_indices
+from .base import ImageDataset, files_digest, find_files, register_dataset, split_indices
 from .transforms import resize, to_model_range
 
 __all__ = ["read_idx", "IDX_FILES"]
@@ -44,9 +45,22 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _load_idx_dataset(config: DataConfig, split: str, mirrors: tuple[str, ...], classes: list[str]) -> ImageDataset:
+def _idx_folder(config: DataConfig, split: str, mirrors: tuple[str, ...]) -> tuple[Path, tuple[str, str]]:
     files = IDX_FILES["test" if split == "test" else "train"]
-    folder = find_files(config, config.name, files, mirrors)
+    return find_files(config, config.name, files, mirrors), files
+
+
+def _idx_source(mirrors: tuple[str, ...]):  # noqa: ANN202 - a data.base.Source
+    def source(config: DataConfig, split: str) -> dict[str, Any]:
+        """The folder holding the split's two IDX files and a digest of their names, sizes and times."""
+        folder, files = _idx_folder(config, split, mirrors)
+        return {"root": str(folder.resolve()), "files_sha256": files_digest([folder / f for f in files], folder)}
+
+    return source
+
+
+def _load_idx_dataset(config: DataConfig, split: str, mirrors: tuple[str, ...], classes: list[str]) -> ImageDataset:
+    folder, files = _idx_folder(config, split, mirrors)
     images, labels = read_idx(folder / files[0]), read_idx(folder / files[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{folder}: images {images.shape} and labels {labels.shape} do not match")
@@ -57,13 +71,15 @@ def _load_idx_dataset(config: DataConfig, split: str, mirrors: tuple[str, ...], 
     return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), classes)
 
 
-@register_dataset("mnist", "MNIST handwritten digits (60k/10k, 28x28, 10 classes) from the standard IDX .gz files")
+@register_dataset("mnist", "MNIST handwritten digits (60k/10k, 28x28, 10 classes) from the standard IDX .gz files",
+                  source=_idx_source(MNIST_MIRRORS))
 def load_mnist(config: DataConfig, split: str) -> ImageDataset:
     """MNIST for `split`: 'train'/'val' partition the training files, 'test' is t10k."""
     return _load_idx_dataset(config, split, MNIST_MIRRORS, [str(d) for d in range(10)])
 
 
-@register_dataset("fashion-mnist", "Fashion-MNIST (60k/10k, 28x28, 10 classes) from the standard IDX .gz files")
+@register_dataset("fashion-mnist", "Fashion-MNIST (60k/10k, 28x28, 10 classes) from the standard IDX .gz files",
+                  source=_idx_source(FASHION_MIRRORS))
 def load_fashion_mnist(config: DataConfig, split: str) -> ImageDataset:
     """Fashion-MNIST for `split`: 'train'/'val' partition the training files, 'test' is t10k."""
     return _load_idx_dataset(config, split, FASHION_MIRRORS, FASHION_CLASSES)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["to_model_range", "resize"]
+__all__ = ["to_model_range", "resize", "quantise_8bit"]
 
 
 def to_model_range(pixels: np.ndarray | Tensor, max_value: float = 255.0) -> Tensor:
@@ -25,3 +25,9 @@ def resize(images: Tensor, size: int) -> Tensor:
     else:
         out = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     return out.clamp(-1.0, 1.0)
+
+
+def quantise_8bit(images: Tensor) -> Tensor:
+    """Images in [-1, 1] snapped to the nearest of the 256 levels of 8-bit pixels (v / 255 * 2 - 1, v = 0..255):
+    the image as a PNG would store it, the data a discretised likelihood gives a probability to."""
+    return torch.round((images.clamp(-1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0

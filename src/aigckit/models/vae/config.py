@@ -25,7 +25,9 @@ class VAEConfig:
     latent_dim: int = 2  # the worked example's 2-D latent, which can be plotted directly
     hidden_sizes: tuple[int, ...] = (128,)  # mlp-vae: encoder widths; the decoder reverses them
     base_channels: int = 32  # conv-vae: channels after the first downsampling, doubled once
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"  # p(x|z) per pixel, pixels mapped to [0, 1]
+    # p(x|z) per pixel: Bernoulli on grey levels in [0, 1] (no bits/dim), or a Gaussian with a learned scale,
+    # discretised over the 256 levels of 8-bit pixels (a probability of the image: bits/dim); see likelihoods.py
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     beta: float = 1.0  # weight of the KL term, https://openreview.net/forum?id=Sy2fzU9gl
     lr: float = 1e-3
 

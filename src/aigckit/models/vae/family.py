@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...layers import randn
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
+from ...layers import randn
 from .config import PRESETS, VAEConfig
+from .likelihoods import PIXEL_MODELS, bernoulli_log_prob, discretised_gaussian_log_prob
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 __all__ = ["VAE", "VAEFamily"]
@@ -28,8 +30,9 @@ class VAE(nn.Module):
         encoder_class, decoder_class = _NETWORKS[config.name]
         self.encoder = encoder_class(config)
         self.decoder = decoder_class(config)
-        # Gaussian likelihood: one learned noise scale, whose optimum is the RMS reconstruction error
-        # (the "sigma-VAE", https://arxiv.org/abs/2006.13202); a fixed scale would silently set beta.
+        # Gaussian likelihood: one learned noise scale, near the RMS reconstruction error at its optimum
+        # (the "sigma-VAE", https://arxiv.org/abs/2006.13202); a fixed scale would silently set beta. The
+        # Gaussian is discretised over the 256 pixel levels (likelihoods.py), so its ELBO bounds log P(8-bit x).
         self.log_sigma = nn.Parameter(torch.zeros(())) if config.likelihood == "gaussian" else None
 
     def encode(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -41,13 +44,14 @@ class VAE(nn.Module):
         return self.decoder(z, labels)
 
     def log_px_given_z(self, x: Tensor, decoded: Tensor, reduce: bool = True) -> Tensor:
-        """log p(x|z) in nats, summed over pixels: (B,); per pixel (B, C, H, W) with reduce=False."""
-        target = (x + 1) / 2  # pixels in [0, 1]
+        """log p(x|z) in nats, summed over pixels: (B,); per pixel (B, C, H, W) with reduce=False.
+
+        gaussian: log P of the 8-bit image under the discretised Gaussian; bernoulli: -BCE on grey levels.
+        """
         if self.config.likelihood == "bernoulli":
-            per_pixel = -F.binary_cross_entropy_with_logits(decoded, target, reduction="none")
+            per_pixel = bernoulli_log_prob(x, decoded)
         else:
-            log_sigma = self.log_sigma.float()
-            per_pixel = -0.5 * ((target - decoded) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+            per_pixel = discretised_gaussian_log_prob(x, decoded, self.log_sigma)
         return per_pixel.flatten(1).sum(1) if reduce else per_pixel
 
     def to_image(self, decoded: Tensor) -> Tensor:
@@ -129,12 +133,15 @@ class VAEFamily(FamilyBase):
 
     @torch.no_grad()
     def log_likelihood(self, model: VAE, images: Tensor, labels: Tensor | None = None, *, k: int = 64,
-                       generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Per-image ELBO and importance-weighted bound (IWAE, https://arxiv.org/abs/1509.00519), in nats,
-        and the IWAE bound on -log p(x) in bits per dimension.
+                       generator: torch.Generator | None = None) -> dict[str, Any]:
+        """The importance-weighted bound (IWAE, https://arxiv.org/abs/1509.00519) on -log p(x); self-describing.
 
         log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x); the bound tightens as k grows
         and equals the ELBO's expectation at k = 1.
+
+        Returns "bound" and "pixel_model" (what was computed), "discretisation" ("8-bit" or None), "dims", and
+        per image (B,): "nats" (the bound on -log p(x)), "elbo" and "iwae" (bounds on log p(x)), and
+        "bits_per_dim" only when p(x|z) is a probability of 8-bit pixels (the discretised Gaussian).
         """
         labels = self._labels(model, images.shape[0], labels, images.device)
         mu, logvar = model.encode(images, labels)
@@ -150,8 +157,13 @@ class VAEFamily(FamilyBase):
         log_w = torch.stack(log_weights)  # (k, B)
         iwae = torch.logsumexp(log_w, dim=0) - math.log(k)
         elbo = log_w.mean(0)  # the Monte Carlo ELBO from the same k samples
-        bits_per_dim = -iwae / (images[0].numel() * math.log(2))
-        return {"elbo": elbo, "iwae": iwae, "bits_per_dim": bits_per_dim}
+        pixel_model, discretisation = PIXEL_MODELS[model.config.likelihood]
+        dims = images[0].numel()
+        out = {"bound": f"IWAE bound on -log p(x), k={k} samples of q(z|x)", "pixel_model": pixel_model,
+               "discretisation": discretisation, "dims": dims, "nats": -iwae, "elbo": elbo, "iwae": iwae}
+        if discretisation is not None:
+            out["bits_per_dim"] = -iwae / (dims * math.log(2))
+        return out
 
     def inpaint(self, model: VAE, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
                 generator: torch.Generator | None = None, iterations: int = 300, lr: float = 0.05) -> Tensor:
