@@ -8,22 +8,24 @@ temperature 1 with the watermark and once more without it; --n windows of --toke
 text (human writing the model never trained on) are the negatives. The texts take the --keys in turn (with
 one fixed key a frequent context-token pair is always green or always red, so a single key can look better
 or worse than the scheme is). Every text is scored by the detector alone (key and tokenizer, no model),
-each (context, token) pair once. Reports the share above z = 4 for each set and the median z.
-Writes benchmarks/results/watermark.{json,md}.
+each (context, token) pair once, against the effective gamma of the key material (green-list size / the
+model's vocabulary). The validation text is read with the run's own tokenizer. Reports the share above z = 4
+for each set and the median z. Writes benchmarks/results/watermark.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aigckit import load
-from aigckit.data import load_dataset
+from aigckit.data.text import held_out_text
 from aigckit.evaluation.evaluate import run_config
-from aigckit.models.lm.watermark import Watermark
 from timing import machine, write_results
 
 THRESHOLD = 4.0
@@ -40,9 +42,11 @@ def main() -> None:
     args = parser.parse_args()
 
     pipeline = load(args.run)
-    vocab = pipeline.model.config.vocab_size
-    marks = [Watermark(key=int(k), gamma=args.gamma, delta=args.delta) for k in args.keys.split(",")]
-    val_ids = load_dataset(run_config(args.run).data, "val").ids
+    marks = [pipeline.watermark(int(k), gamma=args.gamma, delta=args.delta) for k in args.keys.split(",")]
+    held_out = held_out_text(args.run, run_config(args.run).data)
+    if held_out.warning:
+        print(f"warning: {held_out.warning}", file=sys.stderr)
+    val_ids = np.asarray(pipeline.tokenizer.encode(held_out.text))
     stride = (len(val_ids) - args.tokens) // args.n
     starts = [i * stride for i in range(args.n)]
     decode, encode = pipeline.tokenizer.decode, pipeline.tokenizer.encode
@@ -54,14 +58,15 @@ def main() -> None:
         marked = pipeline.generate(prompt, max_new_tokens=args.tokens, seed=i, watermark=mark)
         plain = pipeline.generate(prompt, max_new_tokens=args.tokens, seed=i)
         human = val_ids[start:start + args.tokens].tolist()
-        z["watermarked"].append(mark.score(encode(marked), vocab).z)
-        z["unwatermarked"].append(mark.score(encode(plain), vocab).z)
-        z["human"].append(mark.score(human, vocab).z)
+        z["watermarked"].append(mark.score(encode(marked)).z)
+        z["unwatermarked"].append(mark.score(encode(plain)).z)
+        z["human"].append(mark.score(human).z)
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{args.n}: median z watermarked {statistics.median(z['watermarked']):.2f}", flush=True)
 
-    results = {"run": str(args.run), "model": pipeline.model.config.name, "vocab_size": vocab, "n": args.n,
-               "tokens": args.tokens, "gamma": args.gamma, "delta": args.delta, "keys": args.keys,
+    results = {"run": str(args.run), "model": pipeline.model.config.name, "vocab_size": marks[0].vocab_size,
+               "n": args.n, "tokens": args.tokens, "gamma": args.gamma, "effective_gamma": marks[0].effective_gamma,
+               "delta": args.delta, "keys": args.keys,
                "threshold_z": THRESHOLD,
                "machine": machine(), "torch": torch.__version__}
     lines = [f"| text ({args.n} × {args.tokens} tokens) | share with z > {THRESHOLD:g} | median z |", "|---|---|---|"]

@@ -136,14 +136,13 @@ def padded_gpt2_config():
     return config
 
 
-def short_hf_run(folder, **model):
+def short_hf_run(folder, train=None, **model):
     """Three fp32 steps of a transformers model on the pydoc text with the model's own tokenizer."""
-    use_ema = model.pop("use_ema", False)
     return config_from_dict({
         "model": {"name": "hf", "pretrained": str(folder), "lr": 1e-2, "weight_decay": 0.0, **model},
         "data": {"name": "pydoc", "tokenizer": str(folder), "block_size": 32},
-        "train": {"max_steps": 3, "batch_size": 8, "use_ema": use_ema, "ema_decay": 0.5, "log_every": 1,
-                  "sample_every": 1000, "checkpoint_every": 1000, "precision": "fp32"},
+        "train": {"max_steps": 3, "batch_size": 8, "use_ema": False, "ema_decay": 0.5, "log_every": 1,
+                  "sample_every": 1000, "checkpoint_every": 1000, "precision": "fp32", **(train or {})},
     })
 
 
@@ -227,7 +226,7 @@ def test_the_watermark_of_a_padded_model_is_drawn_over_its_logits_and_detected(p
 def test_a_lora_run_keeps_only_peft_adapters_and_refuses_another_base(tmp_path):
     base = tmp_path / "base"
     reference = save_tiny_transformers_model(base, padded_gpt2_config())
-    trainer = Trainer(short_hf_run(base, lora_r=4, use_ema=True), tmp_path / "run", show_progress=False)
+    trainer = Trainer(short_hf_run(base, {"use_ema": True}, lora_r=4), tmp_path / "run", show_progress=False)
     trainer.fit()
     checkpoint = latest_checkpoint(tmp_path / "run")
     manifest = json.loads((checkpoint / "config.json").read_text())
@@ -265,3 +264,21 @@ def test_a_lora_run_keeps_only_peft_adapters_and_refuses_another_base(tmp_path):
                    "is not the one this LoRA checkpoint was trained on")
     with pytest.raises(CheckpointError, match="is not the one this LoRA checkpoint was trained on"):
         load(tmp_path / "run")
+
+
+def test_a_resumed_lora_run_equals_an_unbroken_one(tmp_path):
+    save_tiny_transformers_model(tmp_path / "base", tiny_gpt2_config())
+
+    def run(name, max_steps, resume=False):
+        config = short_hf_run(tmp_path / "base", {"use_ema": True, "max_steps": max_steps, "checkpoint_every": 2},
+                              lora_r=4)
+        trainer = Trainer(config, tmp_path / name, resume=resume, show_progress=False)
+        trainer.fit()
+        return trainer
+
+    unbroken = run("unbroken", 4)
+    run("broken", 2)
+    resumed = run("broken", 4, resume=True)  # adapters, EMA adapters and optimizer state come back through peft files
+    for live, again in ((unbroken.model, resumed.model), (unbroken.ema.model, resumed.ema.model)):
+        for (name, a), b in zip(live.state_dict().items(), again.state_dict().values()):
+            assert torch.equal(a, b), name

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...atomic import atomic_write_text
 from ...errors import AigcError, CheckpointError
 from ...flops import transformer_flops_per_token
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
@@ -41,7 +42,7 @@ class LMFamily(FamilyBase):
     modality = "text"
     capabilities = frozenset({"training_flops", "text_samples"})
     sample_options = frozenset({"prompt", "max_new_tokens", "greedy", "temperature", "top_k", "top_p",
-                                "repetition_penalty", "watermark"})
+                                "repetition_penalty", "watermark", "allowed_tokens"})
 
     def build(self, config: LMConfig) -> nn.Module:
         """A GPT, an LSTM or a wrapped transformers model for config.vocab_size tokens."""
@@ -166,11 +167,10 @@ class LMFamily(FamilyBase):
             passages = [f"original:\n{tokenizer.decode(tokens[0].tolist())}",
                         f"{int(mask.sum())} tokens masked and filled in:\n{tokenizer.decode(filled[0].tolist())}"]
         else:
-            passages = [tokenizer.decode(row.tolist()) for row in self.sample(model, 4, generator=generator,
-                                                                               temperature=0.8)]
+            rows = self.sample(model, 4, generator=generator, temperature=0.8, allowed_tokens=tokenizer.vocab_size)
+            passages = [tokenizer.decode(row.tolist()) for row in rows]
         path = Path(run_dir) / "samples" / f"step-{step:06d}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n\n----------\n\n".join(passages), encoding="utf-8")
+        atomic_write_text(path, "\n\n----------\n\n".join(passages))
         return path
 
 
