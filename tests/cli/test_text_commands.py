@@ -139,6 +139,7 @@ GENERATE = [
     ("key file with gamma", ["{run}", "--watermark-key", "{key}", "--watermark-gamma", "0.5"], "fixes gamma"),
     ("base model for a run without LoRA", ["{run}", "--base-model", "{empty}"], "is not a LoRA run"),
     ("missing base model", ["{run}", "--base-model", "{missing}"], "is not a directory"),
+    ("base model for a transformers directory", ["{llama}", "--base-model", "{empty}"], "is not a LoRA run"),
 ]
 
 

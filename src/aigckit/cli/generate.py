@@ -23,10 +23,10 @@ def generate_command(
     prompt: Annotated[str, typer.Option(help="text to continue")] = "",
     max_new_tokens: Annotated[int, typer.Option(help="tokens to generate")] = 200,
     greedy: Annotated[bool, typer.Option("--greedy", help="always take the most likely token")] = False,
-    temperature: Annotated[Optional[float], typer.Option(help="sampling temperature (> 0) [default: 1]")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="sampling temperature (> 0) (default: 1)")] = None,
     top_k: Annotated[Optional[int], typer.Option(help="sample among the k most likely tokens")] = None,
     top_p: Annotated[Optional[float], typer.Option(help="sample from the smallest set with this probability")] = None,
-    repetition_penalty: Annotated[Optional[float], typer.Option(help="> 1 discourages repeated tokens [default: 1]")]
+    repetition_penalty: Annotated[Optional[float], typer.Option(help="> 1 discourages repeated tokens (default: 1)")]
     = None,
     stop: Annotated[Optional[list[str]], typer.Option(help="stop at this string (repeatable)")] = None,
     num_beams: Annotated[int, typer.Option(help="beam search with this many beams (1: sample)")] = 1,
@@ -34,12 +34,12 @@ def generate_command(
     stream: Annotated[bool, typer.Option("--stream", help="print tokens as they are generated")] = False,
     watermark_key: Annotated[Optional[str], typer.Option(
         help="watermark the text: an integer secret, or a key file written by `aigckit watermark key`")] = None,
-    watermark_gamma: Annotated[Optional[float], typer.Option(help="watermark: green-list fraction [default: 0.25]")]
+    watermark_gamma: Annotated[Optional[float], typer.Option(help="watermark: green-list fraction (default: 0.25)")]
     = None,
     watermark_delta: Annotated[Optional[float], typer.Option(help="watermark: logit bias of green tokens "
-                                                                  "[default: 2]")] = None,
+                                                                  "(default: 2)")] = None,
     watermark_context: Annotated[Optional[int], typer.Option(help="watermark: previous tokens seeding the green "
-                                                                  "list [default: 1]")] = None,
+                                                                  "list (default: 1)")] = None,
     base_model: Annotated[Optional[Path], typer.Option(help="a LoRA run's base model, when it moved from where "
                                                             "the run was trained")] = None,
 ) -> None:

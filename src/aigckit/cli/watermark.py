@@ -119,9 +119,9 @@ def detect_command(
     run: Annotated[Path, typer.Option(help="run (or transformers model) directory whose tokenizer wrote the text")],
     key: Annotated[str, typer.Option(help=KEY_HELP)],
     gamma: Annotated[Optional[float], typer.Option(help="integer key: green-list fraction used at generation "
-                                                        "[default: 0.25]")] = None,
+                                                        "(default: 0.25)")] = None,
     context_width: Annotated[Optional[int], typer.Option(help="integer key: previous tokens seeding the green list "
-                                                              "[default: 1]")] = None,
+                                                              "(default: 1)")] = None,
     threshold: Annotated[float, typer.Option(help="z-score above which the text counts as watermarked")] = 4.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
@@ -149,14 +149,17 @@ def detect_command(
 def key_command(
     run: Annotated[Path, typer.Option(help="run (or transformers model) directory of the model that will generate")],
     out: Annotated[Path, typer.Option(help="key file to write (JSON; keep it secret)")],
-    key: Annotated[Optional[int], typer.Option(help="the secret [default: 63 random bits]")] = None,
+    key: Annotated[Optional[int], typer.Option(help="the secret (default: 63 random bits)")] = None,
     gamma: Annotated[float, typer.Option(help="green-list fraction")] = DEFAULTS["gamma"],
     delta: Annotated[float, typer.Option(help="logit bias of green tokens")] = DEFAULTS["delta"],
     context_width: Annotated[int, typer.Option(help="previous tokens seeding the green list")] =
     DEFAULTS["context_width"],
 ) -> None:
-    """Write the whole key material for RUN's model: the secret, gamma, delta, context width, the vocabulary size
-    the green lists are drawn over, the green-list size and effective gamma, and the tokenizer's sha256."""
+    """Write the key material for RUN's model as a JSON key file.
+
+    It holds the secret, gamma, delta and context width, the vocabulary size the green lists are drawn over (the
+    model's logits), the green-list size and effective gamma, and the sha256 of the tokenizer.
+    """
     from ..data.tokenizers import tokenizer_sha256
     from ..models.lm.watermark import Watermark
 

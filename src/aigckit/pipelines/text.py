@@ -70,13 +70,15 @@ class TextPipeline:
                 raise AigcError(f"{run_dir} holds an image model; generate images with aigckit sample")
             return pipeline
         if not Path(base_model).is_dir():
-            raise AigcError(f"--base-model {base_model} is not a directory; give the folder of the LoRA run's base model")
+            raise AigcError(f"the base model {base_model} is not a directory; give the folder of the LoRA run's "
+                            f"base model")
         checkpoint = latest_checkpoint(Path(run_dir))
         manifest = verify_checkpoint(checkpoint)
-        family = FAMILIES.get(manifest["family"])
-        config = build_dataclass(family.config_class, manifest["model"], "model.")
-        if family.modality != "text" or config.name != "hf" or not config.lora_r:
-            raise AigcError(f"{run_dir} is not a LoRA run; drop --base-model (only a LoRA run names a base model)")
+        model_fields = manifest.get("model") or {}
+        if manifest.get("family") != "lm" or model_fields.get("name") != "hf" or not model_fields.get("lora_r"):
+            raise AigcError(f"{run_dir} is not a LoRA run; drop the base model (only a LoRA run names one)")
+        family = FAMILIES.get("lm")
+        config = build_dataclass(family.config_class, model_fields, "model.")
         config = dataclasses.replace(config, pretrained=str(base_model))
         model = family.build_from_checkpoint(config, checkpoint, manifest)
         has_ema = any(name.startswith("ema/") for name in manifest.get("files", {}))

@@ -70,7 +70,8 @@ class LMFamily(FamilyBase):
         if recorded.get("sha256") != model.base_model["sha256"]:
             raise CheckpointError(f"the base model at {model.base_model['path']} is not the one this LoRA "
                                   f"checkpoint was trained on ({recorded.get('path')}; the sha256 of its weights "
-                                  f"differs); give the original base model (aigckit generate RUN --base-model DIR)")
+                                  f"differs); put the original back at model.pretrained or give its place "
+                                  f"(aigckit generate RUN --base-model DIR)")
         model.load_adapters(Path(directory) / name)
 
     def checkpoint_fields(self, model: nn.Module) -> dict[str, Any]:
