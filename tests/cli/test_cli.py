@@ -49,8 +49,10 @@ def test_train_then_sample_then_resume(tmp_path):
     assert (run / "checkpoints" / "step-000005").is_dir()
 
 
-def test_sample_reports_a_missing_run_in_one_line(tmp_path):
+def test_sample_reports_a_missing_or_empty_run_in_one_line(tmp_path):
     result = runner.invoke(app, ["sample", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    result = runner.invoke(app, ["sample", str(tmp_path)])
     assert result.exit_code == 2 and "has no checkpoints" in result.stderr
 
 
@@ -59,6 +61,7 @@ def test_listings_have_one_line_per_registered_name():
     assert [line.split()[0] for line in models] == [m for f in FAMILIES for m in FAMILIES.get(f).models]
     datasets = runner.invoke(app, ["datasets"]).stdout.strip().splitlines()
     assert [line.split()[0] for line in datasets] == DATASETS.names()
+    assert all(len(line.split()) > 1 for line in models + datasets), "every name has a description"
 
 
 def test_sample_a_diffusion_run_with_sampler_steps_and_guidance(trained_diffusion, tmp_path):

@@ -1,5 +1,9 @@
+import pytest
 import torch
 
+from aigckit.errors import AigcError, ConfigError
+from aigckit.family import FAMILIES
+from aigckit.models.gan import GANConfig
 from aigckit.training import Trainer
 from helpers import tiny_config
 
@@ -20,3 +24,21 @@ def test_conditional_dcgan_draws_the_requested_digit(tmp_path, digit_classifier)
     after = accuracy()
     assert after > 0.7, f"the classifier recognised only {after:.0%} of conditional samples (chance: 10%)"
     assert after > before + 0.4
+
+
+@pytest.mark.parametrize("field, value", [("name", "stylegan"), ("loss", "wgan"), ("discriminator_norm", "group")])
+def test_the_gan_config_refuses_unknown_names(field, value):
+    with pytest.raises(ConfigError, match=f"{field}: unknown .*{value!r}; known: "):
+        GANConfig(**{field: value})
+
+
+@pytest.mark.parametrize("conditional, labels, message", [
+    (False, [1, 2], "unconditional and takes no labels"),  # once silently ignored by the generator
+    (True, [1, 10], r"labels must be in 0..9, got \[1, 10\]"),
+])
+def test_gan_sampling_refuses_labels_it_cannot_use(conditional, labels, message):
+    family = FAMILIES.get("gan")
+    model = family.build(GANConfig(name="mlp-gan", image_size=8, channels=1, num_classes=10, conditional=conditional,
+                                   z_dim=4, hidden_sizes=(8,)))
+    with pytest.raises(AigcError, match=message):
+        family.sample(model, 2, labels=torch.tensor(labels))

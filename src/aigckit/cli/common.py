@@ -1,9 +1,10 @@
-"""What every command shares: turning user errors into one line and exit code 2."""
+"""What every command shares: turning user errors into one line and exit code 2, and checks of common inputs."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -11,7 +12,10 @@ from rich.console import Console
 
 from ..errors import AigcError
 
-__all__ = ["user_errors", "err_console"]
+__all__ = ["user_errors", "err_console", "check_output_file", "check_seed", "require_image_model",
+           "require_at_least"]
+
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds; eval adds one per batch
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,3 +33,36 @@ def user_errors(command: F) -> F:
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output PNG path that is a folder, does not end in .png, or whose folder is
+    missing (a typo there would otherwise create folders nobody asked for)."""
+    if path.is_dir():
+        raise AigcError(f"{option} {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise AigcError(f"{option} {path}: the result is written as PNG; give a file name ending in .png")
+    if not path.parent.is_dir():
+        raise AigcError(f"{option} {path}: the folder {path.parent} does not exist; create it or choose another")
+
+
+def require_image_model(pipeline: Any, run_dir: Path, command: str) -> None:
+    """Refuse a language model's run for an image command, pointing at `aigckit generate`."""
+    from ..pipelines import ImagePipeline
+
+    if not isinstance(pipeline, ImagePipeline):
+        raise AigcError(f"{run_dir} holds a language model, and aigckit {command} works on image models; "
+                        f"for text use: aigckit generate {run_dir} --prompt \"...\"")
+
+
+def require_at_least(minimum: int, **values: int | None) -> None:
+    """Refuse any given option value below `minimum`, naming the option as the user typed it."""
+    for name, value in values.items():
+        if value is not None and value < minimum:
+            raise AigcError(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
+
+
+def check_seed(seed: int | None) -> None:
+    """Refuse a seed outside 0..2^63-1, which the random generators cannot take."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise AigcError(f"--seed must be a whole number in 0..{MAX_SEED}, got {seed}")

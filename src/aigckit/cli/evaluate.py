@@ -4,18 +4,69 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import AigcError
-from .common import err_console, user_errors
+from .common import check_seed, err_console, user_errors
 
 __all__ = ["eval_command"]
 
 TABLE_KEYS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
 TEXT_KEYS = ["val_loss", "perplexity", "bits_per_char", "distinct_1", "distinct_2", "distinct_3", "self_bleu",
              "repetition_rate"]
+EXTRACTORS = ("evaluator", "inception")
+MIN_IMAGES = 4  # precision/recall measures each generated image's 3rd nearest other one
+MIN_TEXTS = 2  # self-BLEU compares each text with the others
+
+
+def _parse_sweep(sweep: str | None) -> tuple[int, ...]:
+    if not sweep:
+        return ()
+    try:
+        steps = tuple(int(s) for s in sweep.split(","))
+    except ValueError:
+        raise AigcError(f"--sweep takes step counts such as 10,20,50, got {sweep!r}") from None
+    if min(steps) < 1:
+        raise AigcError(f"--sweep step counts must be at least 1, got {sweep!r}")
+    return steps
+
+
+def _check_inputs(run_dir: Path, n: int, extractor: str, options: dict[str, Any], sweep: tuple[int, ...],
+                  seed: int) -> None:
+    """Refuse what the run cannot serve before the long work: one sample with the asked options (and the sweep's
+    largest step count) fails in seconds where the evaluation would fail after minutes."""
+    from ..evaluation.evaluate import run_config
+    from ..pipelines import ImagePipeline, load
+
+    run_config(run_dir)  # a folder that is not a run is refused here, with what to pass instead
+    pipeline = load(run_dir)
+    if not isinstance(pipeline, ImagePipeline):
+        image_only = {**{f"--{name}": True for name in options}, "--sweep": bool(sweep),
+                      "--extractor inception": extractor == "inception"}
+        given = [name for name, used in image_only.items() if used]
+        if given:
+            one = len(given) == 1
+            raise AigcError(f"{run_dir} holds a language model; {', '.join(given)} {'applies' if one else 'apply'} "
+                            f"to image models only, so drop {'it' if one else 'them'}")
+        if n < MIN_TEXTS:
+            raise AigcError(f"--n must be at least {MIN_TEXTS} for a language model (self-BLEU compares texts), "
+                            f"got {n}")
+        return
+    if n < MIN_IMAGES:
+        raise AigcError(f"--n must be at least {MIN_IMAGES} (precision/recall needs each image's 3rd nearest "
+                        f"neighbour among the samples), got {n}")
+    pipeline.sample(1, seed=seed, **options)
+    if sweep:
+        if not {"sampler", "steps"} <= pipeline.family.sample_options:
+            raise AigcError(f"--sweep compares samplers at several step counts, which {pipeline.config.name} models "
+                            f"do not have; drop --sweep")
+        pipeline.sample(1, seed=seed, **{**options, "steps": max(sweep)})
+
+
+def _cell(value: Any) -> str:
+    return "—" if value is None else f"{value:.4g}"
 
 
 @user_errors
@@ -33,18 +84,23 @@ def eval_command(
 ) -> None:
     """Evaluate a run; writes RUN_DIR/eval/metrics.json and prints a table (or the JSON with --json)."""
     from ..evaluation.evaluate import evaluate_run
+    from ..evaluation.extractors import INCEPTION_HELP
 
-    if extractor not in ("evaluator", "inception"):
-        raise AigcError(f"--extractor must be evaluator or inception, got {extractor!r}")
-    if n < 2:
-        raise AigcError("--n must be at least 2")
-    try:
-        sweep_steps = tuple(int(s) for s in sweep.split(",")) if sweep else ()
-    except ValueError:
-        raise AigcError(f"--sweep takes step counts such as 10,20,50, got {sweep!r}") from None
-    result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, sampler=sampler,
-                          steps=steps, guidance=guidance, seed=seed, sweep=sweep_steps)
-    keys = TEXT_KEYS if result["family"] == "lm" else TABLE_KEYS
+    if extractor not in EXTRACTORS:
+        raise AigcError(f"--extractor must be one of {', '.join(EXTRACTORS)}, got {extractor!r}")
+    if extractor == "inception" and inception_weights is None:
+        raise AigcError(f"--extractor inception needs --inception-weights FILE: {INCEPTION_HELP}")
+    if extractor != "inception" and inception_weights is not None:
+        raise AigcError("--inception-weights is for --extractor inception; add that or drop the weights")
+    if inception_weights is not None and not inception_weights.is_file():
+        raise AigcError(f"--inception-weights {inception_weights} is not a file; {INCEPTION_HELP}")
+    sweep_steps = _parse_sweep(sweep)
+    check_seed(seed)
+    options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
+    _check_inputs(run_dir, n, extractor, options, sweep_steps, seed)
+
+    result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
+                          sweep=sweep_steps, **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:
@@ -53,20 +109,20 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result['n_samples']} samples, "
-                        f"{result.get('extractor', 'validation text')}")
+    table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result.get('n_samples', 0)} "
+                        f"samples, {result.get('extractor', 'validation text')}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in keys:
-        table.add_row(key, f"{result[key]:.4g}")
-    if result["family"] == "lm":
-        Console().print(table)
-        return
-    if result["conditional_accuracy"]:
-        table.add_row("conditional accuracy", f"{result['conditional_accuracy']['overall']:.3f}")
-    table.add_row("near-copies of training images", f"{result['memorisation']['near_copy_fraction']:.3f}")
-    if result["likelihood"]:
-        table.add_row("bits/dim (" + result["likelihood"]["bound"].split(",")[0] + ")",
-                      f"{result['likelihood']['bits_per_dim']:.4f}")
+    text = result["family"] == "lm"
+    for key in TEXT_KEYS if text else TABLE_KEYS:
+        if key in result:
+            table.add_row(key, _cell(result[key]))
+    if not text:
+        if result.get("conditional_accuracy"):
+            table.add_row("conditional accuracy", f"{result['conditional_accuracy']['overall']:.3f}")
+        table.add_row("near-copies of training images", f"{result['memorisation']['near_copy_fraction']:.3f}")
+        likelihood = result.get("likelihood")
+        if likelihood and likelihood.get("bits_per_dim") is not None:
+            table.add_row("bits/dim (" + likelihood["bound"].split(",")[0] + ")", f"{likelihood['bits_per_dim']:.4f}")
     Console().print(table)
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")

@@ -8,18 +8,22 @@ from typing import Annotated, Optional
 import typer
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import atomic_path
 from ..errors import AigcError
-from .common import err_console, user_errors
+from .common import (check_output_file, check_seed, err_console, require_at_least, require_image_model,
+                     user_errors)
 
 __all__ = ["inpaint_command"]
 
 
 def _open(path: Path, what: str) -> Image.Image:
+    if not path.is_file():
+        raise AigcError(f"the {what} {path} is not a file; give --{what} a PNG or JPEG file")
     try:
         with Image.open(path) as image:
             return image.copy()
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
-        raise AigcError(f"cannot read the {what} {path}; give a PNG or JPEG file") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise AigcError(f"the {what} {path} is not an image PIL can read; give a PNG or JPEG file") from None
 
 
 @user_errors
@@ -27,26 +31,32 @@ def inpaint_command(
     run_dir: Annotated[Optional[Path], typer.Argument(help="trained diffusion or VAE run (not needed for telea)")] = None,
     image: Annotated[Path, typer.Option(help="image to repair")] = Path("in.png"),
     mask: Annotated[Path, typer.Option(help="mask: white pixels are repainted")] = Path("mask.png"),
-    out: Annotated[Path, typer.Option(help="where to write the result")] = Path("inpainted.png"),
-    method: Annotated[Optional[str], typer.Option(help="repaint | latent | telea | navier-stokes")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write the result to")] = Path("inpainted.png"),
+    method: Annotated[Optional[str], typer.Option(help="repaint (diffusion) | latent (VAE) | telea | navier-stokes "
+                                                       "[default: the run's, telea without a run]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     label: Annotated[Optional[int], typer.Option(help="class of the image, for a conditional model")] = None,
     steps: Annotated[Optional[int], typer.Option(help="repaint: denoising steps")] = None,
     jump_length: Annotated[Optional[int], typer.Option(help="repaint: steps between jumps back up")] = None,
     resamplings: Annotated[Optional[int], typer.Option(help="repaint: passes over each jump")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="repaint, with --label: classifier-free guidance")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="latent: optimisation steps")] = None,
 ) -> None:
     """Rebuild the masked part of an image; known pixels are kept exactly."""
     from ..pipelines import load
     from ..pipelines.inpaint import inpaint
 
-    pipeline = load(run_dir) if run_dir is not None else None
     options = {"steps": steps, "jump_length": jump_length, "resamplings": resamplings, "iterations": iterations}
-    options = {k: v for k, v in options.items() if v is not None}
-    result = inpaint(_open(image, "image"), _open(mask, "mask"), method=method, pipeline=pipeline, seed=seed,
-                     label=label, **options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    result.save(tmp, format="PNG")
-    tmp.replace(out)
+    require_at_least(1, **options)
+    check_seed(seed)
+    options = {k: v for k, v in {**options, "guidance": guidance}.items() if v is not None}
+    check_output_file(out)
+    source, hole = _open(image, "image"), _open(mask, "mask")
+    pipeline = None
+    if run_dir is not None:
+        pipeline = load(run_dir)
+        require_image_model(pipeline, run_dir, "inpaint")
+    result = inpaint(source, hole, method=method, pipeline=pipeline, seed=seed, label=label, **options)
+    with atomic_path(out) as tmp:
+        result.save(tmp, format="PNG")
     err_console.print(f"wrote {out}")

@@ -12,7 +12,7 @@ def datasets_command() -> None:
     from ..data import DATASETS, DESCRIPTIONS
 
     for name in DATASETS:
-        typer.echo(f"{name:<14} {DESCRIPTIONS.get(name, '')}")
+        typer.echo(f"{name:<14} {DESCRIPTIONS[name]}")
 
 
 def models_command() -> None:

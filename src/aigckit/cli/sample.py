@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AigcError
-from .common import err_console, user_errors
+from .common import (check_output_file, check_seed, err_console, require_at_least, require_image_model,
+                     user_errors)
 
 __all__ = ["sample_command"]
 
@@ -18,7 +19,7 @@ def parse_labels(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in text.split(",")]
     except ValueError:
         raise AigcError(f"--labels takes comma-separated class numbers such as 0,1,2, got {text!r}") from None
 
@@ -32,16 +33,21 @@ def sample_command(
     out: Annotated[Path, typer.Option(help="PNG grid to write")] = Path("samples.png"),
     nrow: Annotated[int, typer.Option(help="images per grid row")] = 8,
     sampler: Annotated[Optional[str], typer.Option(help="diffusion: ddpm, ddim or dpm-solver++")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="diffusion: number of denoising steps")] = None,
-    guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance scale")] = None,
-    eta: Annotated[Optional[float], typer.Option(help="diffusion, ddim: noise scale eta (0: deterministic)")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="diffusion: denoising steps, 1..num_train_steps")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance >= 0")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="diffusion, ddim: noise in [0, 1]")] = None,
 ) -> None:
     """Sample n images from a trained run and save them as a grid."""
     from ..pipelines import load
 
+    require_at_least(1, n=n, nrow=nrow)
+    check_seed(seed)
+    label_list = parse_labels(labels)
+    check_output_file(out)
     pipeline = load(run_dir)
+    require_image_model(pipeline, run_dir, "sample")
     options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
-    images = pipeline.sample(n, labels=parse_labels(labels), seed=seed,
+    images = pipeline.sample(n, labels=label_list, seed=seed,
                              **{k: v for k, v in options.items() if v is not None})
     pipeline.save_grid(images, out, nrow=nrow)
     err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint})")

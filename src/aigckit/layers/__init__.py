@@ -1,5 +1,6 @@
 """Pieces used identically by two or more families."""
 
+from .labels import check_class_labels
 from .noise import randn
 
-__all__ = ["randn"]
+__all__ = ["check_class_labels", "randn"]

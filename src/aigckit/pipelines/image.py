@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ..checkpoint import from_pretrained, latest_checkpoint
+from ..checkpoint import from_pretrained, latest_checkpoint, list_checkpoints
 from ..errors import AigcError
 from ..imaging import save_grid, to_pil
+from ..layers import check_class_labels
 
 __all__ = ["ImagePipeline", "load"]
 
@@ -32,7 +33,7 @@ class ImagePipeline:
     @property
     def num_classes(self) -> int:
         """Classes the model can be conditioned on; 0 for an unconditional model."""
-        return self.config.num_classes if getattr(self.config, "conditional", False) else 0
+        return self.config.num_classes if self.config.conditional else 0
 
     def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None,
                **options: Any) -> Tensor:
@@ -47,15 +48,12 @@ class ImagePipeline:
     def _labels(self, n: int, labels: list[int] | Tensor | None) -> Tensor | None:
         if labels is None:
             return None
-        if not self.num_classes:
-            raise AigcError("this model is unconditional; drop --labels (train with model.conditional=true for labels)")
         tensor = torch.as_tensor(labels, dtype=torch.int64).flatten()
+        check_class_labels(tensor, conditional=self.config.conditional, num_classes=self.config.num_classes)
         if tensor.numel() == 1:
             tensor = tensor.expand(n)
         if tensor.numel() != n:
             raise AigcError(f"got {tensor.numel()} labels for {n} images; give one label or exactly n")
-        if tensor.min() < 0 or tensor.max() >= self.num_classes:
-            raise AigcError(f"labels must be in 0..{self.num_classes - 1}, got {tensor.tolist()[:8]}")
         return tensor
 
     def to_pil(self, images: Tensor) -> list[Image.Image]:
@@ -63,7 +61,7 @@ class ImagePipeline:
         return to_pil(images)
 
     def save_grid(self, images: Tensor, path: str | Path, nrow: int = 8) -> Path:
-        """Save images as one PNG grid, small images enlarged for viewing."""
+        """Save images as one PNG grid (`nrow` images a row), small images enlarged for viewing."""
         return save_grid(images, path, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
 
 
@@ -71,17 +69,29 @@ def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.devic
     """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, or a TextPipeline
     for a language model (also for a local `transformers` causal-LM directory)."""
     from ..family import family_for_model
+    from ..models.lm.hf import is_transformers_dir
     from .text import TextPipeline
 
-    from ..models.lm.hf import is_transformers_dir
-
+    run_dir = Path(run_dir)
     if is_transformers_dir(run_dir):
-        pipeline = TextPipeline.from_transformers(Path(run_dir))
+        pipeline = TextPipeline.from_transformers(run_dir)
         pipeline.model.to(device)
         return pipeline
-    checkpoint = latest_checkpoint(Path(run_dir))
+    checkpoint = _checkpoint(run_dir)
     model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
     family = family_for_model(model.config.name)
     if family.modality == "text":
         return TextPipeline.from_run(model, checkpoint)
     return ImagePipeline(model, family, checkpoint)
+
+
+def _checkpoint(run_dir: Path) -> Path:
+    """The checkpoint to load from `run_dir`, or AigcError saying what the path is and what to pass instead."""
+    if not run_dir.exists():
+        raise AigcError(f"{run_dir} does not exist; give a run directory made by aigckit train")
+    if not run_dir.is_dir():
+        raise AigcError(f"{run_dir} is a file, not a run directory; give the folder aigckit train wrote")
+    if run_dir.name == "checkpoints" and list_checkpoints(run_dir.parent):
+        raise AigcError(f"{run_dir} is a run's checkpoints folder; give the run directory {run_dir.parent} "
+                        f"(its newest checkpoint) or one checkpoint such as {list_checkpoints(run_dir.parent)[-1]}")
+    return latest_checkpoint(run_dir)

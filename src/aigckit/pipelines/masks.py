@@ -11,7 +11,9 @@ __all__ = ["centre_box", "half_image", "random_strokes", "MASKS"]
 
 
 def centre_box(size: int, fraction: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
-    """A centred square covering `fraction` of each side: (size, size) bool."""
+    """A centred square covering `fraction` (in (0, 1]) of each side: (size, size) bool."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     side = max(1, round(size * fraction))
     start = (size - side) // 2
     mask = torch.zeros(size, size, dtype=torch.bool)
@@ -25,6 +27,8 @@ def half_image(size: int, side: str = "right", generator: torch.Generator | None
     half = size // 2
     regions = {"right": (slice(None), slice(half, None)), "left": (slice(None), slice(0, half)),
                "bottom": (slice(half, None), slice(None)), "top": (slice(0, half), slice(None))}
+    if side not in regions:
+        raise ValueError(f"unknown side {side!r}; known: {', '.join(regions)}")
     mask[regions[side]] = True
     return mask
 

@@ -87,3 +87,53 @@ def test_dpm_solver_20_steps_lands_where_ddim_50_does(trained_diffusion):
     run = lambda sampler, steps: FAMILY.sample(model, 30, labels=labels, sampler=sampler, steps=steps,  # noqa: E731
                                                generator=torch.Generator().manual_seed(0))
     assert (run("dpm-solver++", 20) - run("ddim", 50)).abs().mean() < 0.2  # 0.46 when DPM-Solver++ overshoots
+
+
+def unconditional_model():
+    return FAMILY.build(DiffusionConfig(image_size=8, channels=1, num_classes=10, base_channels=8,
+                                        channel_mults=(1, 2), num_train_steps=50, sampling_steps=4)).eval()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "steps must be a whole number in 1..50"),  # once silently the config's default
+    ({"steps": 51}, "steps must be a whole number in 1..50"),
+    ({"sampler": "euler"}, "unknown sampler 'euler'; choose one of ddpm, ddim, dpm-solver++"),
+    ({"guidance": 2.0}, "guidance needs a class-conditional model"),  # once silently ignored
+    ({"eta": 0.5}, "eta applies to the ddim sampler only, not dpm-solver++"),  # once silently ignored
+    ({"sampler": "ddpm", "eta": 0.0}, "eta applies to the ddim sampler only, not ddpm"),
+    ({"labels": torch.tensor([1, 2])}, "unconditional and takes no labels"),  # once silently ignored
+])
+def test_sampling_options_the_model_cannot_serve_are_refused(options, message):
+    from aigckit.errors import AigcError
+
+    with pytest.raises(AigcError, match=message):
+        FAMILY.sample(unconditional_model(), 2, **options)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"guidance": -1.0}, "guidance must be a number >= 0"),
+    ({"labels": torch.tensor([3, 10])}, r"labels must be in 0..9, got \[3, 10\]"),
+])
+def test_a_conditional_model_refuses_bad_guidance_and_labels(options, message):
+    from aigckit.errors import AigcError
+
+    with pytest.raises(AigcError, match=message):
+        FAMILY.sample(conditional_model(), 2, **options)
+
+
+def test_inpaint_refuses_resampling_that_cannot_happen_and_guidance_without_a_label():
+    from aigckit.errors import AigcError
+
+    images, known = torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8)
+    with pytest.raises(AigcError, match=r"jump_length \(5\) must be below steps \(5\)"):
+        FAMILY.inpaint(conditional_model(), images, known, steps=5)
+    with pytest.raises(AigcError, match="give the image's label with it"):
+        FAMILY.inpaint(conditional_model(), images, known, steps=10, guidance=2.0)
+
+
+@pytest.mark.parametrize("field, value", [("schedule", "cosin"), ("prediction", "epsilon"), ("sampler", "ddmi")])
+def test_the_config_refuses_unknown_names(field, value):
+    from aigckit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{field}: unknown .*{value!r}; known: "):
+        DiffusionConfig(**{field: value})

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ...config import require
+from .samplers import SAMPLERS
+from .schedules import PREDICTIONS, SCHEDULES
 
 __all__ = ["DiffusionConfig", "PRESETS"]
 
@@ -36,6 +38,11 @@ class DiffusionConfig:
     sampling_steps: int = 20
 
     def __post_init__(self) -> None:
+        require(self.schedule in SCHEDULES, "schedule",
+                f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        require(self.prediction in PREDICTIONS, "prediction",
+                f"unknown prediction type {self.prediction!r}; known: {', '.join(PREDICTIONS)}")
+        require(self.sampler in SAMPLERS, "sampler", f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         require(self.base_channels >= 4, "base_channels", "must be at least 4")
         require(len(self.channel_mults) > 0 and min(self.channel_mults) > 0, "channel_mults", "positive numbers")
         require(self.num_res_blocks > 0, "num_res_blocks", "must be positive")

@@ -6,14 +6,16 @@ learns to predict eps (or v, or x0) from (x_t, t). Sampling runs any sampler on 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...layers import randn
+from ...errors import AigcError
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
+from ...layers import check_class_labels, randn
 from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
@@ -21,7 +23,7 @@ from .samplers import SAMPLERS
 from .schedules import alphas_cumprod, training_target
 from .unet import UNet
 
-__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler"]
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance"]
 
 
 class DiffusionModel(nn.Module):
@@ -54,16 +56,29 @@ class DiffusionModel(nn.Module):
         return unconditional + guidance * (conditional - unconditional)
 
 
-def make_sampler(model: DiffusionModel, name: str, *, eta: float = 0.0):
-    """A sampler by name ('ddpm', 'ddim', 'dpm-solver++') over the model's schedule."""
+def make_sampler(model: DiffusionModel, name: str, *, eta: float | None = None):
+    """A sampler by name ('ddpm', 'ddim', 'dpm-solver++') over the model's schedule; eta only for 'ddim'."""
     if name not in SAMPLERS:
-        from ...errors import AigcError
-
         raise AigcError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     a = model.alphas_cumprod.cpu()
     if name == "ddim":
-        return SAMPLERS[name](a, prediction=model.config.prediction, eta=eta)
+        return SAMPLERS[name](a, prediction=model.config.prediction, eta=0.0 if eta is None else eta)
+    if eta is not None:
+        raise AigcError(f"eta applies to the ddim sampler only, not {name}; choose sampler ddim or drop eta")
     return SAMPLERS[name](a, prediction=model.config.prediction)
+
+
+def check_guidance(model: DiffusionModel, guidance: float | None) -> float:
+    """The classifier-free guidance scale to use: 1 when not given; refused for an unconditional model."""
+    if guidance is None:
+        return 1.0
+    if not math.isfinite(guidance) or guidance < 0:
+        raise AigcError(f"guidance must be a number >= 0 (0: unconditional, 1: conditional, > 1: stronger), "
+                        f"got {guidance}")
+    if not model.config.conditional:
+        raise AigcError("guidance needs a class-conditional model (trained with model.conditional=true); "
+                        "this one is unconditional, so drop guidance")
+    return guidance
 
 
 class DiffusionFamily(FamilyBase):
@@ -75,6 +90,8 @@ class DiffusionFamily(FamilyBase):
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
     capabilities = frozenset({"inpaint", "log_likelihood"})
     sample_options = frozenset({"sampler", "steps", "guidance", "eta", "trajectory"})
+    inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
+    inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
         """The UNet (residual branches and output start at zero) and its schedule."""
@@ -105,18 +122,22 @@ class DiffusionFamily(FamilyBase):
     @torch.no_grad()
     def sample(self, model: DiffusionModel, n: int, *, labels: Tensor | None = None,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-               guidance: float = 1.0, eta: float = 0.0, trajectory: list | None = None) -> Tensor:
+               guidance: float | None = None, eta: float | None = None, trajectory: list | None = None) -> Tensor:
         """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a conditional model.
 
-        sampler / steps default to the model config's; `trajectory`, if given, receives (t, x_t) at every step.
+        sampler / steps default to the model config's, guidance to 1 (conditional models only), eta to 0 (ddim
+        only); every value the model cannot serve raises AigcError before any work. `trajectory`, if given,
+        receives (t, x_t) at every step.
         """
         config = model.config
         device = model.alphas_cumprod.device
+        check_class_labels(labels, conditional=model.config.conditional, num_classes=model.config.num_classes)
+        guidance = check_guidance(model, guidance)
+        scheduler = make_sampler(model, config.sampler if sampler is None else sampler, eta=eta)
+        scheduler.set_timesteps(config.sampling_steps if steps is None else steps)
         if config.conditional and labels is None:
             labels = torch.arange(n) % config.num_classes
         labels = labels.to(device) if labels is not None else None
-        scheduler = make_sampler(model, sampler or config.sampler, eta=eta)
-        scheduler.set_timesteps(steps or config.sampling_steps)
         x = randn((n, config.channels, config.image_size, config.image_size), generator, device)
         was_training = model.training
         model.eval()
@@ -141,14 +162,22 @@ class DiffusionFamily(FamilyBase):
             model.train(was_training)
 
     def inpaint(self, model: DiffusionModel, images: Tensor, known: Tensor, *, labels: Tensor | None = None,
-                generator: torch.Generator | None = None, steps: int = 50, jump_length: int = 5,
-                resamplings: int = 5, guidance: float = 1.0) -> Tensor:
-        """Repaint where known == 0 (RePaint resampling); images (B, C, H, W) in [-1, 1], known (B, 1, H, W)."""
+                generator: torch.Generator | None = None, steps: int | None = None, jump_length: int = 5,
+                resamplings: int = 5, guidance: float | None = None) -> Tensor:
+        """Repaint where known == 0 (RePaint resampling); images (B, C, H, W) in [-1, 1], known (B, 1, H, W).
+
+        steps defaults to min(50, num_train_steps); guidance to 1 (conditional models, with labels, only).
+        """
+        check_class_labels(labels, conditional=model.config.conditional, num_classes=model.config.num_classes)
+        scale = check_guidance(model, guidance)
+        if guidance is not None and labels is None:
+            raise AigcError("guidance steers the repainting towards a class; give the image's label with it")
+        steps = min(50, model.config.num_train_steps) if steps is None else steps
         was_training = model.training
         model.eval()
         try:
             return repaint(model, images, known, steps=steps, jump_length=jump_length, resamplings=resamplings,
-                           labels=labels, guidance=guidance, generator=generator)
+                           labels=labels, guidance=scale, generator=generator)
         finally:
             model.train(was_training)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...errors import AigcError
 from ...layers import randn
 from .samplers import DDPMSampler
 
@@ -24,6 +25,11 @@ def repaint(model, image: Tensor, known: Tensor, *, steps: int = 50, jump_length
     """Fill the unknown pixels of `image` (B, C, H, W) in [-1, 1]; known: (B, 1, H, W), 1 where kept."""
     sampler = DDPMSampler(model.alphas_cumprod.cpu(), prediction=model.config.prediction)
     sampler.set_timesteps(steps)
+    if jump_length < 1 or resamplings < 1:
+        raise AigcError(f"jump_length and resamplings must be at least 1, got {jump_length} and {resamplings}")
+    if resamplings > 1 and jump_length >= steps:
+        raise AigcError(f"jump_length ({jump_length}) must be below steps ({steps}) for any resampling to happen; "
+                        f"lower jump_length, raise steps, or set resamplings to 1")
     ts = sampler.timesteps.tolist()
     a = model.alphas_cumprod.cpu()
     known = known.to(image.dtype)

@@ -7,13 +7,18 @@ Forward process (Ho et al. 2020, https://arxiv.org/abs/2006.11239):
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps", "training_target",
-           "trailing_timesteps"]
+from ...errors import AigcError
+
+__all__ = ["SCHEDULES", "PREDICTIONS", "linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps",
+           "training_target", "trailing_timesteps", "check_prediction", "timestep_index"]
+
+PREDICTIONS = ("eps", "v", "x0")  # what the network outputs: the noise, v = a * eps - s * x0, or x0 itself
 
 
 def linear_betas(num_steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
@@ -31,10 +36,25 @@ def cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> T
     return torch.tensor(betas, dtype=torch.float32)
 
 
+SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas}
+
+
 def alphas_cumprod(schedule: str, num_steps: int) -> Tensor:
     """alpha_bar_t = prod_{s<=t} (1 - beta_s) for the named schedule ('linear' or 'cosine'), float32 (T,)."""
-    betas = linear_betas(num_steps) if schedule == "linear" else cosine_betas(num_steps)
-    return torch.cumprod(1.0 - betas, dim=0)
+    if schedule not in SCHEDULES:
+        raise AigcError(f"unknown noise schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
+    return torch.cumprod(1.0 - SCHEDULES[schedule](num_steps), dim=0)
+
+
+def _unknown_prediction(prediction: str) -> AigcError:
+    return AigcError(f"unknown prediction type {prediction!r}; known: {', '.join(PREDICTIONS)}")
+
+
+def check_prediction(prediction: str) -> str:
+    """Return `prediction` if it is a known prediction type, else raise AigcError naming the known ones."""
+    if prediction not in PREDICTIONS:
+        raise _unknown_prediction(prediction)
+    return prediction
 
 
 def to_x0_and_eps(prediction: str, output: Tensor, x_t: Tensor, alpha_bar_t: Tensor | float) -> tuple[Tensor, Tensor]:
@@ -46,7 +66,7 @@ def to_x0_and_eps(prediction: str, output: Tensor, x_t: Tensor, alpha_bar_t: Ten
         return output, (x_t - a * output) / s
     if prediction == "v":  # v = a * eps - s * x0, https://arxiv.org/abs/2202.00512
         return a * x_t - s * output, a * output + s * x_t
-    raise ValueError(f"unknown prediction type {prediction!r}")
+    raise _unknown_prediction(prediction)
 
 
 def training_target(prediction: str, x0: Tensor, eps: Tensor, alpha_bar_t: Tensor) -> Tensor:
@@ -55,7 +75,9 @@ def training_target(prediction: str, x0: Tensor, eps: Tensor, alpha_bar_t: Tenso
         return eps
     if prediction == "x0":
         return x0
-    return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+    if prediction == "v":
+        return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+    raise _unknown_prediction(prediction)
 
 
 def trailing_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
@@ -63,7 +85,24 @@ def trailing_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
 
     'trailing' spacing of https://arxiv.org/abs/2305.08891 (Table 2), so every step count starts from pure noise.
     """
-    if not 1 <= num_steps <= num_train_steps:
-        raise ValueError(f"steps must be in 1..{num_train_steps}, got {num_steps}")
+    whole = isinstance(num_steps, numbers.Integral) and not isinstance(num_steps, bool)
+    if not whole or not 1 <= num_steps <= num_train_steps:
+        raise AigcError(f"steps must be a whole number in 1..{num_train_steps} (the model's num_train_steps), "
+                        f"got {num_steps!r}")
+    num_steps = int(num_steps)
     ratio = num_train_steps / num_steps
     return torch.from_numpy(np.round(np.arange(num_train_steps, 0, -ratio)).astype(np.int64) - 1)
+
+
+def timestep_index(timesteps: Tensor, t: int) -> int:
+    """Position of timestep t in a sampler's `timesteps`; a t that is not there raises ValueError.
+
+    Samplers derive where they are from the t they are given, never from a hidden counter, so a step called
+    with a timestep that is not in the schedule is refused instead of silently taking another step.
+    """
+    hits = (timesteps == t).nonzero()
+    if hits.numel() == 0:
+        shown = ", ".join(str(v) for v in timesteps[:5].tolist()) + (", ..." if len(timesteps) > 5 else "")
+        raise ValueError(f"timestep {t} is not in this sampler's schedule ({len(timesteps)} steps: {shown}); "
+                         f"step with the values of `timesteps` after set_timesteps")
+    return int(hits[0, 0])

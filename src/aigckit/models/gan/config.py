@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from ...config import require
 
-__all__ = ["GANConfig", "PRESETS"]
+__all__ = ["GANConfig", "PRESETS", "LOSSES"]
+
+LOSSES = ("non-saturating", "hinge", "wgan-gp")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class GANConfig:
     betas: tuple[float, ...] = (0.5, 0.999)
 
     def __post_init__(self) -> None:
+        require(self.name in ("mlp-gan", "dcgan"), "name", f"unknown GAN {self.name!r}; known: mlp-gan, dcgan")
+        require(self.loss in LOSSES, "loss", f"unknown GAN loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        require(self.discriminator_norm in ("batch", "none"), "discriminator_norm",
+                f"unknown normalisation {self.discriminator_norm!r}; known: batch, none")
         require(self.z_dim > 0, "z_dim", "must be positive")
         require(self.d_steps > 0, "d_steps", "must be positive")
         require(self.lr_g > 0 and self.lr_d > 0, "lr_g", "learning rates must be positive")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from ...layers import randn
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
+from ...layers import check_class_labels, randn
 from .config import PRESETS, GANConfig
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .losses import discriminator_loss, generator_loss, gradient_penalty
@@ -96,6 +96,7 @@ class GANFamily(FamilyBase):
                generator: torch.Generator | None = None) -> Tensor:
         """n images from the generator in eval mode; labels default to 0, 1, 2, ... for a conditional model."""
         config = model.config
+        check_class_labels(labels, conditional=config.conditional, num_classes=config.num_classes)
         device = next(model.parameters()).device
         z = randn((n, config.z_dim), generator, device)
         if config.conditional and labels is None:

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import LOSSES
+
 __all__ = ["discriminator_loss", "generator_loss", "gradient_penalty"]
+
+
+def _unknown_loss(kind: str) -> ValueError:
+    return ValueError(f"unknown GAN loss {kind!r}; known: {', '.join(LOSSES)}")
 
 
 def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -25,7 +31,7 @@ def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> T
     if kind == "wgan-gp":
         # critic maximises E[D(x)] - E[D(G(z))]; the penalty is added by the family
         return fake_logits.mean() - real_logits.mean()
-    raise ValueError(f"unknown GAN loss {kind!r}")
+    raise _unknown_loss(kind)
 
 
 def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
@@ -35,7 +41,7 @@ def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
         return F.softplus(-fake_logits).mean()
     if kind in ("hinge", "wgan-gp"):
         return -fake_logits.mean()
-    raise ValueError(f"unknown GAN loss {kind!r}")
+    raise _unknown_loss(kind)
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:

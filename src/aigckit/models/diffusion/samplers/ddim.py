@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from ....layers import randn
-from ..schedules import to_x0_and_eps, trailing_timesteps
+from ....errors import AigcError
+from ..schedules import check_prediction, timestep_index, to_x0_and_eps, trailing_timesteps
 
 __all__ = ["DDIMSampler"]
 
@@ -16,19 +17,21 @@ class DDIMSampler:
 
     def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps", eta: float = 0.0,
                  clip_sample: bool = True) -> None:
+        if not 0.0 <= eta <= 1.0:
+            raise AigcError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise), got {eta}")
         self.alphas_cumprod = alphas_cumprod
-        self.prediction = prediction
+        self.prediction = check_prediction(prediction)
         self.eta = eta
         self.clip_sample = clip_sample
-        self.timesteps = trailing_timesteps(len(alphas_cumprod), 50)
+        self.timesteps = trailing_timesteps(len(alphas_cumprod), len(alphas_cumprod))  # until set_timesteps(n)
 
     def set_timesteps(self, num_steps: int) -> None:
         """Use num_steps steps from T-1 down to 0."""
         self.timesteps = trailing_timesteps(len(self.alphas_cumprod), num_steps)
 
     def step(self, model_output: Tensor, t: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One DDIM step from x_t to the next timestep in the list (alpha_bar = 1 after the last)."""
-        index = int((self.timesteps == t).nonzero()[0, 0])
+        """One DDIM step from x_t to the timestep after t in the list (alpha_bar = 1 after the last)."""
+        index = timestep_index(self.timesteps, t)
         prev = int(self.timesteps[index + 1]) if index + 1 < len(self.timesteps) else -1
         a_t = self.alphas_cumprod[t]
         a_prev = self.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)

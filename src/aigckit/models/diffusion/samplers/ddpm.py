@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ....layers import randn
-from ..schedules import to_x0_and_eps, trailing_timesteps
+from ..schedules import check_prediction, timestep_index, to_x0_and_eps, trailing_timesteps
 
 __all__ = ["DDPMSampler"]
 
@@ -20,7 +20,7 @@ class DDPMSampler:
 
     def __init__(self, alphas_cumprod: Tensor, *, prediction: str = "eps", clip_sample: bool = True) -> None:
         self.alphas_cumprod = alphas_cumprod
-        self.prediction = prediction
+        self.prediction = check_prediction(prediction)
         self.clip_sample = clip_sample
         self.timesteps = trailing_timesteps(len(alphas_cumprod), len(alphas_cumprod))
 
@@ -29,13 +29,15 @@ class DDPMSampler:
         self.timesteps = trailing_timesteps(len(self.alphas_cumprod), num_steps)
 
     def previous_timestep(self, t: int) -> int:
-        """The timestep after t in the list, or -1 after the last."""
-        index = int((self.timesteps == t).nonzero()[0, 0])
+        """The timestep after t in the list, or -1 after the last; a t not in the list raises ValueError."""
+        index = timestep_index(self.timesteps, t)
         return int(self.timesteps[index + 1]) if index + 1 < len(self.timesteps) else -1
 
     def posterior(self, x0: Tensor, x_t: Tensor, t: int) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(x_{t'} | x_t, x0) (Ho et al. eq. 6-7) between t and the previous timestep."""
-        prev = self.previous_timestep(t)
+        return self._posterior(x0, x_t, t, self.previous_timestep(t))
+
+    def _posterior(self, x0: Tensor, x_t: Tensor, t: int, prev: int) -> tuple[Tensor, Tensor]:
         a_t = self.alphas_cumprod[t]
         a_prev = self.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)
         alpha_t = a_t / a_prev  # the effective alpha between the two noise levels (not 1 - beta: when
@@ -45,11 +47,12 @@ class DDPMSampler:
         return mean, variance
 
     def step(self, model_output: Tensor, t: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One ancestral step from x_t; adds noise except at t = 0."""
+        """One ancestral step from x_t at timestep t (one of `timesteps`); adds noise except at t = 0."""
+        prev = self.previous_timestep(t)  # first: a t outside the schedule is refused before it indexes anything
         x0, _ = to_x0_and_eps(self.prediction, model_output, x_t, self.alphas_cumprod[t])
         if self.clip_sample:
             x0 = x0.clamp(-1, 1)
-        mean, variance = self.posterior(x0, x_t, t)
+        mean, variance = self._posterior(x0, x_t, t, prev)
         if t == 0:
             return mean
         noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
