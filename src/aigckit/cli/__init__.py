@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+try:  # typer vendors its own copy of click since 0.2x
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer
+    from click.exceptions import ClickException, UsageError
+
+from .common import err_console
 from .compare import compare_command
 from .demo import demo_command
 from .evaluate import eval_command
@@ -16,8 +27,30 @@ from .watermark import watermark_app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="aigckit: train, sample, evaluate and serve generative models.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a missing argument, an option of the wrong type) end in one 'error:' line and exit code 2,
+    like every other error a user can cause."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as error:
+            context = error.ctx if isinstance(error, UsageError) else None
+            hint = f"; see '{context.command_path} --help'" if context is not None else ""
+            err_console.print(f"[bold red]error:[/] {escape(error.format_message().rstrip('.'))}{escape(hint)}", markup=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            err_console.print("aborted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, help="aigckit: train, sample, evaluate and serve generative models.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("train")(train_command)
 app.command("sample")(sample_command)
 app.command("generate")(generate_command)
