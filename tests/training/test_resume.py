@@ -101,3 +101,20 @@ def test_a_time_budget_killed_half_way_and_resumed_keeps_its_schedule_and_its_to
     assert wall < budget * 60 - saved["elapsed_seconds"] + 1.0
     _, final = read_training_state(latest_checkpoint(tmp_path))
     assert final["elapsed_seconds"] == pytest.approx(resumed.elapsed)
+
+
+def test_resuming_a_language_model_on_a_changed_corpus_is_refused(tmp_path):
+    from aigckit.config import config_from_dict
+    from aigckit.errors import DataError
+    from aigckit.training import Trainer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
+    config = config_from_dict({"model": {"name": "gpt", "preset": "tiny"},
+                               "data": {"name": "text", "root": str(corpus), "block_size": 16},
+                               "train": {"max_steps": 2, "batch_size": 4, "use_ema": False}})
+    Trainer(config, tmp_path / "run", show_progress=False).fit()
+    Trainer(config, tmp_path / "run", resume=True, show_progress=False)  # the same text resumes
+    corpus.write_text("the quick brown fox jumps over the lazy cat. " * 40, encoding="utf-8")
+    with pytest.raises(DataError, match="changed since"):
+        Trainer(config, tmp_path / "run", resume=True, show_progress=False)

@@ -46,10 +46,19 @@ class TextDataset:
         offsets = indices.numpy()[:, None] + np.arange(self.block_size + 1)[None, :]
         return {"tokens": torch.from_numpy(np.asarray(self.ids[offsets], dtype=np.int64))}
 
-    def save_to(self, run_dir: Path) -> None:
+    def save_to(self, run_dir: Path, *, resuming: bool = False) -> None:
         """Keep the tokenizer in the run, move the ids to a memory-mapped file there, and record the corpus's
-        sha256 (and its validation split's) in data/corpus.json, so that evaluation can tell a changed corpus."""
+        sha256 (and its validation split's) in data/corpus.json, so that evaluation can tell a changed corpus.
+
+        resuming: the run exists; a corpus that differs from the one it was trained on is refused."""
         run_dir = Path(run_dir)
+        record = run_dir / CORPUS_RECORD
+        if resuming and self.corpus is not None and record.is_file():
+            then = json.loads(record.read_text(encoding="utf-8"))
+            if then.get("sha256") != self.corpus["sha256"]:
+                raise DataError(f"the corpus ({self.corpus['root'] or 'pydoc'}) changed since {run_dir} started "
+                                f"(sha256 {self.corpus['sha256'][:12]}…, trained on {then.get('sha256', '?')[:12]}…); "
+                                f"resume on the same text, or start a new run")
         self.tokenizer.save(run_dir / "tokenizer.json")
         path = run_dir / "data" / "tokens.bin"
         with atomic_path(path) as tmp:

@@ -111,7 +111,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
-                dataset.save_to(self.run_dir)
+                dataset.save_to(self.run_dir, resuming=resume)
             # the precision actually used is recorded, with what was asked for and why
             atomic_write_text(self.run_dir / "config.yaml", f"# train.{self.precision.describe()}\n" +
                               yaml.safe_dump(to_dict(self.config), sort_keys=False, allow_unicode=True))
