@@ -115,6 +115,6 @@ def test_resuming_a_language_model_on_a_changed_corpus_is_refused(tmp_path):
                                "train": {"max_steps": 2, "batch_size": 4, "use_ema": False}})
     Trainer(config, tmp_path / "run", show_progress=False).fit()
     Trainer(config, tmp_path / "run", resume=True, show_progress=False)  # the same text resumes
-    corpus.write_text("the quick brown fox jumps over the lazy cat. " * 40, encoding="utf-8")
+    corpus.write_text("the lazy dog jumps over the quick brown fox. " * 40, encoding="utf-8")  # same characters
     with pytest.raises(DataError, match="changed since"):
         Trainer(config, tmp_path / "run", resume=True, show_progress=False)
