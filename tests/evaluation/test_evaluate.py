@@ -22,7 +22,11 @@ def test_eval_json_has_the_documented_keys_and_writes_metrics(trained_diffusion,
         assert key in metrics
     assert metrics["n_samples"] == 200 and metrics["weights_sha256"] and metrics["sampler"]["steps"] == 20
     assert metrics["conditional_accuracy"]["overall"] > 0.3
-    assert metrics["likelihood"]["bits_per_dim"] > 0
+    assert metrics["likelihood"]["bits_per_dim"] > 0 and metrics["likelihood"]["discretisation"] == "8-bit"
+    assert metrics["likelihood"]["bound"].startswith("DDPM variational bound") and metrics["likelihood"]["dims"] == 64
+    assert metrics["manifold_points"] == {"real": metrics["n_real"], "fake": 200,
+                                          "sampling": "seeded uniform sample of at most 5000 per side"}
+    assert metrics["classifier_scores_left_out"] is None and metrics["channels"] == 1
     assert {(r["sampler"], r["steps"]) for r in metrics["sweep"]} == {
         (s, n) for s in ("ddpm", "ddim", "dpm-solver++") for n in (5, 10)}
     assert json.loads((trained_diffusion / "eval" / "metrics.json").read_text())["fid"] == metrics["fid"]
@@ -43,6 +47,6 @@ def test_fid_ranks_a_trained_model_above_the_same_model_at_its_first_step(traine
 
 def test_eval_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["eval", str(tmp_path), "--extractor", "clip"])
-    assert result.exit_code == 2 and "evaluator or inception" in result.stderr
+    assert result.exit_code == 2 and "must be one of evaluator, inception" in result.stderr
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "no config.yaml" in result.stderr

@@ -15,7 +15,8 @@ def test_the_digits_evaluator_is_accurate_and_cached(tmp_path):
     assert again.info == evaluator.info
     images = torch.rand(5, 1, 8, 8) * 2 - 1
     assert torch.equal(again.features_and_logits(images)[0], evaluator.features_and_logits(images)[0])
-    (tmp_path / "evaluators" / "digits-8" / "model.safetensors").write_bytes(b"damaged")
+    folder = tmp_path / "evaluators" / f"digits-8-{evaluator.info['data_fingerprint']}"
+    (folder / "model.safetensors").write_bytes(b"damaged")
     with pytest.raises(AigcError, match="delete"):
         load_or_train_evaluator(data, tmp_path)
 

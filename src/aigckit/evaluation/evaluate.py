@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -9,13 +11,15 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 
+from ..atomic import atomic_path, atomic_write_text
 from ..cache import default_cache_dir
-from ..checkpoint import atomic_write_text
 from ..config import DataConfig, config_from_dict
 from ..data import load_dataset
+from ..data.base import data_fingerprint, data_identity
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..pipelines import ImagePipeline, TextPipeline, load
@@ -23,10 +27,12 @@ from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
 
-__all__ = ["evaluate_run", "run_config"]
+__all__ = ["evaluate_run", "run_config", "manifold_subset"]
 
 MANIFOLD_LIMIT = 5000  # precision/recall and density/coverage use at most this many points per side
 MEMORISATION_LIMIT = 1000
+LIKELIHOOD_IMAGES = 250  # validation images the likelihood bound is averaged over
+SWEEP_SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
 
 
 def run_config(run_dir: Path):
@@ -37,48 +43,69 @@ def run_config(run_dir: Path):
     return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
-class _Extractor:
-    """Features for FID/KID/PR from the chosen network, plus the evaluator's logits for the scores."""
+def manifold_subset(n: int, limit: int, seed: int) -> Tensor:
+    """Indices of a seeded uniform sample of min(n, limit) of n rows, ascending (all rows when n <= limit), so
+    that a subset of class-ordered data holds every class in proportion, not the first classes only."""
+    if n <= limit:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
 
-    def __init__(self, kind: str, data: DataConfig, cache_dir: Path, inception_weights: Path | None) -> None:
-        self.evaluator = load_or_train_evaluator(data, cache_dir)
-        self.kind, self.fallback = kind, None
-        self.inception = None
-        if kind == "inception":
-            if inception_weights is not None and Path(inception_weights).is_file():
-                self.inception, digest = load_inception(inception_weights)
-                self.info = {"extractor": "inception-v3-fid", "weights_sha256": digest, "resize": "bilinear to 299"}
-            else:
-                self.kind = "evaluator"
-                self.fallback = f"no Inception weights given; {INCEPTION_HELP}. Fell back to the dataset evaluator."
+
+class _Extractor:
+    """Features for FID/KID/PR from the chosen network; the evaluator's logits for the scores when the data has
+    labels (an unlabelled dataset has no evaluator: then `logits` are None)."""
+
+    def __init__(self, kind: str, data: DataConfig, labelled: bool, cache_dir: Path,
+                 inception_weights: Path | None) -> None:
+        self.kind, self.fallback, self.inception, self.evaluator = kind, None, None, None
+        if kind == "inception" and inception_weights is not None:
+            self.inception, digest = load_inception(inception_weights)  # a wrong path is refused in one line
+            self.info = {"extractor": "inception-v3-fid", "weights_sha256": digest, "resize": "bilinear to 299"}
+        elif kind == "inception" and labelled:
+            self.kind = "evaluator"
+            self.fallback = f"no Inception weights given; {INCEPTION_HELP}. Fell back to the dataset evaluator."
+        elif kind == "inception":
+            raise AigcError(f"{data.name} has no labels, so only the Inception extractor can measure it and it "
+                            f"needs its weights; {INCEPTION_HELP}")
+        elif not labelled:
+            raise AigcError(f"{data.name} has no labels, so no evaluator can be trained; use --extractor "
+                            f"inception --inception-weights FILE")
+        if labelled:
+            self.evaluator = load_or_train_evaluator(data, cache_dir)
         if self.kind == "evaluator":
             self.info = {"extractor": f"evaluator-{data.name}-{data.image_size}",
                          "weights_sha256": self.evaluator.info["sha256"], "resize": "none",
                          "evaluator_held_out_accuracy": self.evaluator.info["held_out_accuracy"]}
 
     @torch.no_grad()
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        features, logits = self.evaluator.features_and_logits(images)
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        features = logits = None
+        if self.evaluator is not None:
+            features, logits = self.evaluator.features_and_logits(images)
         if self.inception is not None:
             features = torch.cat([self.inception(chunk) for chunk in images.split(50)])
         return features, logits
 
 
 def _real_features(extractor: _Extractor, data: DataConfig, cache_dir: Path) -> dict[str, Tensor]:
-    """Features of the held-out split, cached per (dataset, split, extractor, weights, size)."""
-    key = f"{data.name}-test-{extractor.info['extractor']}-{extractor.info['weights_sha256'][:12]}-{data.image_size}"
-    path = cache_dir / "stats" / f"{key}.safetensors"
+    """Features (and evaluator logits) of the held-out split, cached under a hash of what they depend on:
+    the data's identity (name, resolved folder, digest of the files, size, channels, split), the extractor
+    and its weights, and the evaluator giving the logits."""
+    key = {"data": data_identity(data, "test"), "extractor": extractor.info["extractor"],
+           "weights_sha256": extractor.info["weights_sha256"],
+           "evaluator_sha256": extractor.evaluator.info["sha256"] if extractor.evaluator is not None else None}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir / "stats" / f"{data.name}-test-{data.image_size}-{digest}.safetensors"
     if path.is_file():
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}
     real = load_dataset(data, "test")
     features, logits = extractor(real.images)
-    stats = FeatureStatistics(features.shape[1]).update(features)
-    out = {"features": features.float().contiguous(), "logits": logits.float().contiguous(),
-           "mean": torch.from_numpy(stats.mean), "covariance": torch.from_numpy(stats.covariance)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(out, str(tmp))
-    tmp.replace(path)
+    out = {"features": features.float().contiguous()}
+    if logits is not None:
+        out["logits"] = logits.float().contiguous()
+    with atomic_path(path) as tmp:
+        save_file(out, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
     return out
 
 
@@ -91,22 +118,34 @@ def _generate(pipeline: ImagePipeline, n: int, batch_size: int, seed: int, optio
     return torch.cat(images).cpu(), labels
 
 
-def _likelihood(pipeline: ImagePipeline, data: DataConfig, seed: int) -> dict[str, float] | None:
-    if not hasattr(pipeline.family, "log_likelihood"):
+def _likelihood(pipeline: ImagePipeline, data: DataConfig, seed: int) -> dict[str, Any] | None:
+    """The family's bound on -log p(x) over the first validation images, as the family describes it; bits/dim only
+    where its pixel model is a probability of 8-bit data."""
+    if not pipeline.family.supports("log_likelihood"):
         return None
     val = load_dataset(data, "val")
-    images, labels = val.images[:500], (val.labels[:500] if pipeline.num_classes else None)
-    g = torch.Generator().manual_seed(seed)
-    if pipeline.family.name == "vae":
-        bounds = pipeline.family.log_likelihood(pipeline.model, images, labels, k=64, generator=g)
-        return {"elbo_nats": float(bounds["elbo"].mean()), "iwae_nats": float(bounds["iwae"].mean()),
-                "bits_per_dim": float(bounds["bits_per_dim"].mean()), "k": 64, "bound": "IWAE", "split": "val",
-                "n_images": len(images)}
-    images, labels = images[:250], (labels[:250] if labels is not None else None)  # T network passes per image
-    bounds = pipeline.family.log_likelihood(pipeline.model, images, labels, timesteps=100, generator=g)
-    return {"nats": float(bounds["nats"].mean()), "bits_per_dim": float(bounds["bits_per_dim"].mean()),
-            "bound": "fixed-variance DDPM bound, 100 strided timesteps (unbiased estimate)", "split": "val",
-            "n_images": len(images)}
+    images = val.images[:LIKELIHOOD_IMAGES]
+    labels = val.labels[:LIKELIHOOD_IMAGES] if pipeline.num_classes and val.labels is not None else None
+    generator = torch.Generator().manual_seed(seed)
+    result = pipeline.family.log_likelihood(pipeline.model, images, labels, generator=generator)
+    bits = result.get("bits_per_dim")
+    return {"bound": result["bound"], "pixel_model": result["pixel_model"],
+            "discretisation": result["discretisation"], "nats": float(result["nats"].mean()),
+            "bits_per_dim": float(bits.mean()) if bits is not None else None, "dims": int(result["dims"]),
+            "split": "val", "n_images": len(images), "data_fingerprint": data_fingerprint(data, "val")}
+
+
+def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The sampler, steps and guidance used, for families whose sampler is an option (None otherwise)."""
+    if "sampler" not in pipeline.family.sample_options:
+        return None
+    config = pipeline.config
+    settings = {"sampler": options.get("sampler", config.sampler)}
+    if "steps" in pipeline.family.sample_options:
+        settings["steps"] = options.get("steps", config.sampling_steps)
+    if "guidance" in pipeline.family.sample_options:
+        settings["guidance"] = options.get("guidance", 1.0)
+    return settings
 
 
 def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evaluator",
@@ -122,10 +161,16 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         from .language import evaluate_language_model
 
         return evaluate_language_model(run_dir, pipeline, config.data, n=min(n, 100), seed=seed)
+    if sweep and not {"sampler", "steps"} <= pipeline.family.sample_options:
+        raise AigcError(f"--sweep needs a model whose sampler and steps can be chosen; {pipeline.config.name} "
+                        f"models have none, so drop --sweep")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    data = DataConfig(name=config.data.name, root=config.data.root, image_size=pipeline.config.image_size,
-                      val_fraction=config.data.val_fraction, download=config.data.download)
-    features = _Extractor(extractor, data, cache_dir, Path(inception_weights) if inception_weights else None)
+    # the run's own data settings (root, channels, validation share), at the model's size
+    data = dataclasses.replace(config.data, image_size=pipeline.config.image_size)
+    train_set = load_dataset(data, "train")
+    train = train_set.images
+    features = _Extractor(extractor, data, train_set.labels is not None, cache_dir,
+                          Path(inception_weights) if inception_weights else None)
     real = _real_features(features, data, cache_dir)
     real_stats = FeatureStatistics(real["features"].shape[1]).update(real["features"])
 
@@ -134,11 +179,11 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
     fake_features, fake_logits = features(images)
     fake_stats = FeatureStatistics(fake_features.shape[1]).update(fake_features)
     kid_mean, kid_std = kid(real["features"], fake_features)
-    precision, recall = precision_recall(real["features"][:MANIFOLD_LIMIT], fake_features[:MANIFOLD_LIMIT])
-    density, coverage = density_coverage(real["features"][:MANIFOLD_LIMIT], fake_features[:MANIFOLD_LIMIT])
-    score_mean, score_std = classifier_score(fake_logits)
+    real_subset = real["features"][manifold_subset(len(real["features"]), MANIFOLD_LIMIT, seed)]
+    fake_subset = fake_features[manifold_subset(len(fake_features), MANIFOLD_LIMIT, seed + 1)]
+    precision, recall = precision_recall(real_subset, fake_subset)
+    density, coverage = density_coverage(real_subset, fake_subset)
 
-    train = load_dataset(data, "train").images
     copies = memorisation(images[:MEMORISATION_LIMIT], train)
     worst = copies["ratio"].argsort()[:8]
     pairs = torch.stack([images[worst], train[copies["nearest_index"][worst]]], dim=1).flatten(0, 1)
@@ -146,21 +191,25 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
     out_dir.mkdir(parents=True, exist_ok=True)
     save_grid(pairs, out_dir / "nearest-training-images.png", nrow=2, upscale=max(1, 48 // images.shape[-1]))
 
-    family_config = pipeline.config
+    scored = fake_logits is not None
+    score_mean, score_std = classifier_score(fake_logits) if scored else (None, None)
     result: dict[str, Any] = {
         "run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": pipeline.family.name,
-        "model": family_config.name, "dataset": data.name, "real_split": "test", "image_size": data.image_size,
+        "model": pipeline.config.name, "dataset": data.name, "real_split": "test", "image_size": data.image_size,
+        "channels": int(images.shape[1]), "data_fingerprint": data_fingerprint(data, "test"),
         "n_samples": n, "n_real": int(real["features"].shape[0]),
         **features.info, "fallback": features.fallback,
-        "sampler": ({"sampler": sampler or family_config.sampler, "steps": steps or family_config.sampling_steps,
-                     "guidance": 1.0 if guidance is None else guidance} if pipeline.family.name == "diffusion" else None),
-        "seed": seed,
+        "sampler": _sampler_settings(pipeline, options), "seed": seed,
         "fid": fid(real_stats, fake_stats), "kid_mean": kid_mean, "kid_std": kid_std,
         "precision": precision, "recall": recall, "density": density, "coverage": coverage,
+        "manifold_points": {"real": len(real_subset), "fake": len(fake_subset),
+                            "sampling": f"seeded uniform sample of at most {MANIFOLD_LIMIT} per side"},
         "classifier_score": score_mean, "classifier_score_std": score_std,
-        "real_classifier_score": classifier_score(real["logits"])[0],
+        "real_classifier_score": classifier_score(real["logits"])[0] if scored else None,
         "conditional_accuracy": (conditional_accuracy(fake_logits, labels, pipeline.num_classes)
-                                 if labels is not None else None),
+                                 if scored and labels is not None else None),
+        "classifier_scores_left_out": (None if scored else "the data has no labels, so there is no evaluator "
+                                       "classifier: classifier score and conditional accuracy are left out"),
         "memorisation": {"near_copy_fraction": copies["near_copy_fraction"], "threshold": "1/3 of the median "
                          "train-to-train nearest-neighbour distance (pixels)",
                          "typical_train_nn_distance": copies["typical_train_nn_distance"],
@@ -168,7 +217,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
                          "worst_pairs_png": str(out_dir / "nearest-training-images.png")},
         "likelihood": _likelihood(pipeline, data, seed) if with_likelihood else None,
     }
-    if sweep and pipeline.family.name == "diffusion":
+    if sweep:
         result["sweep"] = _steps_sweep(pipeline, features, real_stats, sweep, min(n, 2000), batch_size, seed)
     result["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
@@ -178,7 +227,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
 def _steps_sweep(pipeline, features, real_stats, steps_list, n, batch_size, seed) -> list[dict]:
     """FID for each sampler at each step count, on n samples."""
     rows = []
-    for sampler in ("ddpm", "ddim", "dpm-solver++"):
+    for sampler in SWEEP_SAMPLERS:
         for steps in steps_list:
             images, _ = _generate(pipeline, n, batch_size, seed, {"sampler": sampler, "steps": steps})
             stats = FeatureStatistics(real_stats.sum.shape[0]).update(features(images)[0])

@@ -7,13 +7,52 @@ import html
 import json
 from pathlib import Path
 
-from ..checkpoint import atomic_write_text
+from ..atomic import atomic_write_text
 from ..errors import AigcError
 from .plots import _pyplot, _save, plot_losses
 
-__all__ = ["compare_runs"]
+__all__ = ["compare_runs", "likelihood_basis"]
 
 COLUMNS = ["fid", "kid_mean", "precision", "recall", "density", "coverage", "classifier_score"]
+
+
+def likelihood_basis(metrics: dict) -> tuple | None:
+    """What a run's bits/dim is measured over: (data fingerprint, split, images, dims, discretisation); None
+    when it has no bits/dim. Two runs' bits/dim share a column only when their bases are equal."""
+    likelihood = metrics.get("likelihood") or {}
+    if likelihood.get("bits_per_dim") is None:
+        return None
+    if "data_fingerprint" not in likelihood:  # written before bases were recorded: comparable with nothing
+        return ("unrecorded", metrics["run"])
+    return (likelihood["data_fingerprint"], likelihood["split"], likelihood["n_images"], likelihood["dims"],
+            likelihood["discretisation"])
+
+
+def _likelihood_columns(rows: list[tuple[str, dict | None]]) -> tuple[list[tuple], list[str], list[str]]:
+    """The distinct bases (one bits/dim column each), their headers, and notes saying what each column is
+    measured over and which likelihoods are in no column."""
+    first: dict[tuple, dict] = {}  # basis -> the first run measured on it
+    for _, m in rows:
+        basis = likelihood_basis(m) if m else None
+        if basis is not None:
+            first.setdefault(basis, m)
+    bases = list(first)
+    headers = ["bits/dim" if len(bases) == 1 else f"bits/dim [{i + 1}]" for i in range(len(bases))]
+    notes = []
+    for header, basis in zip(headers, bases):
+        m, likelihood = first[basis], first[basis]["likelihood"]
+        if basis[0] == "unrecorded":
+            notes.append(f"{header}: {m['run']}, evaluated before the data it was measured on was recorded; "
+                         f"comparable with no other run.")
+            continue
+        notes.append(f"{header}: {m['dataset']} {likelihood['split']} split, {likelihood['n_images']} images, "
+                     f"{likelihood['dims']} dimensions, {likelihood['discretisation']} pixels (data {basis[0]}).")
+    for name, m in rows:
+        if m and m.get("likelihood") and likelihood_basis(m) is None:
+            likelihood = m["likelihood"]
+            notes.append(f"{name}: {likelihood['bound']}, {likelihood['nats']:.2f} nats per image under "
+                         f"{likelihood['pixel_model']}; in no bits/dim column.")
+    return bases, headers, notes
 
 
 def _embed(path: Path) -> str:
@@ -64,15 +103,20 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         sections.append("\n".join(parts))
         rows.append((name, metrics))
 
-    header = "".join(f"<th>{c}</th>" for c in ["run", "model", "samples", "extractor", *COLUMNS, "bits/dim"])
+    bases, likelihood_headers, notes = _likelihood_columns(rows)
+    header = "".join(f"<th>{c}</th>" for c in ["run", "model", "samples", "extractor", *COLUMNS,
+                                               *likelihood_headers])
     body = []
     for name, m in rows:
         if m is None:
-            body.append(f"<tr><td>{name}</td><td colspan='{len(COLUMNS) + 4}'>not evaluated</td></tr>")
+            body.append(f"<tr><td>{name}</td><td colspan='{len(COLUMNS) + 3 + len(bases)}'>not evaluated</td></tr>")
             continue
-        cells = [name, m["model"], m["n_samples"], m["extractor"]] + [f"{m[c]:.4g}" for c in COLUMNS]
-        cells.append(f"{m['likelihood']['bits_per_dim']:.3f}" if m.get("likelihood") else "—")
+        cells = [name, m["model"], m["n_samples"], m["extractor"]]
+        cells += [f"{m[c]:.4g}" if m.get(c) is not None else "—" for c in COLUMNS]
+        basis = likelihood_basis(m)
+        cells += [f"{m['likelihood']['bits_per_dim']:.3f}" if basis == b else "—" for b in bases]
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    legend = "".join(f"<p class='note'>{html.escape(note)}</p>" for note in notes)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>aigckit comparison</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
@@ -80,6 +124,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:5
 figure{{display:inline-block;margin:0 1em 1em 0;vertical-align:top}}</style></head><body>
 <h1>aigckit comparison</h1>
 <table><tr>{header}</tr>{''.join(body)}</table>
+{legend}
 {''.join(f'<section>{s}</section>' for s in sections)}
 </body></html>
 """

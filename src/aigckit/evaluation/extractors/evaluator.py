@@ -3,7 +3,9 @@
 Its pooled features are the FID/KID/precision-recall space for small grey datasets (MNIST, digits), the
 practice recommended for MNIST-like data where Inception's ImageNet features are a poor fit; its softmax
 gives the classifier score and the conditional accuracy. Training is seeded and deterministic; the weights
-are cached as safetensors under <cache>/evaluators/<dataset>-<size>/ with their held-out accuracy.
+are cached as safetensors under <cache>/evaluators/<dataset>-<size>-<fingerprint>/ with their held-out
+accuracy, where the fingerprint hashes the identity of the training and held-out data (resolved folder,
+digest of the files, shaping), so two datasets with one name never share an evaluator.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ...checkpoint import atomic_directory
+from ...atomic import atomic_directory
 from ...config import DataConfig
 from ...data import BatchStream, load_dataset
+from ...data.base import data_fingerprint, data_identity
 from ...errors import AigcError
 
 __all__ = ["EvaluatorNet", "Evaluator", "load_or_train_evaluator"]
@@ -72,8 +75,9 @@ def _accuracy(net: EvaluatorNet, images: Tensor, labels: Tensor) -> float:
 
 
 def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2000, seed: int = 0) -> Evaluator:
-    """The evaluator for (dataset, image size), trained once and then read from the cache."""
-    folder = Path(cache_dir) / "evaluators" / f"{data.name}-{data.image_size}"
+    """The evaluator for this data (its training and held-out splits), trained once and then read from the cache."""
+    fingerprint = data_fingerprint(data, "train", "test")
+    folder = Path(cache_dir) / "evaluators" / f"{data.name}-{data.image_size}-{fingerprint}"
     if (folder / "info.json").is_file():
         info = json.loads((folder / "info.json").read_text())
         net = EvaluatorNet(info["channels"], info["num_classes"])
@@ -85,7 +89,8 @@ def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2
 
     train = load_dataset(data, "train")
     if train.labels is None:
-        raise AigcError(f"{data.name} has no labels, so no evaluator can be trained; use --extractor inception")
+        raise AigcError(f"{data.name} has no labels, so no evaluator can be trained; use --extractor inception "
+                        f"with --inception-weights")
     held_out = load_dataset(data, "test")
     torch.manual_seed(seed)
     net = EvaluatorNet(train.channels, train.num_classes)
@@ -105,6 +110,7 @@ def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2
             group["lr"] = 1e-3 * (1 + torch.cos(torch.tensor(torch.pi * (step + 1) / steps)).item())
     net.eval()
     info = {"extractor": "evaluator", "dataset": data.name, "image_size": data.image_size,
+            "data_fingerprint": fingerprint, "data": [data_identity(data, "train"), data_identity(data, "test")],
             "channels": train.channels, "num_classes": train.num_classes, "train_steps": steps, "seed": seed,
             "held_out_accuracy": _accuracy(net, held_out.images, held_out.labels)}
     with atomic_directory(folder) as tmp:

@@ -165,7 +165,8 @@ class FIDInceptionV3(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # grey images: the same plane in R, G and B
-        x = F.interpolate(x.float(), size=(299, 299), mode="bilinear", align_corners=False)
+        x = x.to(self.Conv2d_1a_3x3.conv.weight.dtype)  # float32 unless the model was cast (float64 in tests)
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

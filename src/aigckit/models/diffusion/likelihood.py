@@ -101,7 +101,8 @@ def variational_bound(model, x0: Tensor, labels: Tensor | None = None, *, timest
     # decoder at t = 0: the model's x0 estimate with the first nonzero posterior std (beta~_1) as its width
     x_first = a[0].sqrt() * x + (1 - a[0]).sqrt() * noise()
     log_std = 0.5 * math.log(posterior(x, x, 1)[1])
-    decoder = -discretised_gaussian_log_likelihood(x, predicted_x0(x_first, 0), torch.tensor(log_std)).flatten(1).sum(1)
+    decoder = -discretised_gaussian_log_likelihood(x, predicted_x0(x_first, 0), torch.tensor(log_std))
+    decoder = decoder.flatten(1).sum(1)
 
     nats = prior + denoising + decoder
     terms = (f"all {T - 1} denoising terms" if len(chosen) == T - 1 else
