@@ -246,11 +246,17 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     """Read a YAML config, apply dotted `key=value` overrides and validate everything."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("", f"config file {path} does not exist; pass a YAML file such as configs/dcgan-digits.yaml")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError("", f"config file {path} {what}; pass a YAML file such as configs/dcgan-digits.yaml")
     try:
         raw = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8 text; pass a YAML file such as configs/dcgan-digits.yaml") from None
     except yaml.YAMLError as error:
         raise ConfigError("", f"{path} is not valid YAML ({error.__class__.__name__}); fix the syntax") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("", f"{path} holds a {type(raw).__name__}, not a mapping; a config file has the sections "
+                              f"model, data and train")
     return config_from_dict(_merge(raw, parse_overrides(overrides)))
 
 

@@ -54,6 +54,8 @@ class FamilyBase:
     modality: ClassVar[str] = "image"  # what sample() returns: "image" (B, C, H, W) or "text" (B, T) token ids
     capabilities: ClassVar[frozenset[str]] = frozenset()  # keys of CAPABILITIES this family implements
     sample_options: ClassVar[frozenset[str]] = frozenset()  # keyword options of sample() beyond labels, generator
+    inpaint_method: ClassVar[str | None] = None  # the name users pick the family's inpainting by ("repaint")
+    inpaint_options: ClassVar[frozenset[str]] = frozenset()  # keyword options of inpaint() beyond labels, generator
 
     def build(self, config: Any) -> nn.Module:
         """Build the networks; the returned module keeps `config` as `.config`."""

@@ -17,6 +17,7 @@ from aigckit.training import Trainer
 from helpers import pydoc_lm_config, tiny_config
 
 runner = CliRunner()
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 RUNS = {  # placeholder -> the tiny run it names (one training step each: only the run's shape matters here)
     "diff": {"name": "diffusion", "conditional": True},  # T = 100 in the tiny preset
@@ -44,10 +45,13 @@ def places(tmp_path_factory) -> dict[str, str]:
     (root / "zero.png").write_bytes(b"")
     (root / "notes.txt").write_text("not an image\n")
     (root / "emptydir").mkdir()
+    (root / "string.yaml").write_text("just a string\n")
+    (root / "binary.yaml").write_bytes(b"\xff\xfe")
     names = {"img": "img.png", "hole": "hole.png", "nohole": "nohole.png", "allwhite": "allwhite.png",
              "mask9": "mask9.png", "zero": "zero.png", "file": "notes.txt", "emptydir": "emptydir",
-             "missing": "no-such-run", "ckpts": "diff/checkpoints", "lm": "lm", **{name: name for name in RUNS}}
-    return {key: str(root / name) for key, name in names.items()}
+             "missing": "no-such-run", "ckpts": "diff/checkpoints", "lm": "lm", **{name: name for name in RUNS},
+             "strcfg": "string.yaml", "bincfg": "binary.yaml"}
+    return {key: str(root / name) for key, name in names.items()} | {"dcgan_yaml": str(CONFIGS / "dcgan-digits.yaml")}
 
 
 INPAINT = "inpaint {diff} --image {img} --mask {hole} --out {out}"
@@ -148,13 +152,28 @@ CASES = [
     ("compare {diff} {diff} --out {report}", "given twice"),
     ("compare {diff} --out {file}", "is a file; give a folder"),
     ("compare {diff} --out {nodir_report}", "does not exist; create it"),
+    # aigckit train
+    ("train {strcfg} --run-dir {run}", "holds a str, not a mapping"),
+    ("train {bincfg} --run-dir {run}", "is not UTF-8 text"),
+    ("train {emptydir} --run-dir {run}", "is a folder, not a file"),
+    ("train {missing}.yaml --run-dir {run}", "does not exist"),
+    ("train {dcgan_yaml} model.preset=tiny --run-dir {file}", "is a file; give a folder"),
+    ("train {dcgan_yaml} model.preset=tiny --num-processes 0 --run-dir {run}", "--num-processes must be at least 1"),
+    ("train {dcgan_yaml} --init gpt2 --run-dir {run}", "--init fine-tunes a pretrained language model"),
+    ("train {dcgan_yaml} data.name=mnsit --run-dir {run}", "did you mean 'mnist'"),
+    ("train {dcgan_yaml} model.lr_g=abc --run-dir {run}", "model.lr_g: expected float"),
+    ("train {dcgan_yaml} train.precision=fp16 --run-dir {run}", "train.precision: expected 'auto' | 'fp32' | 'bf16'"),
+    ("train {dcgan_yaml} train.max_stepz=3 --run-dir {run}", "did you mean train.max_steps"),
+    ("train {dcgan_yaml} model.preset=tiny --resume --run-dir {run}", "no complete checkpoint to resume"),
+    ("train {dcgan_yaml} model.preset=tiny --run-dir {gan}", "already holds a run; pass --resume"),
 ]
 
 
 @pytest.mark.parametrize("line, message", CASES, ids=[line for line, _ in CASES])
 def test_a_bad_input_is_one_error_line_exit_2_and_writes_nothing(places, tmp_path, line, message):
     fresh = {"out": tmp_path / "out.png", "nodir_out": tmp_path / "nodir" / "out.png", "jpg_out": tmp_path / "out.jpg",
-             "txt_out": tmp_path / "out.txt", "report": tmp_path / "report", "nodir_report": tmp_path / "nodir" / "r"}
+             "txt_out": tmp_path / "out.txt", "report": tmp_path / "report", "nodir_report": tmp_path / "nodir" / "r",
+             "run": tmp_path / "run"}
     result = runner.invoke(app, shlex.split(line.format(**places, **fresh)))
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, (result.stderr, result.exception)

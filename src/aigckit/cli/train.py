@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import load_config
+from ..errors import AigcError
+from ..family import family_for_model
 from .common import err_console, user_errors
 
 __all__ = ["train_command"]
@@ -29,7 +31,12 @@ def train_command(
 ) -> None:
     """Train a model; every key of the config can be overridden as key=value."""
     overrides = overrides or []
+    if num_processes < 1:
+        raise AigcError(f"--num-processes must be at least 1, got {num_processes}")
     if init:  # the model and its own tokenizer; resolved (downloaded) when the data and model are built
+        if family_for_model(load_config(config, overrides).model.name).modality != "text":
+            raise AigcError(f"--init fine-tunes a pretrained language model, but {config} trains an image model; "
+                            f"pass a language-model config such as configs/gpt-shakespeare-char.yaml")
         overrides = ["model.name=hf", f"model.pretrained={init}", f"data.tokenizer={init}", *overrides]
     run_config = load_config(config, overrides)  # fail here, once, before anything is launched or written
     run_dir = run_dir or Path("runs") / config.stem

@@ -63,6 +63,8 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: str | Path, *, resume: bool = False,
                  show_progress: bool = True, extra_callbacks: list[Any] | None = None) -> None:
         self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise CheckpointError(f"--run-dir {self.run_dir} is a file; give a folder (new, or a run to --resume)")
         checkpoints = list_checkpoints(self.run_dir)
         if resume and not checkpoints:
             raise CheckpointError(f"{self.run_dir} has no complete checkpoint to resume; drop --resume to start anew")
@@ -74,12 +76,12 @@ class Trainer:
         # keeps that setting in a process-wide singleton, and a second run in one process may want another.
         # cpu=True on a machine without an accelerator is what makes accelerate use gloo under torchrun.
         self.accelerator = Accelerator(cpu=not torch.accelerator.is_available())
+        self.family = family_for_model(config.model.name)
+        dataset = load_dataset(config.data, "train")
+        model_config = resolve_model_config(config.model, dataset)  # the data and the model fit: now say more
         self.precision = self._resolve_precision(tc.precision)
         self.autocast_dtype = self.precision.autocast_dtype
-        self.family = family_for_model(config.model.name)
-
-        dataset = load_dataset(config.data, "train")
-        self.config = dataclasses.replace(config, model=resolve_model_config(config.model, dataset),
+        self.config = dataclasses.replace(config, model=model_config,
                                           train=dataclasses.replace(tc, precision=self.precision.name))
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         self.batches = BatchStream(dataset, tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
