@@ -92,8 +92,9 @@ def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2
         raise AigcError(f"{data.name} has no labels, so no evaluator can be trained; use --extractor inception "
                         f"with --inception-weights")
     held_out = load_dataset(data, "test")
-    torch.manual_seed(seed)
-    net = EvaluatorNet(train.channels, train.num_classes)
+    with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's generator alone
+        torch.manual_seed(seed)
+        net = EvaluatorNet(train.channels, train.num_classes)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     batches = BatchStream(train, min(128, len(train)), seed=seed)
     for step in range(steps):
