@@ -38,10 +38,12 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_description() -> str:
-    """Model name plus what matters for speed: the vector ISA PyTorch uses and native bf16 units."""
+    """Model name plus what matters for speed: the vector ISA PyTorch uses and the native bf16 units in use."""
     flags = cpu_flags()
     bf16 = [name for flag, name in (("avx512_bf16", "AVX-512-BF16"), ("amx_bf16", "AMX")) if flag in flags]
-    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}{''.join(', ' + b for b in bf16)})"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # none, or capped (ONEDNN_MAX_CPU_ISA)
+        bf16 = ["no native bf16"]
+    return f"{cpu_name()} ({', '.join([torch.backends.cpu.get_cpu_capability(), *bf16])})"
 
 
 def device_key(device: torch.device) -> str:

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from .flops import time_matmul
-from .machine import cached_measurement, cpu_description, device_key
+from .machine import cached_measurement, cpu_name, device_key
 
 __all__ = ["Precision", "resolve_precision", "bf16_speedup", "native_bf16", "MIN_BF16_SPEEDUP"]
 
@@ -77,7 +77,9 @@ def bf16_speedup(device: torch.device | str = "cpu") -> float:
 
 
 def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def resolve_precision(requested: PrecisionName, device: torch.device | str) -> Precision:
