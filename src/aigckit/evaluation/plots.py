@@ -45,7 +45,7 @@ def _pyplot():
 
 def plot_latent_scatter(pipeline, images: Tensor, labels: Tensor, out: str | Path) -> Path:
     """Scatter the posterior means of a 2-D-latent VAE, coloured by label."""
-    if pipeline.family.name != "vae" or pipeline.config.latent_dim != 2:
+    if not pipeline.family.supports("encode") or pipeline.config.latent_dim != 2:
         raise AigcError("the latent scatter needs a VAE with latent_dim=2; train one with model.latent_dim=2")
     with torch.no_grad():
         mu, _ = pipeline.model.encode(images, labels if pipeline.config.conditional else None)
@@ -62,7 +62,7 @@ def plot_latent_scatter(pipeline, images: Tensor, labels: Tensor, out: str | Pat
 
 def plot_manifold(pipeline, out: str | Path, n: int = 15, label: int | None = None) -> Path:
     """Decode an n x n grid of a 2-D latent at the N(0, 1) quantiles 0.05..0.95 (Kingma & Welling, fig. 4)."""
-    if pipeline.family.name != "vae" or pipeline.config.latent_dim != 2:
+    if not pipeline.family.supports("encode") or pipeline.config.latent_dim != 2:
         raise AigcError("the manifold plot needs a VAE with latent_dim=2; train one with model.latent_dim=2")
     quantiles = torch.distributions.Normal(0, 1).icdf(torch.linspace(0.05, 0.95, n))
     z = torch.stack(torch.meshgrid(quantiles, quantiles.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)

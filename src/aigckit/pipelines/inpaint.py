@@ -24,21 +24,12 @@ __all__ = ["inpaint", "inpaint_tensors", "classical_inpaint", "model_method", "m
 
 CLASSICAL_METHODS = ("telea", "navier-stokes")  # OpenCV's; they need no trained model
 
-# Declarations a family that inpaints has not made yet: (method, options). Only the VAE is allowed here, until
-# VAEFamily declares `inpaint_method = "latent"` and `inpaint_options = frozenset({"iterations", "lr"})`.
-_UNDECLARED = {"vae": ("latent", frozenset({"iterations", "lr"}))}
-
-
 def model_method(family: FamilyBase) -> tuple[str, frozenset[str]]:
     """The inpainting method a family declares and the options its `inpaint` takes; AigcError if it cannot."""
     family.require("inpaint", "inpaint images")
-    try:
-        return family.inpaint_method, family.inpaint_options
-    except AttributeError:
-        if family.name not in _UNDECLARED:
-            raise TypeError(f"the {family.name} family declares the inpaint capability but not its "
-                            f"inpaint_method and inpaint_options") from None
-        return _UNDECLARED[family.name]
+    if family.inpaint_method is None:
+        raise TypeError(f"the {family.name} family declares the inpaint capability but not its inpaint_method")
+    return family.inpaint_method, family.inpaint_options
 
 
 def methods() -> tuple[str, ...]:

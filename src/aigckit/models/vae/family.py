@@ -76,6 +76,8 @@ class VAEFamily(FamilyBase):
         "conv-vae": "convolutional VAE: two stride-2 convolutions each way",
     }
     capabilities = frozenset({"inpaint", "log_likelihood", "encode"})
+    inpaint_method = "latent"  # the name `aigckit inpaint --method` knows this family's inpainting by
+    inpaint_options = frozenset({"iterations", "lr"})  # keywords of inpaint()
 
     def build(self, config: VAEConfig) -> VAE:
         """Encoder and decoder with PyTorch's default initialisation."""
