@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from aigckit import precision as precision_module
+from aigckit.errors import AigcError
 from aigckit.precision import resolve_precision
 from aigckit.training import Trainer
 from helpers import tiny_config
@@ -43,7 +44,7 @@ def test_auto_follows_the_hardware_and_the_probe(monkeypatch):
         monkeypatch.setattr(precision_module, "bf16_speedup", lambda device, s=speedup: s)
         assert resolve_precision("auto", cpu).name == expected, (native, speedup)
     assert resolve_precision("fp32", cpu).name == "fp32"
-    with pytest.raises(ValueError, match="unknown precision"):
+    with pytest.raises(AigcError, match="unknown precision"):
         resolve_precision("fp16", cpu)
 
 
@@ -62,3 +63,28 @@ def test_the_chosen_precision_and_its_reason_are_recorded_in_the_run(tmp_path, c
     assert first_line.startswith(f"# train.precision: {trainer.precision.name} (auto: ")
     assert yaml.safe_load(text)["train"]["precision"] == trainer.precision.name
     assert trainer.precision.describe() in capsys.readouterr().err
+
+
+def test_inference_follows_the_same_rule_and_bf16_sampling_runs_under_autocast(tmp_path):
+    from aigckit import load
+
+    Trainer(tiny_config({"name": "diffusion", "conditional": True}, train={"max_steps": 3, "precision": "fp32"}),
+            tmp_path / "run", show_progress=False).fit()
+    assert load(tmp_path / "run").precision == resolve_precision("auto", "cpu")
+    exact, rounded = load(tmp_path / "run", precision="fp32"), load(tmp_path / "run", precision="bf16")
+    assert exact.precision.name == "fp32" and rounded.precision.name == "bf16"
+    a, b = (p.sample(4, labels=[1, 2, 3, 4], seed=0, steps=3) for p in (exact, rounded))
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # the network ran in bf16 ...
+    assert (a - b).abs().mean() < 0.1  # ... and the sampler's arithmetic in fp32
+    with pytest.raises(AigcError, match="unknown precision"):
+        load(tmp_path / "run", precision="half")
+
+
+def test_generation_in_bf16_leaves_no_autocast_behind(trained_char_gpt):
+    from aigckit import load
+
+    pipeline = load(trained_char_gpt, precision="bf16")
+    pieces = pipeline.stream("The ", max_new_tokens=8, seed=0)
+    next(pieces)
+    assert not torch.is_autocast_enabled("cpu")  # between yields the caller's code runs in its own precision
+    assert len("".join(pieces)) > 0

@@ -15,10 +15,11 @@ from typing import Literal
 
 import torch
 
+from .errors import AigcError
 from .flops import time_matmul
 from .machine import cached_measurement, cpu_name, device_key
 
-__all__ = ["Precision", "resolve_precision", "bf16_speedup", "native_bf16", "MIN_BF16_SPEEDUP"]
+__all__ = ["Precision", "FP32", "resolve_precision", "bf16_speedup", "native_bf16", "MIN_BF16_SPEEDUP"]
 
 PrecisionName = Literal["auto", "fp32", "bf16"]
 MIN_BF16_SPEEDUP = 1.3  # auto takes bf16 only if its matmuls are at least this much faster than fp32
@@ -48,6 +49,9 @@ class Precision:
     def describe(self) -> str:
         """One line for the user: 'precision: bf16 (auto: ...)'."""
         return f"precision: {self.name} ({self.requested}: {self.reason})"
+
+
+FP32 = Precision("fp32", "fp32", "as configured")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -86,7 +90,7 @@ def resolve_precision(requested: PrecisionName, device: torch.device | str) -> P
     """Choose the precision for `device`: 'auto' by hardware and a measured probe; 'fp32'/'bf16' as asked."""
     device = torch.device(device)
     if requested not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"unknown precision {requested!r}; use auto, fp32 or bf16")
+        raise AigcError(f"unknown precision {requested!r}; use auto, fp32 or bf16")
     if requested == "fp32":
         return Precision("fp32", requested, "as configured")
     native = native_bf16(device)

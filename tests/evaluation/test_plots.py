@@ -29,5 +29,8 @@ def test_latent_plots_of_a_2d_vae(tmp_path):
 def test_trajectory_strip_has_one_row_per_image_and_a_column_per_level(tmp_path):
     diffusion = pipeline("diffusion", DiffusionConfig(image_size=8, channels=1, num_classes=0, base_channels=8,
                                                       channel_mults=(1, 2), num_train_steps=50))
-    strip = Image.open(plot_trajectory(diffusion, tmp_path / "t.png", n=3, steps=50, columns=6))
+    trajectory: list = []
+    final = diffusion.sample(4, sampler="ddpm", steps=50, trajectory=trajectory, seed=0)
+    assert [t for t, _ in trajectory] == list(range(49, -1, -1))  # from pure noise down to t = 0
+    strip = Image.open(plot_trajectory(trajectory, final, tmp_path / "t.png", rows=[0, 1, 3], columns=6))
     assert strip.size == (6 * (6 * 10 + 2), 6 * (3 * 10 + 2))  # cells of 8 px + 2 px borders, enlarged 6x

@@ -5,19 +5,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import AigcError
 
-__all__ = ["user_errors", "err_console", "check_output_file", "check_seed", "require_image_model",
+__all__ = ["user_errors", "err_console", "check_output_file", "check_seed", "require_image_model", "PrecisionOption",
+           "check_precision", "say_precision",
            "require_at_least"]
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64-bit seeds; eval adds one per batch
 
 F = TypeVar("F", bound=Callable[..., Any])
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where this machine runs it natively and faster), "
+                                                    "fp32 or bf16")]
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -29,7 +33,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except AigcError as error:
-            err_console.print(f"[bold red]error:[/] {error}", markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True)  # messages may hold [...]
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -66,3 +70,15 @@ def check_seed(seed: int | None) -> None:
     """Refuse a seed outside 0..2^63-1, which the random generators cannot take."""
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise AigcError(f"--seed must be a whole number in 0..{MAX_SEED}, got {seed}")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a --precision other than auto, fp32 or bf16."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise AigcError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+
+
+def say_precision(pipeline: Any) -> None:
+    """The warning of an explicit bf16 that this machine emulates, if any (one line on stderr)."""
+    if pipeline.precision.warning:
+        err_console.print(f"[bold yellow]warning:[/] {escape(pipeline.precision.warning)}", markup=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import AigcError
-from .common import check_seed, err_console, user_errors
+from .common import PrecisionOption, check_precision, check_seed, err_console, say_precision, user_errors
 
 __all__ = ["eval_command"]
 
@@ -34,14 +34,15 @@ def _parse_sweep(sweep: str | None) -> tuple[int, ...]:
 
 
 def _check_inputs(run_dir: Path, n: int, extractor: str, options: dict[str, Any], sweep: tuple[int, ...],
-                  seed: int) -> None:
+                  seed: int, precision: str) -> None:
     """Refuse what the run cannot serve before the long work: one sample with the asked options (and the sweep's
     largest step count) fails in seconds where the evaluation would fail after minutes."""
     from ..evaluation.evaluate import run_config
     from ..pipelines import ImagePipeline, load
 
     run_config(run_dir)  # a folder that is not a run is refused here, with what to pass instead
-    pipeline = load(run_dir)
+    pipeline = load(run_dir, precision=precision)
+    say_precision(pipeline)
     if not isinstance(pipeline, ImagePipeline):
         image_only = {**{f"--{name}": True for name in options}, "--sweep": bool(sweep),
                       "--extractor inception": extractor == "inception"}
@@ -81,6 +82,7 @@ def eval_command(
     sweep: Annotated[Optional[str], typer.Option(help="diffusion: FID per sampler at these step counts, e.g. 10,20,50")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON object on stdout")] = False,
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Evaluate a run; writes RUN_DIR/eval/metrics.json and prints a table (or the JSON with --json)."""
     from ..evaluation.evaluate import evaluate_run
@@ -96,11 +98,12 @@ def eval_command(
         raise AigcError(f"--inception-weights {inception_weights} is not a file; {INCEPTION_HELP}")
     sweep_steps = _parse_sweep(sweep)
     check_seed(seed)
+    check_precision(precision)
     options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
-    _check_inputs(run_dir, n, extractor, options, sweep_steps, seed)
+    _check_inputs(run_dir, n, extractor, options, sweep_steps, seed, precision)
 
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
-                          sweep=sweep_steps, **options)
+                          sweep=sweep_steps, precision=precision, **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:

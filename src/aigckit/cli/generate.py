@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AigcError
-from .common import user_errors
+from .common import PrecisionOption, check_precision, say_precision, user_errors
 
 __all__ = ["generate_command"]
 
@@ -42,6 +42,7 @@ def generate_command(
                                                                   "list (default: 1)")] = None,
     base_model: Annotated[Optional[Path], typer.Option(help="a LoRA run's base model, when it moved from where "
                                                             "the run was trained")] = None,
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Continue a prompt with a trained language model."""
     from ..models.lm.generation import check_generation_options
@@ -63,7 +64,9 @@ def generate_command(
     if watermark_key is None and any(v is not None for v in watermark_options.values()):
         raise AigcError("--watermark-gamma, --watermark-delta and --watermark-context need --watermark-key")
 
-    pipeline = TextPipeline.load(run_dir, base_model=base_model)
+    check_precision(precision)
+    pipeline = TextPipeline.load(run_dir, base_model=base_model, precision=precision)
+    say_precision(pipeline)
     watermark = None
     if watermark_key is not None:
         watermark = watermark_for(watermark_key, pipeline, **watermark_options)

@@ -10,8 +10,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from ..errors import AigcError
-from .common import (check_output_file, check_seed, err_console, require_at_least, require_image_model,
-                     user_errors)
+from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
+                     require_image_model, say_precision, user_errors)
 
 __all__ = ["inpaint_command"]
 
@@ -41,6 +41,7 @@ def inpaint_command(
     resamplings: Annotated[Optional[int], typer.Option(help="repaint: passes over each jump")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="repaint, with --label: classifier-free guidance")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="latent: optimisation steps")] = None,
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Rebuild the masked part of an image; known pixels are kept exactly."""
     from ..pipelines import load
@@ -51,11 +52,13 @@ def inpaint_command(
     check_seed(seed)
     options = {k: v for k, v in {**options, "guidance": guidance}.items() if v is not None}
     check_output_file(out)
+    check_precision(precision)
     source, hole = _open(image, "image"), _open(mask, "mask")
     pipeline = None
     if run_dir is not None:
-        pipeline = load(run_dir)
+        pipeline = load(run_dir, precision=precision)
         require_image_model(pipeline, run_dir, "inpaint")
+        say_precision(pipeline)
     result = inpaint(source, hole, method=method, pipeline=pipeline, seed=seed, label=label, **options)
     with atomic_path(out) as tmp:
         result.save(tmp, format="PNG")

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import AigcError
-from .common import (check_output_file, check_seed, err_console, require_at_least, require_image_model,
-                     user_errors)
+from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
+                     require_image_model, say_precision, user_errors)
 
 __all__ = ["sample_command"]
 
@@ -36,6 +36,7 @@ def sample_command(
     steps: Annotated[Optional[int], typer.Option(help="diffusion: denoising steps, 1..num_train_steps")] = None,
     guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance >= 0")] = None,
     eta: Annotated[Optional[float], typer.Option(help="diffusion, ddim: noise in [0, 1]")] = None,
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Sample n images from a trained run and save them as a grid."""
     from ..pipelines import load
@@ -44,10 +45,12 @@ def sample_command(
     check_seed(seed)
     label_list = parse_labels(labels)
     check_output_file(out)
-    pipeline = load(run_dir)
+    check_precision(precision)
+    pipeline = load(run_dir, precision=precision)
     require_image_model(pipeline, run_dir, "sample")
+    say_precision(pipeline)
     options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
     images = pipeline.sample(n, labels=label_list, seed=seed,
                              **{k: v for k, v in options.items() if v is not None})
     pipeline.save_grid(images, out, nrow=nrow)
-    err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint})")
+    err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint}; {pipeline.precision.describe()})")

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
 from ..atomic import atomic_path, atomic_write_text
 from ..cache import default_cache_dir
-from ..config import DataConfig, config_from_dict
+from ..config import DataConfig, config_from_dict, parse_yaml
 from ..data import load_dataset
 from ..data.base import data_fingerprint, data_identity
 from ..errors import AigcError
@@ -40,7 +39,7 @@ def run_config(run_dir: Path):
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise AigcError(f"{run_dir} has no config.yaml; pass a run directory made by aigckit train")
-    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return config_from_dict(parse_yaml(path.read_text(encoding="utf-8")))
 
 
 def manifold_subset(n: int, limit: int, seed: int) -> Tensor:
@@ -151,12 +150,15 @@ def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[
 def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evaluator",
                  inception_weights: str | Path | None = None, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
-                 sweep: tuple[int, ...] = (), with_likelihood: bool = True) -> dict[str, Any]:
-    """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json."""
+                 sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto") -> dict[str, Any]:
+    """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json.
+
+    precision: what the samples are generated in ('auto': as training chooses for this machine); features,
+    statistics and likelihoods are always computed in fp32."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
     config = run_config(run_dir)
-    pipeline = load(run_dir)
+    pipeline = load(run_dir, precision=precision)
     if isinstance(pipeline, TextPipeline):
         from .language import evaluate_language_model
 
@@ -199,7 +201,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         "channels": int(images.shape[1]), "data_fingerprint": data_fingerprint(data, "test"),
         "n_samples": n, "n_real": int(real["features"].shape[0]),
         **features.info, "fallback": features.fallback,
-        "sampler": _sampler_settings(pipeline, options), "seed": seed,
+        "sampler": _sampler_settings(pipeline, options), "seed": seed, "sampling_precision": pipeline.precision.describe(),
         "fid": fid(real_stats, fake_stats), "kid_mean": kid_mean, "kid_std": kid_std,
         "precision": precision, "recall": recall, "density": density, "coverage": coverage,
         "manifold_points": {"real": len(real_subset), "fake": len(fake_subset),

@@ -108,10 +108,11 @@ def masked_token_metrics(model: torch.nn.Module, ids, max_tokens: int, seed: int
 
 
 def pipeline_samples(pipeline: TextPipeline, prompts: torch.Tensor, max_new_tokens: int, seed: int) -> list[list[int]]:
-    """Token lists of sampled continuations (temperature 1)."""
+    """Token lists of sampled continuations (temperature 1), generated in the pipeline's precision."""
     from ..models.lm.generation import generate_tokens
 
     new = list(generate_tokens(pipeline.model, prompts, max_new_tokens=max_new_tokens,
                                generator=torch.Generator().manual_seed(seed),
-                               allowed_tokens=pipeline.tokenizer.vocab_size))
+                               allowed_tokens=pipeline.tokenizer.vocab_size,
+                               autocast_dtype=pipeline.precision.autocast_dtype))
     return torch.stack(new, dim=1).tolist()

@@ -72,14 +72,16 @@ def plot_manifold(pipeline, out: str | Path, n: int = 15, label: int | None = No
     return save_grid(images, out, nrow=n, upscale=max(1, 48 // images.shape[-1]))
 
 
-def plot_trajectory(pipeline, out: str | Path, n: int = 4, *, sampler: str = "ddpm", steps: int = 1000,
-                    columns: int = 8, labels: Tensor | None = None, seed: int = 0) -> Path:
-    """A strip of x_t at `columns` noise levels from pure noise to the sample (one row per image)."""
-    trajectory: list = []
-    final = pipeline.family.sample(pipeline.model, n, labels=labels, sampler=sampler, steps=steps,
-                                   trajectory=trajectory, generator=torch.Generator().manual_seed(seed))
+def plot_trajectory(trajectory: list[tuple[int, Tensor]], final: Tensor, out: str | Path, *,
+                    rows: list[int] | None = None, columns: int = 8) -> Path:
+    """A strip of x_t at `columns` noise levels from pure noise to the sample, one row per image.
+
+    trajectory: the (t, x_t) pairs a diffusion sampler recorded (`sample(..., trajectory=list)`); final: its
+    samples (B, C, H, W); rows: which of the B images to show (all by default).
+    """
+    rows = list(range(final.shape[0])) if rows is None else rows
     picks = torch.linspace(0, len(trajectory) - 1, columns - 1).round().long().tolist()
-    frames = [trajectory[i][1].clamp(-1, 1) for i in picks] + [final]
+    frames = [trajectory[i][1][rows].clamp(-1, 1) for i in picks] + [final[rows]]
     grid = torch.stack(frames, dim=1).reshape(-1, *final.shape[1:])  # row-major: image by image
     return save_grid(grid.cpu(), out, nrow=columns, upscale=max(1, 48 // final.shape[-1]))
 

@@ -90,9 +90,10 @@ def inpaint_tensors(images: Tensor, known: Tensor, *, method: str, pipeline: Ima
     check_class_labels(labels, conditional=pipeline.config.conditional, num_classes=pipeline.config.num_classes)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     device = next(pipeline.model.parameters()).device
-    result = pipeline.family.inpaint(pipeline.model, images.to(device), known.to(device),
-                                     labels=labels.to(device) if labels is not None else None,
-                                     generator=generator, **options)
+    with pipeline.precision.autocast(device):
+        result = pipeline.family.inpaint(pipeline.model, images.to(device), known.to(device),
+                                         labels=labels.to(device) if labels is not None else None,
+                                         generator=generator, **options)
     return result.float().cpu()
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data.tokenizers import load_tokenizer, tokenizer_sha256
 from ..errors import AigcError
+from ..precision import FP32, Precision, resolve_precision
 from ..models.lm.generation import beam_search, check_context, check_generation_options, generate_tokens
 from ..models.lm.watermark import Watermark
 
@@ -22,10 +23,12 @@ __all__ = ["TextPipeline"]
 class TextPipeline:
     """A trained language model and its tokenizer."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, checkpoint: Path | None = None) -> None:
+    def __init__(self, model: nn.Module, tokenizer: Any, checkpoint: Path | None = None,
+                 precision: Precision = FP32) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
+        self.precision = precision  # generation runs its forward passes in this precision
         if tokenizer.vocab_size > model.logits_size:
             raise AigcError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only {model.logits_size}; "
                             f"they do not belong together")
@@ -56,7 +59,7 @@ class TextPipeline:
 
     @classmethod
     def load(cls, run_dir: str | Path, *, base_model: str | Path | None = None, use_ema: bool = True,
-             device: str | torch.device = "cpu") -> TextPipeline:
+             device: str | torch.device = "cpu", precision: str = "auto") -> TextPipeline:
         """A language-model run (or a transformers directory), as `aigckit.load`; `base_model`: where a LoRA run's
         base model is now, when it moved (its weights must hash as they did at training)."""
         from ..checkpoint import latest_checkpoint, verify_checkpoint
@@ -65,7 +68,7 @@ class TextPipeline:
         from .image import load
 
         if base_model is None:
-            pipeline = load(run_dir, use_ema=use_ema, device=device)
+            pipeline = load(run_dir, use_ema=use_ema, device=device, precision=precision)
             if not isinstance(pipeline, TextPipeline):
                 raise AigcError(f"{run_dir} holds an image model; generate images with aigckit sample")
             return pipeline
@@ -83,7 +86,9 @@ class TextPipeline:
         model = family.build_from_checkpoint(config, checkpoint, manifest)
         has_ema = any(name.startswith("ema/") for name in manifest.get("files", {}))
         family.load_weights(model, checkpoint, "ema" if use_ema and has_ema else "model")
-        return cls.from_run(model.eval().to(device), checkpoint)
+        pipeline = cls.from_run(model.eval().to(device), checkpoint)
+        pipeline.precision = resolve_precision(precision, device)
+        return pipeline
 
     # ---------------------------------------------------------------- watermark
     def watermark(self, key: int, *, gamma: float = 0.25, delta: float = 2.0, context_width: int = 1) -> Watermark:
@@ -127,7 +132,8 @@ class TextPipeline:
             if options.get("watermark") is not None:
                 raise AigcError("the watermark biases sampling; use it without beam search (--num-beams 1)")
             text = self.tokenizer.decode(beam_search(self.model, prompt_ids, max_new_tokens=max_new_tokens,
-                                                     num_beams=num_beams, allowed_tokens=allowed).tolist())
+                                                     num_beams=num_beams, allowed_tokens=allowed,
+                                                     autocast_dtype=self.precision.autocast_dtype).tolist())
             hits = [text.find(s) for s in stop or [] if s in text]
             yield text[:min(hits)] if hits else text
             return
@@ -136,7 +142,7 @@ class TextPipeline:
         sent = 0  # characters of the completion already yielded
         text = ""
         for token in generate_tokens(self.model, prompt_ids, max_new_tokens=max_new_tokens, generator=generator,
-                                     allowed_tokens=allowed, **options):
+                                     allowed_tokens=allowed, autocast_dtype=self.precision.autocast_dtype, **options):
             new.append(int(token[0]))
             text = self.tokenizer.decode(new)  # decode the whole tail: BPE pieces can split characters
             hits = [text.find(s) for s in stop or [] if s in text]

@@ -73,15 +73,18 @@ def check_context(model: nn.Module, prompt_length: int, max_new_tokens: int, *, 
 def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, greedy: bool = False,
                     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                     repetition_penalty: float = 1.0, generator: torch.Generator | None = None,
-                    watermark: Watermark | None = None, allowed_tokens: int | None = None) -> Iterator[Tensor]:
+                    watermark: Watermark | None = None, allowed_tokens: int | None = None,
+                    autocast_dtype: torch.dtype | None = None) -> Iterator[Tensor]:
     """Yield the next token of every sequence, (B,), max_new_tokens times; prompt: (B, T0) ids, T0 >= 1.
 
     watermark: add its green-list bias to the logits before choosing (see watermark.py).
-    allowed_tokens: only ids below it are chosen (a model whose embedding is padded beyond its tokenizer)."""
+    allowed_tokens: only ids below it are chosen (a model whose embedding is padded beyond its tokenizer).
+    autocast_dtype: run the model's forward passes under autocast in this dtype (bf16); None: as it is."""
     check_generation_options(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                              repetition_penalty=repetition_penalty)
     check_context(model, prompt.shape[1], max_new_tokens)
     block_size = model.context_size if model.slides_window else None
+    model = _in_precision(model, autocast_dtype, prompt.device)
     logits, past = model(prompt, use_cache=True)
     seen = prompt.clone()
     for _ in range(max_new_tokens):
@@ -106,6 +109,19 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
             logits, past = model(token[:, None], past)
 
 
+def _in_precision(model: nn.Module, autocast_dtype: torch.dtype | None, device: torch.device):
+    """`model`'s forward, under autocast in autocast_dtype when one is given (entered per call: a generator must not
+    leave autocast switched on in its caller between yields)."""
+    if autocast_dtype is None:
+        return model
+
+    def forward(*args, **kwargs):
+        with torch.autocast(device.type, dtype=autocast_dtype):
+            return model(*args, **kwargs)
+
+    return forward
+
+
 def _allowed(logits: Tensor, allowed_tokens: int | None) -> Tensor:
     """logits (B, V) with the ids from allowed_tokens on set to -inf."""
     if allowed_tokens is None or allowed_tokens >= logits.shape[-1]:
@@ -125,15 +141,17 @@ def _reorder(past, order: Tensor):
 
 @torch.inference_mode()
 def beam_search(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, num_beams: int = 4,
-                length_penalty: float = 1.0, allowed_tokens: int | None = None) -> Tensor:
+                length_penalty: float = 1.0, allowed_tokens: int | None = None,
+                autocast_dtype: torch.dtype | None = None) -> Tensor:
     """The continuation (max_new_tokens,) of one prompt (1, T0) with the highest log-probability.
 
     Keeps the num_beams best partial sequences by summed log-probability; all have the same length here,
     so length_penalty (score / length^penalty, as in GNMT) only matters across prompts of other lengths.
-    allowed_tokens: only ids below it are chosen (see generate_tokens).
+    allowed_tokens, autocast_dtype: see generate_tokens.
     """
     check_generation_options(max_new_tokens=max_new_tokens, num_beams=num_beams)
     check_context(model, prompt.shape[1], max_new_tokens, whole_sequence=True)
+    model = _in_precision(model, autocast_dtype, prompt.device)
     logits, past = model(prompt, use_cache=True)
     log_probs = _allowed(logits[:, -1].float(), allowed_tokens).log_softmax(-1)  # (1, V)
     scores, tokens = log_probs[0].topk(min(num_beams, log_probs.shape[1]))  # the first expansion: distinct tokens
