@@ -145,12 +145,14 @@ def load_weights(module: nn.Module, path: Path) -> None:
                               f"{sorted(unexpected)[:3]}); the checkpoint belongs to another configuration")
 
 
-def from_pretrained(directory: Path, *, use_ema: bool = True) -> nn.Module:
-    """Rebuild the model from config.json through the family registry and load its weights."""
+def from_pretrained(directory: Path, *, use_ema: bool = True, config_overrides: dict[str, Any] | None = None) -> nn.Module:
+    """Rebuild the model from config.json through the family registry and load its weights.
+
+    config_overrides: model config fields to replace first (a LoRA run's base model that moved: pretrained)."""
     directory = Path(directory)
     manifest = verify_checkpoint(directory)
     family = FAMILIES.get(manifest["family"])
-    config = build_dataclass(family.config_class, manifest["model"], "model.")
+    config = build_dataclass(family.config_class, {**manifest["model"], **(config_overrides or {})}, "model.")
     model = family.build_from_checkpoint(config, directory, manifest)
     has_ema = any(name.startswith(("ema.", "ema/")) for name in manifest.get("files", {}))
     family.load_weights(model, directory, "ema" if use_ema and has_ema else "model")

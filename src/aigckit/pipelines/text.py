@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,9 +61,7 @@ class TextPipeline:
              device: str | torch.device = "cpu", precision: str = "auto") -> TextPipeline:
         """A language-model run (or a transformers directory), as `aigckit.load`; `base_model`: where a LoRA run's
         base model is now, when it moved (its weights must hash as they did at training)."""
-        from ..checkpoint import latest_checkpoint, verify_checkpoint
-        from ..config import build_dataclass
-        from ..family import FAMILIES
+        from ..checkpoint import from_pretrained, latest_checkpoint, verify_checkpoint
         from .image import load
 
         if base_model is None:
@@ -80,13 +77,8 @@ class TextPipeline:
         model_fields = manifest.get("model") or {}
         if manifest.get("family") != "lm" or model_fields.get("name") != "hf" or not model_fields.get("lora_r"):
             raise AigcError(f"{run_dir} is not a LoRA run; drop the base model (only a LoRA run names one)")
-        family = FAMILIES.get("lm")
-        config = build_dataclass(family.config_class, model_fields, "model.")
-        config = dataclasses.replace(config, pretrained=str(base_model))
-        model = family.build_from_checkpoint(config, checkpoint, manifest)
-        has_ema = any(name.startswith("ema/") for name in manifest.get("files", {}))
-        family.load_weights(model, checkpoint, "ema" if use_ema and has_ema else "model")
-        pipeline = cls.from_run(model.eval().to(device), checkpoint)
+        model = from_pretrained(checkpoint, use_ema=use_ema, config_overrides={"pretrained": str(base_model)})
+        pipeline = cls.from_run(model.to(device), checkpoint)
         pipeline.precision = resolve_precision(precision, device)
         return pipeline
 
