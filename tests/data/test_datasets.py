@@ -197,3 +197,20 @@ def test_data_identity_of_file_datasets_and_the_bundled_digits(tmp_path):
     assert digits["root"] is None and len(digits["content_sha256"]) == 64
     with pytest.raises(DataError, match="unknown split"):
         data_identity(DataConfig(name="digits"), "everything")
+
+
+def test_download_takes_the_first_mirror_that_answers_and_never_leaves_a_partial_file(tmp_path):
+    """The real download code, on file:// mirrors (no network here): a dead mirror is skipped, the file lands
+    whole, and when no mirror has it nothing is left behind."""
+    from aigckit.data.base import _download
+
+    source = tmp_path / "mirror"
+    source.mkdir()
+    (source / "train.gz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 100)
+    target = tmp_path / "data" / "train.gz"
+    target.parent.mkdir()
+    _download([(tmp_path / "dead").as_uri() + "/", source.as_uri() + "/"], "train.gz", target)
+    assert target.read_bytes() == (source / "train.gz").read_bytes()
+    with pytest.raises(OSError):
+        _download([source.as_uri() + "/"], "missing.gz", tmp_path / "data" / "missing.gz")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["train.gz"]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..atomic import atomic_path
 from ..config import DataConfig
 from ..errors import DataError
 from ..registry import Registry
@@ -167,14 +168,12 @@ def _download(mirrors: Sequence[str], name: str, path: Path) -> None:
     """Fetch `name` from the first mirror that answers; write atomically."""
     last_error: OSError | None = None
     for mirror in mirrors:
-        tmp = path.with_name(path.name + ".part")
         try:
-            with urllib.request.urlopen(f"{mirror}{name}", timeout=10) as response, open(tmp, "wb") as out:
+            with atomic_path(path) as tmp, urllib.request.urlopen(f"{mirror}{name}", timeout=10) as response, \
+                    open(tmp, "wb") as out:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
-            os.replace(tmp, path)
             return
         except OSError as error:
-            tmp.unlink(missing_ok=True)
             last_error = error
     raise last_error or OSError(f"no mirror for {name}")

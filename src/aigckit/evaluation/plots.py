@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..atomic import atomic_path
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..metrics_log import read_metrics
@@ -88,7 +89,7 @@ def plot_trajectory(trajectory: list[tuple[int, Tensor]], final: Tensor, out: st
 
 def _save(fig, plt, out: str | Path) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
