@@ -95,6 +95,11 @@ class FamilyBase:
                 known = ", ".join(sorted(self.sample_options)) or "none"
                 raise AigcError(f"{option} does not apply to {model_name} models (their options: {known}); drop it")
 
+    def describe_sample_options(self, model: nn.Module) -> dict[str, dict[str, Any]]:
+        """The sampling options a user may set on `model`, for forms and APIs: name -> {"type", "default", and
+        "choices" or "min"/"max"}; none by default."""
+        return {}
+
     # ---------------------------------------------------------------- weights on disk
     def save_weights(self, model: nn.Module, directory: Path, name: str) -> None:
         """Write `model`'s weights into `directory` as `<name>.safetensors` (name: "model" or "ema")."""

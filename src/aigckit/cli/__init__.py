@@ -22,6 +22,7 @@ from .generate import generate_command
 from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
+from .serve import serve_command
 from .train import train_command
 from .watermark import watermark_app
 
@@ -60,6 +61,7 @@ app.command("compare")(compare_command)
 app.command("datasets")(datasets_command)
 app.command("models")(models_command)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
 app.add_typer(watermark_app, name="watermark")
 
 

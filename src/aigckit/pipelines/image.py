@@ -13,6 +13,7 @@ from ..checkpoint import from_pretrained, latest_checkpoint, list_checkpoints
 from ..errors import AigcError
 from ..imaging import save_grid, to_pil
 from ..layers import check_class_labels
+from ..layers.noise import BatchGenerators
 from ..precision import FP32, Precision, resolve_precision
 
 __all__ = ["ImagePipeline", "load"]
@@ -38,19 +39,25 @@ class ImagePipeline:
         """Classes the model can be conditioned on; 0 for an unconditional model."""
         return self.config.num_classes if self.config.conditional else 0
 
-    def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None,
-               **options: Any) -> Tensor:
-        """n images, (n, C, H, W) in [-1, 1]; `labels` (length n, or one label for all) for conditional models."""
+    def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None, *,
+               generator: torch.Generator | BatchGenerators | None = None, **options: Any) -> Tensor:
+        """n images, (n, C, H, W) in [-1, 1]; `labels` (length n, or one label for all) for conditional models.
+
+        The noise comes from `seed`, or from `generator` (BatchGenerators: a seed per group of rows)."""
         if n <= 0:
             raise AigcError(f"n must be positive, got {n}")
-        label_tensor = self._labels(n, labels)
+        if seed is not None and generator is not None:
+            raise ValueError("give a seed or a generator, not both")
+        label_tensor = self.label_tensor(n, labels)
         self.family.check_sample_options(options, self.config.name)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if seed is not None:
+            generator = torch.Generator().manual_seed(seed)
         with self.precision.autocast(next(self.model.parameters()).device):
             images = self.family.sample(self.model, n, labels=label_tensor, generator=generator, **options)
         return images.float()
 
-    def _labels(self, n: int, labels: list[int] | Tensor | None) -> Tensor | None:
+    def label_tensor(self, n: int, labels: list[int] | Tensor | None) -> Tensor | None:
+        """The (n,) labels of `labels` (None, one for all, or n), checked against the model; AigcError if wrong."""
         if labels is None:
             return None
         tensor = torch.as_tensor(labels, dtype=torch.int64).flatten()

@@ -7,7 +7,8 @@ learns to predict eps (or v, or x0) from (x_t, t). Sampling runs any sampler on 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,9 +90,21 @@ class DiffusionFamily(FamilyBase):
     presets = PRESETS
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
     capabilities = frozenset({"inpaint", "log_likelihood"})
-    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "trajectory"})
+    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "trajectory", "progress"})
     inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
     inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
+
+    def describe_sample_options(self, model: DiffusionModel) -> dict[str, dict[str, Any]]:
+        """Sampler, steps, eta and (conditional models) guidance, with the model's defaults."""
+        config = model.config
+        options: dict[str, dict[str, Any]] = {
+            "sampler": {"type": "choice", "choices": list(SAMPLERS), "default": config.sampler},
+            "steps": {"type": "int", "min": 1, "max": config.num_train_steps, "default": config.sampling_steps},
+            "eta": {"type": "float", "min": 0.0, "max": 1.0, "default": 0.0, "only_for": "ddim"},
+        }
+        if config.conditional:
+            options["guidance"] = {"type": "float", "min": 0.0, "max": 20.0, "default": 1.0}
+        return options
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
         """The UNet (residual branches and output start at zero) and its schedule."""
@@ -122,12 +135,13 @@ class DiffusionFamily(FamilyBase):
     @torch.no_grad()
     def sample(self, model: DiffusionModel, n: int, *, labels: Tensor | None = None,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-               guidance: float | None = None, eta: float | None = None, trajectory: list | None = None) -> Tensor:
+               guidance: float | None = None, eta: float | None = None, trajectory: list | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Tensor:
         """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a conditional model.
 
         sampler / steps default to the model config's, guidance to 1 (conditional models only), eta to 0 (ddim
         only); every value the model cannot serve raises AigcError before any work. `trajectory`, if given,
-        receives (t, x_t) at every step.
+        receives (t, x_t) at every step; `progress(step, total)` is called after every step (it may raise to stop).
         """
         config = model.config
         device = model.alphas_cumprod.device
@@ -142,11 +156,14 @@ class DiffusionFamily(FamilyBase):
         was_training = model.training
         model.eval()
         try:
-            for t in scheduler.timesteps.tolist():
+            timesteps = scheduler.timesteps.tolist()
+            for i, t in enumerate(timesteps):
                 if trajectory is not None:
                     trajectory.append((t, x.clone()))
                 output = model.guided_output(x, torch.full((n,), t, device=device), labels, guidance)
                 x = scheduler.step(output.float(), t, x, generator=generator)
+                if progress is not None:
+                    progress(i + 1, len(timesteps))
         finally:
             model.train(was_training)
         return x.clamp(-1, 1)

@@ -1,0 +1,103 @@
+"""create_app: the FastAPI app over the served models (OpenAI-compatible routes, jobs, history, the web page)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from .catalog import ModelCatalog
+from .errors import install_error_handlers
+from .history import HistoryStore, ImageStore
+from .jobs import Job, JobManager
+from .metrics import ServerMetrics
+from .routes import completions, health, history, images, jobs, models
+from .security import require_key
+from .settings import ServerSettings
+from .state import ServerState
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("aigckit.serving")
+access_log = logging.getLogger("aigckit.serving.access")
+STATIC = Path(__file__).parent / "static"
+
+
+def _record(state: ServerState, job: Job) -> None:
+    """Write an ended job to the history (in a worker thread: the database may be slow)."""
+    result = job.result or {}
+    if job.type.startswith("images"):
+        outputs = [item["aigckit"]["sha256"] for item in result.get("data", [])]
+    else:
+        outputs = [choice["text"] if "text" in choice else choice["message"]["content"]
+                   for choice in result.get("choices", [])]
+    served = state.catalog.models.get(job.model_id)
+    state.history.record(
+        model_id=job.model_id, kind="image" if job.type.startswith("images") else "text", job_type=job.type,
+        params=job.record, status=job.status, checkpoint_sha256=served.sha256 if served else None,
+        seed=job.record.get("seed"), queued_ms=1000 * ((job.started or job.finished) - job.created),
+        run_ms=1000 * (job.finished - job.started) if job.started else None, outputs=outputs,
+        api_key_name=job.key_name, error=job.error["message"] if job.error else None)
+
+
+def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
+    """The server's app; `settings` or its fields as keywords (runs=[...], api_keys={...}, ...)."""
+    settings = settings or ServerSettings(**fields)
+    catalog = ModelCatalog(settings.runs, device=settings.device, precision=settings.precision)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    state = ServerState(settings=settings, catalog=catalog, jobs=JobManager(timeout_s=settings.request_timeout_s),
+                        history=HistoryStore(settings.database_url), images=ImageStore(settings.data_dir),
+                        metrics=ServerMetrics())
+
+    def ended(job: Job) -> None:
+        state.metrics.job_ended(job)
+        asyncio.get_running_loop().run_in_executor(None, _record, state, job)
+
+    state.jobs.on_terminal.append(ended)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not settings.lazy:
+            await asyncio.to_thread(catalog.load_all)
+        state.ready = True
+        yield
+        state.ready = False
+        state.jobs.cancel_all()  # graceful shutdown: running jobs stop within a step and say why
+        for engine in list(state.engines.values()):
+            await asyncio.to_thread(engine.stop)
+        state.history.close()
+
+    app = FastAPI(title="aigckit", version=__version__, lifespan=lifespan,
+                  description="GANs, VAEs, diffusion and language models behind OpenAI-compatible routes.")
+    app.state.aigckit = state
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        seconds = time.perf_counter() - started
+        state.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        state.metrics.latency.labels(path).observe(seconds)
+        access_log.info("%s %s %d %.1fms key=%s", request.method, request.url.path, response.status_code,
+                        1000 * seconds, getattr(request.state, "key_name", None))
+        return response
+
+    app.include_router(health.router)
+    for module in (models, completions, images, jobs, history):
+        app.include_router(module.router, dependencies=[Depends(require_key)])
+    if STATIC.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    return app

@@ -1,0 +1,91 @@
+"""Request bodies of the HTTP API (OpenAI's shapes, plus aigckit's extensions as extra fields).
+
+Unknown fields are refused (422), never silently ignored: a misspelt option must not look like it worked.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "JobRequest",
+           "StreamOptions"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageGenerationRequest(Strict):
+    """POST /v1/images/generations: n images from a GAN, VAE or diffusion run."""
+
+    model: str
+    prompt: str | None = None  # accepted and recorded; class-conditional models are steered by `labels`
+    n: int = Field(1, ge=1)
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    size: str | None = Field(None, pattern=r"^\d+x\d+$")  # must be the model's own size ("28x28")
+    labels: list[int] | None = None  # one label for all images, or one per image
+    sampler: str | None = None
+    steps: int | None = Field(None, ge=1)
+    guidance: float | None = None
+    eta: float | None = None
+    seed: int | None = Field(None, ge=0, lt=2**62)
+    user: str | None = None
+
+
+class StreamOptions(Strict):
+    """OpenAI's stream_options: a last chunk with the usage when include_usage is true."""
+
+    include_usage: bool = False
+
+
+class SamplingFields(Strict):
+    """What completions and chat completions share."""
+
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)  # 0: greedy decoding
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, lt=2**62)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    # aigckit's extensions (the openai client sends them with extra_body=...)
+    top_k: int | None = Field(None, ge=1)
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    watermark: int | None = Field(None, ge=0, lt=2**62)  # the key of the statistical text watermark
+
+    def stop_list(self) -> list[str]:
+        """The stop strings as a list."""
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+
+class CompletionRequest(SamplingFields):
+    """POST /v1/completions."""
+
+    prompt: str | list[str]
+
+
+class ChatMessage(Strict):
+    """One message of a chat."""
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str
+    name: str | None = None
+
+
+class ChatCompletionRequest(SamplingFields):
+    """POST /v1/chat/completions; models without a chat template read the messages joined as plain text."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class JobRequest(Strict):
+    """POST /v1/jobs: any generation, answered at once with the job's id."""
+
+    type: Literal["images.generations", "completions", "chat.completions"]
+    request: dict

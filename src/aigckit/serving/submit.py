@@ -1,0 +1,162 @@
+"""From a checked request to a queued job, and from a finished job to the answer: shared by the OpenAI routes
+(which wait for the job) and /v1/jobs (which answers at once)."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+import torch
+from fastapi import Request
+
+from ..errors import AigcError
+from ..pipelines import TextPipeline
+from .batching import BatchingEngine
+from .errors import APIError
+from .image_jobs import EditWork, GenerationWork, draw_seeds, generation_key, run_edits, run_generations
+from .jobs import Job, QueueFull, TextChoice
+from .schemas import ChatCompletionRequest, CompletionRequest, ImageGenerationRequest
+from .state import ServerState
+from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
+
+__all__ = ["submit_images", "submit_edit", "submit_text", "await_job", "engine_for", "preload"]
+
+
+async def preload(state: ServerState, model_id: str) -> None:
+    """Load a lazy model in a worker thread, so the first request to it does not stall the event loop."""
+    served = state.catalog.models.get(model_id)
+    if served is not None and not served.loaded:
+        await asyncio.to_thread(served.get)
+
+
+def engine_for(state: ServerState, model_id: str) -> Any:
+    """The engine of a model (or of the classical inpainting methods), started on first use."""
+    if model_id in state.engines:
+        return state.engines[model_id]
+    settings = state.settings
+    if model_id == "classical":
+        engine = BatchingEngine("classical", partial(run_edits, None, store=state.images), key=lambda job: None,
+                                rows=lambda job: 1, max_rows=1, max_queue=settings.max_queue, window_s=0.0)
+    else:
+        served = state.catalog.get(model_id)
+        pipeline = served.get()
+        if isinstance(pipeline, TextPipeline):
+            from .text_engine import TextEngine
+
+            engine = TextEngine(pipeline, max_batch=settings.max_batch_text, max_queue=settings.max_queue)
+        else:
+            engine = BatchingEngine(model_id, partial(_run_image_jobs, served, store=state.images), key=_image_key,
+                                    rows=lambda job: len(job.params.seeds), max_rows=settings.max_batch_images,
+                                    max_queue=settings.max_queue, window_s=settings.batch_window_ms / 1000,
+                                    on_batch=state.metrics.batch if state.metrics is not None else None)
+    engine.start()
+    state.engines[model_id] = engine
+    return engine
+
+
+def _image_key(job: Job) -> tuple | None:
+    return ("generate", *generation_key(job)) if isinstance(job.params, GenerationWork) else None
+
+
+def _run_image_jobs(served, jobs: list[Job], store) -> None:
+    if isinstance(jobs[0].params, GenerationWork):
+        run_generations(served, jobs, store)
+    else:
+        run_edits(served, jobs, store)
+
+
+def _queue(state: ServerState, job: Job, engine: Any) -> Job:
+    try:
+        engine.submit(job)
+    except QueueFull as error:
+        job.cancel()
+        raise APIError(429, str(error), "rate_limit_error", {"Retry-After": str(error.retry_after)}) from None
+    return job
+
+
+def submit_images(state: ServerState, request: ImageGenerationRequest, key_name: str | None = None) -> Job:
+    """Check an image-generation request against its model and queue it."""
+    limits = state.settings.limits
+    served = state.model(request.model, "image")
+    pipeline = served.get()
+    if request.n > limits.max_n:
+        raise APIError(422, f"n is {request.n}; this server makes at most {limits.max_n} images per request")
+    if request.steps is not None and request.steps > limits.max_steps:
+        raise APIError(422, f"steps is {request.steps}; this server runs at most {limits.max_steps} sampler steps")
+    size = f"{pipeline.config.image_size}x{pipeline.config.image_size}"
+    if request.size is not None and request.size != size:
+        raise APIError(422, f"{request.model} makes {size} images; ask for size {size} or leave size out")
+    options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance", "eta")
+               if getattr(request, name) is not None}
+    pipeline.family.check_sample_options(options, pipeline.config.name)
+    labels = pipeline.label_tensor(request.n, request.labels)
+    if labels is None and pipeline.num_classes:  # as the families do: 0, 1, 2, ... for a conditional model
+        labels = torch.arange(request.n) % pipeline.num_classes
+    work = GenerationWork(request, labels.tolist() if labels is not None else None, draw_seeds(request.seed, request.n),
+                          options)
+    job = state.jobs.create("images.generations", served.id, work, key_name=key_name,
+                            record={**request.model_dump(mode="json", exclude_none=True), "seed": work.seeds[0]})
+    return _queue(state, job, engine_for(state, served.id))
+
+
+def submit_edit(state: ServerState, model_id: str, work: EditWork, key_name: str | None = None) -> Job:
+    """Queue an inpainting request: a served model's method, or a classical one (model 'telea'/'navier-stokes')."""
+    record = {"model": model_id, "method": work.method, "n": len(work.seeds), "seed": work.seeds[0],
+              "label": work.label, **work.options}
+    job = state.jobs.create("images.edits", model_id, work, key_name=key_name, record=record)
+    return _queue(state, job, engine_for(state, "classical" if work.method else model_id))
+
+
+def submit_text(state: ServerState, request: CompletionRequest | ChatCompletionRequest,
+                key_name: str | None = None) -> Job:
+    """Check a completion or chat request and queue its n choices (per prompt) on the model's text engine."""
+    limits = state.settings.limits
+    chat = isinstance(request, ChatCompletionRequest)
+    served = state.model(request.model, "text")
+    pipeline = served.get()
+    prompts = [chat_prompt(pipeline, request)] if chat else (
+        [request.prompt] if isinstance(request.prompt, str) else list(request.prompt))
+    if not prompts:
+        raise APIError(422, "prompt is an empty list; give at least one prompt")
+    if any(len(p) > limits.max_prompt_chars for p in prompts):
+        raise APIError(413, f"a prompt is longer than this server's limit of {limits.max_prompt_chars} characters")
+    if request.n * len(prompts) > limits.max_n:
+        raise APIError(422, f"{request.n * len(prompts)} choices asked; this server makes at most {limits.max_n}")
+    max_tokens = (getattr(request, "max_completion_tokens", None) or request.max_tokens
+                  or (limits.max_tokens if chat else 16))  # OpenAI's completions default to 16 tokens
+    if max_tokens > limits.max_tokens:
+        raise APIError(422, f"max_tokens is {max_tokens}; this server generates at most {limits.max_tokens}")
+    requests = text_requests(pipeline, request, prompts, max_tokens)
+    record = {**request.model_dump(mode="json", exclude_none=True), "seed": requests[0].seed}
+    job = state.jobs.create("chat.completions" if chat else "completions", served.id, request, key_name=key_name,
+                            record=record)
+    job.num_choices = len(requests)
+    job.compose = chat_body if chat else completion_body
+    engine = engine_for(state, served.id)
+    try:
+        for index, text_request in enumerate(requests):
+            engine.submit(text_request, TextChoice(job, index))
+    except AigcError as error:  # the engine's own queue-full error, or an option the model cannot serve
+        job.cancel()
+        if type(error).__name__ == "QueueFull":
+            raise APIError(429, str(error), "rate_limit_error", {"Retry-After": "1"}) from None
+        raise
+    return job
+
+
+async def await_job(request: Request, job: Job) -> dict:
+    """Wait for `job`; cancel it if the client goes away; its result, or its error as an APIError."""
+    waiter = asyncio.ensure_future(job.wait())
+    try:
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=0.25)
+            if not waiter.done() and await request.is_disconnected():
+                job.cancel()
+                raise APIError(499, "the client closed the connection", "client_closed")
+    finally:
+        waiter.cancel()
+    if job.status == "done":
+        return job.result
+    error = job.error or {"message": "the request was cancelled", "type": "cancelled", "code": 409}
+    raise APIError(error["code"], error["message"], error["type"])
