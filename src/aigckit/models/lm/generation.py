@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from ...errors import AigcError
 from .watermark import Watermark
 
-__all__ = ["generate_tokens", "filter_logits", "beam_search", "check_generation_options", "check_context"]
+__all__ = ["generate_tokens", "choose_tokens", "filter_logits", "beam_search", "check_generation_options",
+           "check_context"]
 
 
 def filter_logits(logits: Tensor, *, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -88,25 +89,36 @@ def generate_tokens(model: nn.Module, prompt: Tensor, *, max_new_tokens: int, gr
     logits, past = model(prompt, use_cache=True)
     seen = prompt.clone()
     for _ in range(max_new_tokens):
-        next_logits = logits[:, -1, :].float()
-        if repetition_penalty != 1.0:  # CTRL, https://arxiv.org/abs/1909.05858: discourage tokens already used
-            scores = next_logits.gather(1, seen)
-            scores = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)
-            next_logits = next_logits.scatter(1, seen, scores)
-        next_logits = _allowed(next_logits, allowed_tokens)
-        if watermark is not None:
-            next_logits = watermark.bias(next_logits, seen)
-        if greedy:
-            token = next_logits.argmax(dim=-1)
-        else:
-            probs = filter_logits(next_logits / temperature, top_k=top_k, top_p=top_p).softmax(-1)
-            token = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(prompt.device)
+        token = choose_tokens(logits[:, -1, :], seen, greedy=greedy, temperature=temperature, top_k=top_k,
+                              top_p=top_p, repetition_penalty=repetition_penalty, generator=generator,
+                              watermark=watermark, allowed_tokens=allowed_tokens)
         yield token
         seen = torch.cat([seen, token[:, None]], dim=1)
         if block_size is not None and seen.shape[1] > block_size:
             logits, past = model(seen[:, -block_size:], use_cache=True)  # the window slid past: recompute
         else:
             logits, past = model(token[:, None], past)
+
+
+def choose_tokens(logits: Tensor, seen: Tensor | None, *, greedy: bool = False, temperature: float = 1.0,
+                  top_k: int | None = None, top_p: float | None = None, repetition_penalty: float = 1.0,
+                  generator: torch.Generator | None = None, watermark: Watermark | None = None,
+                  allowed_tokens: int | None = None) -> Tensor:
+    """The next token (B,) of each sequence from its logits (B, V); seen: (B, T) the ids so far (prompt and
+    tokens chosen), needed only by repetition_penalty and watermark. One step of generate_tokens (see there for
+    the options)."""
+    next_logits = logits.float()
+    if repetition_penalty != 1.0:  # CTRL, https://arxiv.org/abs/1909.05858: discourage tokens already used
+        scores = next_logits.gather(1, seen)
+        scores = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)
+        next_logits = next_logits.scatter(1, seen, scores)
+    next_logits = _allowed(next_logits, allowed_tokens)
+    if watermark is not None:
+        next_logits = watermark.bias(next_logits, seen)
+    if greedy:
+        return next_logits.argmax(dim=-1)
+    probs = filter_logits(next_logits / temperature, top_k=top_k, top_p=top_p).softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
 
 
 def _in_precision(model: nn.Module, autocast_dtype: torch.dtype | None, device: torch.device):

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .config import LMConfig
 
-__all__ = ["GPT", "KVCache", "rotary_angles", "apply_rotary"]
+__all__ = ["GPT", "KVCache", "BatchKVCache", "rotary_angles", "apply_rotary"]
 
 
 class KVCache:
@@ -42,6 +42,76 @@ class KVCache:
     def reorder_cache(self, order: Tensor) -> None:
         """Keep the batch rows `order` (beam search), in that order."""
         self.keys, self.values = self.keys.index_select(1, order), self.values.index_select(1, order)
+
+
+class BatchKVCache:
+    """Keys and values of several sequences of different lengths decoded together (continuous batching).
+
+    Row i of the buffers holds lengths[i] positions of its sequence; rows 0..n-1 are in use. A forward pass
+    over it takes one new token per row (B = n, T = 1) at each row's own position, and attention masks each
+    row's keys beyond its length. Rows join from a prefilled single-sequence KVCache (`add`) and leave by
+    `remove`, which moves the last row into the freed one. Buffers grow (doubling) up to `max_rows` rows."""
+
+    def __init__(self, config: LMConfig, max_rows: int) -> None:
+        self.config = config
+        self.max_rows = max_rows
+        self.keys: Tensor | None = None  # (n_layer, rows, nh, block_size, hd)
+        self.values: Tensor | None = None
+        self.lengths: list[int] = []  # positions stored in each row in use
+        self.mask: Tensor | None = None  # (n, 1, 1, longest + 1): keys each row's new query sees, set per step
+        self._positions: Tensor | None = None  # (n,) where this step's keys and values go
+        self._rows: Tensor | None = None  # (n,) 0..n-1
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def add(self, cache: KVCache) -> None:
+        """Append a row holding the one sequence of `cache` (a prefill of its prompt)."""
+        n, length = len(self.lengths), cache.length
+        if n == self.max_rows:
+            raise ValueError(f"the batch cache holds at most {self.max_rows} rows")
+        if self.keys is None or n == self.keys.shape[1]:
+            rows = min(self.max_rows, max(1, 2 * n))
+            shape = (cache.keys.shape[0], rows, *cache.keys.shape[2:])
+            # zeros, not empty: masked keys still enter the matmuls (0 * NaN garbage would be NaN)
+            keys, values = cache.keys.new_zeros(shape), cache.values.new_zeros(shape)
+            if n:
+                keys[:, :n], values[:, :n] = self.keys[:, :n], self.values[:, :n]
+            self.keys, self.values = keys, values
+        self.keys[:, n, :, :length] = cache.keys[:, 0, :, :length]
+        self.values[:, n, :, :length] = cache.values[:, 0, :, :length]
+        self.lengths.append(length)
+
+    def remove(self, row: int) -> None:
+        """Free `row`: the last row moves into its place (its index becomes `row`)."""
+        last = len(self.lengths) - 1
+        if row != last:
+            length = self.lengths[last]
+            self.keys[:, row, :, :length] = self.keys[:, last, :, :length]
+            self.values[:, row, :, :length] = self.values[:, last, :, :length]
+            self.lengths[row] = length
+        self.lengths.pop()
+
+    def begin_step(self, device: torch.device) -> Tensor:
+        """(n,) the position of each row's next token; sets the key mask of the step that begins."""
+        self._positions = torch.tensor(self.lengths, device=device)
+        self._rows = torch.arange(len(self.lengths), device=device)
+        longest = max(self.lengths) + 1
+        self.mask = (torch.arange(longest, device=device) <= self._positions[:, None])[:, None, None, :]
+        return self._positions
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store one new position per row, k, v (n, nh, 1, hd), at each row's length; return the keys and
+        values of all rows up to the longest (those beyond a row's length are masked by self.mask)."""
+        self.keys[layer, self._rows, :, self._positions] = k[:, :, 0]
+        self.values[layer, self._rows, :, self._positions] = v[:, :, 0]
+        longest = self.mask.shape[-1]
+        n = len(self.lengths)
+        return self.keys[layer, :n, :, :longest], self.values[layer, :n, :, :longest]
+
+    def advance(self) -> None:
+        """Every row holds one more position (called after the forward pass)."""
+        self.lengths = [length + 1 for length in self.lengths]
 
 
 def rotary_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tuple[Tensor, Tensor]:
@@ -70,18 +140,21 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.causal = config.objective == "causal"
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x: Tensor, cache: KVCache | BatchKVCache | None = None, layer: int = 0,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        earlier = cache.length if cache is not None else 0
+        batched = isinstance(cache, BatchKVCache)  # rows of different lengths, one new query each
+        earlier = cache.length if cache is not None and not batched else 0
         if cache is not None:
             k, v = cache.append(layer, k, v)
         dropout = self.dropout if self.training else 0.0
-        if not self.causal or (earlier and T == 1):
+        if batched:  # each row's query sees its own keys only: those beyond its length are masked
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.mask)
+        elif not self.causal or (earlier and T == 1):
             # the masked-LM encoder, or one new query: every query attends to every key
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         elif not earlier:
@@ -112,7 +185,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x: Tensor, cache: KVCache | BatchKVCache | None = None, layer: int = 0,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer, rotary)  # pre-LayerNorm residual blocks
         return x + self.mlp(self.ln_2(x))
@@ -158,11 +231,15 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: Tensor, past: KVCache | None = None,
-                use_cache: bool = False) -> tuple[Tensor, KVCache | None]:
+    def forward(self, tokens: Tensor, past: KVCache | BatchKVCache | None = None,
+                use_cache: bool = False) -> tuple[Tensor, KVCache | BatchKVCache | None]:
         """tokens: (B, T) ids; past: the cache of earlier positions, extended in place. Returns logits
         (B, T, vocab) and the cache: `past`, a new one when use_cache (generation asks for it), else None, so that
-        a validation or training forward never allocates block_size-long buffers."""
+        a validation or training forward never allocates block_size-long buffers.
+
+        With a BatchKVCache of n rows, tokens is (n, 1): the next token of each row, at the row's own position."""
+        if isinstance(past, BatchKVCache):
+            return self._forward_rows(tokens, past), past
         B, T = tokens.shape
         start = past.length if past is not None else 0
         if start + T > self.config.block_size:
@@ -184,3 +261,23 @@ class GPT(nn.Module):
         if past is not None:
             past.length += T
         return self.lm_head(self.ln_f(x)), past
+
+    def _forward_rows(self, tokens: Tensor, past: BatchKVCache) -> Tensor:
+        """One decoding step of every row of a BatchKVCache: tokens (n, 1) -> logits (n, 1, vocab)."""
+        if tokens.shape != (len(past), 1):
+            raise ValueError(f"a batch cache of {len(past)} rows takes tokens of shape ({len(past)}, 1), "
+                             f"got {tuple(tokens.shape)}")
+        if max(past.lengths) >= self.config.block_size:
+            raise ValueError(f"a row of the batch cache is full (block_size {self.config.block_size})")
+        positions = past.begin_step(tokens.device)  # (n,)
+        x = self.wte(tokens)  # (n, 1, C)
+        rotary = None
+        if self.wpe is not None:
+            x = x + self.wpe(positions)[:, None, :]
+        else:
+            cos, sin = rotary_angles(positions, self.config.n_embd // self.config.n_head)  # (n, hd / 2)
+            rotary = cos[:, None, None, :], sin[:, None, None, :]  # broadcast over (n, nh, 1, hd / 2)
+        for i, block in enumerate(self.h):
+            x = block(x, past, i, rotary)
+        past.advance()
+        return self.lm_head(self.ln_f(x))
