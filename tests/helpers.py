@@ -56,3 +56,37 @@ def pydoc_lm_config(model: dict, *, max_steps: int = 300, sample_every: int = 10
         "train": {"max_steps": max_steps, "batch_size": 32, "use_ema": False, "log_every": 50,
                   "sample_every": sample_every, "checkpoint_every": 1000},
     })
+
+
+class LiveServer:
+    """A real uvicorn server for an ASGI app on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, app) -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    timeout_graceful_shutdown=10))
+        self.thread = None
+
+    def __enter__(self) -> "LiveServer":
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
