@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
@@ -17,16 +16,15 @@ from .catalog import ModelCatalog
 from .errors import install_error_handlers
 from .history import HistoryStore, ImageStore
 from .jobs import Job, JobManager
-from .metrics import ServerMetrics
-from .routes import completions, health, history, images, jobs, models
-from .security import require_key
+from .metrics import RequestObserver, ServerMetrics
+from .routes import admin, completions, health, history, images, jobs, models
+from .security import KeyGuard, require_key
 from .settings import ServerSettings
 from .state import ServerState
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("aigckit.serving")
-access_log = logging.getLogger("aigckit.serving.access")
 STATIC = Path(__file__).parent / "static"
 
 
@@ -50,15 +48,26 @@ def _record(state: ServerState, job: Job) -> None:
 def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
     """The server's app; `settings` or its fields as keywords (runs=[...], api_keys={...}, ...)."""
     settings = settings or ServerSettings(**fields)
+    guard = KeyGuard(settings)  # refuses bad limits before anything is loaded or created
     catalog = ModelCatalog(settings.runs, device=settings.device, precision=settings.precision)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     state = ServerState(settings=settings, catalog=catalog, jobs=JobManager(timeout_s=settings.request_timeout_s),
                         history=HistoryStore(settings.database_url), images=ImageStore(settings.data_dir),
                         metrics=ServerMetrics())
 
+    recording: set[asyncio.Future] = set()  # history writes not yet done; shutdown waits for them
+
     def ended(job: Job) -> None:
         state.metrics.job_ended(job)
-        asyncio.get_running_loop().run_in_executor(None, _record, state, job)
+        guard.job_ended(job)
+        future = asyncio.get_running_loop().run_in_executor(None, _record, state, job)
+        recording.add(future)
+        future.add_done_callback(_recorded)
+
+    def _recorded(future: asyncio.Future) -> None:
+        recording.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("the history could not record a job: %s", future.exception())
 
     state.jobs.on_terminal.append(ended)
 
@@ -72,32 +81,25 @@ def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
         state.jobs.cancel_all()  # graceful shutdown: running jobs stop within a step and say why
         for engine in list(state.engines.values()):
             await asyncio.to_thread(engine.stop)
+        if recording:
+            await asyncio.wait(set(recording), timeout=30)
         state.history.close()
 
-    app = FastAPI(title="aigckit", version=__version__, lifespan=lifespan,
+    # no unguarded /docs, /redoc, /openapi.json: routes/admin.py serves them behind the key
+    app = FastAPI(title="aigckit", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,
                   description="GANs, VAEs, diffusion and language models behind OpenAI-compatible routes.")
     app.state.aigckit = state
+    app.state.key_guard = guard
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    app.add_middleware(RequestObserver, metrics=state.metrics)  # outermost: sees every answer, CORS's included
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = route.path if route is not None else "unmatched"
-        seconds = time.perf_counter() - started
-        state.metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        state.metrics.latency.labels(path).observe(seconds)
-        access_log.info("%s %s %d %.1fms key=%s", request.method, request.url.path, response.status_code,
-                        1000 * seconds, getattr(request.state, "key_name", None))
-        return response
-
-    app.include_router(health.router)
-    for module in (models, completions, images, jobs, history):
+    app.include_router(health.router)  # /health needs no key; /ready and /metrics ask for it themselves
+    for module in (models, completions, images, jobs, history, admin):
         app.include_router(module.router, dependencies=[Depends(require_key)])
-    if STATIC.is_dir():
+    if STATIC.is_dir():  # the page asks the user for the key, so it and its files load without one
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
     return app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ServerSettings", "Limits"]
+__all__ = ["ServerSettings", "Limits", "KeyLimits"]
 
 
 class Limits(BaseModel):
@@ -18,6 +18,13 @@ class Limits(BaseModel):
     max_tokens: int = 1024
     max_prompt_chars: int = 8192
     max_steps: int = 1000  # sampler steps
+
+
+class KeyLimits(BaseModel):
+    """One key's own limits, where they differ from the server's (None: the server's setting)."""
+
+    rate_per_minute: float | None = None
+    concurrency: int | None = None
 
 
 class ServerSettings(BaseModel):
@@ -32,7 +39,9 @@ class ServerSettings(BaseModel):
     api_keys: dict[str, str] = Field(default_factory=dict)  # key -> name; empty: no authentication
     admin_keys: set[str] = Field(default_factory=set)  # names of keys (of api_keys) that may read /v1/usage
     rate_per_minute: float | None = None  # requests per minute per key (token bucket); None: unlimited
-    concurrency_per_key: int | None = None  # requests in flight per key; None: unlimited
+    rate_burst: int | None = None  # requests at once under rate_per_minute; None (and own rates): 10 s' worth
+    concurrency_per_key: int | None = None  # requests in flight per key (a stream until it ends); None: unlimited
+    key_limits: dict[str, KeyLimits] = Field(default_factory=dict)  # key name -> its own rate / concurrency
     max_queue: int = 64  # requests waiting per model; beyond it 429 with Retry-After
     max_batch_images: int = 64  # images in one sampler batch
     max_batch_text: int = 32  # rows in the text decoding batch
