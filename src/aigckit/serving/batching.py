@@ -67,6 +67,12 @@ class BatchingEngine:
             self.queue.append(job)
             self._condition.notify_all()
 
+    def withdraw(self, job: Job) -> None:
+        """Take a cancelled job out of the queue, freeing its place."""
+        with self._condition:
+            if job in self.queue:
+                self.queue.remove(job)
+
     def position(self, job: Job) -> int | None:
         """0 for the next job to run, 1 for the one after, ...; None when not queued."""
         with self._condition:

@@ -32,6 +32,7 @@ class Engine(Protocol):
     """What runs jobs of one model (an image batcher, a text decoding loop)."""
 
     def submit(self, job: Job) -> None: ...
+    def withdraw(self, job: Job) -> None: ...
     def position(self, job: Job) -> int | None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -104,6 +105,8 @@ class Job:
         if self.terminal:
             return False
         self.cancelled.set()
+        if self.status == "queued" and self.engine is not None:
+            self.engine.withdraw(self)
         if reason is None:
             self._end("cancelled", None, None)
         else:  # the time limit

@@ -47,13 +47,13 @@ async def create_job(body: JobRequest, state: StateDep, key: KeyName) -> JSONRes
 
 
 @router.get("/v1/jobs/{job_id}")
-def get_job(job_id: str, state: StateDep, key: KeyName) -> dict:
+async def get_job(job_id: str, state: StateDep, key: KeyName) -> dict:
     """The job's state, queue position, progress and (when done) result."""
     return _job(state, job_id).to_dict()
 
 
 @router.delete("/v1/jobs/{job_id}")
-def cancel_job(job_id: str, state: StateDep, key: KeyName) -> dict:
+async def cancel_job(job_id: str, state: StateDep, key: KeyName) -> dict:
     """Cancel a queued or running job (a diffusion job stops within one sampler step); 409 if it already ended."""
     job = _job(state, job_id)
     if not job.cancel():
@@ -72,7 +72,7 @@ async def _events(job: Job) -> AsyncIterator[str]:
 
 
 @router.get("/v1/jobs/{job_id}/events")
-def job_events(job_id: str, state: StateDep, key: KeyName) -> StreamingResponse:
+async def job_events(job_id: str, state: StateDep, key: KeyName) -> StreamingResponse:
     """Server-sent events: status, progress (step/total), text pieces; the stream ends when the job does."""
     return StreamingResponse(_events(_job(state, job_id)), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
