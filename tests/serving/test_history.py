@@ -114,12 +114,10 @@ def test_pages_newest_first_with_before_and_model(url):
     ids = [add(store, model="gan" if i % 3 == 0 else "ddpm") for i in range(10)]
     assert ids == sorted(ids)  # ids sort by creation
     seen, cursor = [], None
-    while True:
+    for _ in range(3):  # 10 records, 4 a page: exactly 3 pages, the last one without a cursor
         records, cursor = store.page(limit=4, before=cursor)
         seen += [r.id for r in records]
-        if cursor is None:
-            break
-        assert cursor == records[-1].id
+        assert cursor == (records[-1].id if len(seen) < 10 else None)
     assert seen == ids[::-1]
     gan, cursor = store.page(limit=3, model="gan")
     assert [r.id for r in gan] == [ids[9], ids[6], ids[3]] and cursor == ids[3]
@@ -218,3 +216,13 @@ def test_image_store_refuses_names_that_are_no_sha256(tmp_path, name):
 def test_image_store_takes_png_only(tmp_path):
     with pytest.raises(ValueError):
         ImageStore(tmp_path).put(b"GIF89a")
+
+
+def test_ids_strictly_increase_even_when_the_clock_stands_still(monkeypatch):
+    from types import SimpleNamespace
+
+    from aigckit.serving import history
+
+    monkeypatch.setattr(history, "time", SimpleNamespace(time_ns=lambda: 1_700_000_000_000_000_000))
+    ids = [new_id() for _ in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and all(len(i) == 24 for i in ids)
