@@ -6,6 +6,7 @@ A crash at any moment leaves either the old file or the new one, never half of o
 from __future__ import annotations
 
 import os
+import threading
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is fsynced and renamed to `path`, on failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # a name of this process and thread: two writers of the same file never share a temporary file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         yield tmp
         fsync_path(tmp)

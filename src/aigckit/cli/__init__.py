@@ -19,6 +19,7 @@ from .compare import compare_command
 from .demo import demo_command
 from .evaluate import eval_command
 from .generate import generate_command
+from .info import info_command
 from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
@@ -62,6 +63,7 @@ app.command("datasets")(datasets_command)
 app.command("models")(models_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)
+app.command("info")(info_command)
 app.add_typer(watermark_app, name="watermark")
 
 
