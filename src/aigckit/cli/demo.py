@@ -104,6 +104,8 @@ def demo_command(
         typer.echo(f"{what + ':':<45} {path}")
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     err_console.print(f"demo finished in {minutes} min {seconds:02d} s")
+    runs = " ".join(str(out / stage[0]) for stage in (gan_stage, vae_stage, diffusion_stage, gpt_stage))
+    err_console.print(f"serve these models with a web page at http://127.0.0.1:8000/ :  aigckit serve {runs}")
 
 
 def _write_text(path: Path, text: str) -> Path:

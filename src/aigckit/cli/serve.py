@@ -44,6 +44,8 @@ def serve_command(
     precision: PrecisionOption = "auto",
     max_queue: Annotated[int, typer.Option(help="requests waiting per model before 429")] = 64,
     batch_window_ms: Annotated[float, typer.Option(help="how long image requests wait to share a batch")] = 20.0,
+    max_batch_images: Annotated[int, typer.Option(help="images in one sampler batch (1: one request at a time)")] = 64,
+    max_batch_text: Annotated[int, typer.Option(help="sequences decoded together (1: one at a time)")] = 32,
     timeout: Annotated[float, typer.Option(help="seconds a request may run")] = 600.0,
     rate_per_minute: Annotated[Optional[float], typer.Option(help="requests per minute per key")] = None,
     concurrency_per_key: Annotated[Optional[int], typer.Option(help="requests in flight per key")] = None,
@@ -62,7 +64,8 @@ def serve_command(
                         f"with --api-key name:key")
     settings = ServerSettings(runs=run_dirs, lazy=lazy, device=device, precision=precision, data_dir=data_dir,
                               db_url=db, api_keys=keys, admin_keys=set(admin_key), max_queue=max_queue,
-                              batch_window_ms=batch_window_ms, request_timeout_s=timeout,
+                              batch_window_ms=batch_window_ms, max_batch_images=max_batch_images,
+                              max_batch_text=max_batch_text, request_timeout_s=timeout,
                               rate_per_minute=rate_per_minute, concurrency_per_key=concurrency_per_key,
                               cors_origins=cors_origin)
     app = create_app(settings)
