@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +26,9 @@ from .jobs import Job
 from .schemas import ImageGenerationRequest
 
 __all__ = ["GenerationWork", "EditWork", "generation_key", "run_generations", "run_edits", "publish_images"]
+
+log = logging.getLogger("aigckit.serving")
+PUBLISHERS = ThreadPoolExecutor(4, thread_name_prefix="publish")  # shared by every image engine of the process
 
 
 @dataclass
@@ -96,7 +101,16 @@ def run_generations(served: ServedModel, jobs: list[Job], store: Any) -> None:
         start += work.n
         metadata = [_metadata(served, work.options, seed, (work.labels or [None] * work.n)[i], work.request.prompt,
                               seconds / len(seeds)) for i, seed in enumerate(work.seeds)]
-        job.finish(publish_images(to_pil(part), metadata, work.request.response_format, store))
+        # PNG encoding and the fsynced writes run beside the engine, which goes on to its next batch
+        PUBLISHERS.submit(_finish, job, to_pil(part), metadata, work.request.response_format, store)
+
+
+def _finish(job: Job, images: list[Image.Image], metadata: list[dict], response_format: str, store: Any) -> None:
+    try:
+        job.finish(publish_images(images, metadata, response_format, store))
+    except Exception:
+        log.exception("writing the images of job %s failed", job.id)
+        job.fail("the server could not store the images; the server log has the details")
 
 
 def run_edits(served: ServedModel | None, jobs: list[Job], store: Any) -> None:
