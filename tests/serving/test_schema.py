@@ -1,0 +1,160 @@
+"""Schemathesis against the app's own OpenAPI schema, in-process through the ASGI app: no server error (5xx) and no
+answer that breaks the schema (status codes, content types, bodies, headers) for generated valid and invalid
+requests, on every operation, text routes included."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+
+from aigckit.serving import Limits, create_app  # noqa: E402
+
+# Operations whose schema cannot say everything the server checks: a request valid by the schema may still be
+# refused (422), so the "valid data is accepted" check does not apply to them; every other check does.
+UNDESCRIBABLE = {
+    "POST /v1/images/edits": "the uploads' bytes must be a readable image of the model's size",
+}
+# Found on served models, asked of their owners (see test_known_failures_on_served_models): the main test steers
+# around them (top_p >= 1e-3, no stream) so that it guards everything else.
+KNOWN_SERVED_FAILURES = {
+    "POST /v1/completions": "a top_p as small as 5e-324, a temperature of 1e-122 or a repetition_penalty of "
+                            "1e-300 fails text generation with NaN probabilities (500)",
+    "POST /v1/chat/completions": "stream: true answers text/event-stream, which the route does not document "
+                                 "(routes/completions.py: responses={200: {'content': {'text/event-stream': {}}}})",
+}
+# The same, where the schema could say it: asked of the lead (see test_known_gaps_in_the_schema).
+KNOWN_GAPS = {
+    "POST /v1/jobs": "`request` is a bare object; it should be the body of the route named by `type` "
+                     "(schemas.py: a discriminated union of the three job kinds)",
+    "GET /v1/history": "`before` is any string; the server takes 24 hex digits (routes/history.py: "
+                       "Query(pattern=r'^[0-9a-f]{24}$'))",
+}
+
+
+@pytest.fixture(scope="module")
+def api_schema(served_runs, tmp_path_factory):
+    """The schema of an app over every kind of run, with small limits so that generated requests stay quick."""
+    app = create_app(runs=[served_runs[name] for name in ("diffusion", "gan", "vae", "gpt")], lazy=True,
+                     data_dir=tmp_path_factory.mktemp("schema-data"), precision="fp32", max_queue=8,
+                     request_timeout_s=20, limits=Limits(max_n=2, max_tokens=16, max_steps=3, max_prompt_chars=200))
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+SERVED = ("diffusion", "gan", "vae", "gpt")
+
+
+def _png(mask: bool) -> bytes:
+    image = Image.new("L", (8, 8), 0 if mask else 90)
+    if mask:
+        image.paste(255, (0, 0, 8, 4))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _with_served_model(case, pick: int, steer: bool = True):
+    """The case with its model id (body, job request or path) set to a served model of the right kind, and
+    uploads that are 8x8 images, so that the request reaches the model's code instead of stopping at 404."""
+    images, text = ("diffusion", "gan", "vae"), ("gpt",)
+    body = case.body if isinstance(case.body, dict) else None
+    if body is not None and "image" in body and "mask" in body:
+        body["image"], body["mask"] = _png(False), _png(True)
+    if body is not None and isinstance(body.get("request"), dict):
+        kinds = images if body.get("type") == "images.generations" else text
+        body["request"]["model"] = kinds[pick % len(kinds)]
+    elif body is not None and "model" in body:
+        kinds = text if "completions" in case.operation.label else images
+        body["model"] = kinds[pick % len(kinds)]
+    if case.path_parameters and "model_id" in case.path_parameters:
+        case.path_parameters["model_id"] = SERVED[pick % len(SERVED)]
+    if steer and body is not None and "completions" in case.operation.label:  # around KNOWN_SERVED_FAILURES
+        if isinstance(body.get("top_p"), (int, float)) and body["top_p"] < 1e-3:
+            body["top_p"] = 0.5
+        if isinstance(body.get("repetition_penalty"), (int, float)) and not 0.1 <= body["repetition_penalty"] <= 10:
+            body["repetition_penalty"] = 1.2
+        if isinstance(body.get("temperature"), (int, float)) and 0 < body["temperature"] < 1e-3:
+            body["temperature"] = 0.5
+        if body.get("stream") is True:
+            body["stream"] = False
+    return case
+
+
+def _run(api_schema, labels=None, *, excluded_for=None, examples: int = 25, served: bool = False,
+         steer: bool = True, statuses: dict | None = None) -> dict[str, str]:
+    """Generate `examples` requests per operation and run every check on the answers; failures by operation.
+    `served`: only operations that name a model, with a served model's id; "valid data is accepted" is then not
+    checked (what is valid depends on the model: its samplers, its size, its classes)."""
+    failures = {}
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        if labels is not None and operation.label not in labels:
+            continue
+        excluded = [positive_data_acceptance] if served or operation.label in (excluded_for or {}) else []
+        strategy = operation.as_strategy()
+        if served:
+            if "model" not in str(operation.definition.raw) and "{model_id}" not in operation.path:
+                continue
+            strategy = st.builds(_with_served_model, strategy, st.integers(0, 11), st.just(steer))
+
+        @given(case=strategy)
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)
+        def check(case):
+            response = case.call_and_validate(excluded_checks=excluded)
+            if statuses is not None:
+                statuses.setdefault(operation.label, []).append(response.status_code)
+
+        try:
+            check()
+        except (Exception, BaseExceptionGroup) as error:  # noqa: BLE001  collected: one run names them all
+            failures[operation.label] = str(error)
+    return failures
+
+
+def test_the_api_keeps_to_its_schema(api_schema):
+    """Every operation, 25 generated requests each (valid and invalid ones): every check of schemathesis passes —
+    no 5xx, documented status codes and content types, bodies that match their schemas."""
+    labels = {result.ok().label for result in api_schema.get_all_operations()}
+    assert {"POST /v1/completions", "POST /v1/chat/completions", "POST /v1/images/generations", "GET /v1/usage",
+            "GET /metrics", "DELETE /v1/jobs/{job_id}"} <= labels
+    failures = _run(api_schema, excluded_for={**UNDESCRIBABLE, **KNOWN_GAPS})
+    assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
+
+
+def test_requests_to_served_models_never_fail_the_server(api_schema):
+    """The same with the model ids of served models: generated options reach every family's code (sampler, steps,
+    labels, sizes, text options) and are answered without a 5xx and within the schema."""
+    statuses: dict[str, list[int]] = {}
+    failures = _run(api_schema, served=True, statuses=statuses)
+    assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
+    for label in ("POST /v1/completions", "POST /v1/chat/completions", "POST /v1/images/generations",
+                  "POST /v1/images/edits"):
+        assert 200 in statuses[label], (label, statuses[label])  # the models really ran
+    assert 202 in statuses["POST /v1/jobs"]
+
+
+@pytest.mark.xfail(strict=True, reason="schema gaps in files of the lead; when they are fixed, move the operations "
+                                       "out of KNOWN_GAPS and drop this test")
+def test_known_gaps_in_the_schema(api_schema):
+    failures = _run(api_schema, set(KNOWN_GAPS))
+    assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
+
+
+@pytest.mark.xfail(strict=True, reason="failures in the text engine and routes/completions.py, asked of their owners; "
+                                       "when fixed, drop the steering in _with_served_model and this test")
+def test_known_failures_on_served_models(api_schema):
+    from fastapi.testclient import TestClient
+
+    with TestClient(api_schema.app) as client:
+        answers = [client.post("/v1/completions", json={"model": "gpt", "prompt": "a", "max_tokens": 4, **extra})
+                   for extra in ({"top_p": 5e-324}, {"temperature": 1e-122}, {"repetition_penalty": 1e-300})]
+        documented = client.get("/openapi.json").json()["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert "text/event-stream" in documented["content"]
