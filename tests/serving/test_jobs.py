@@ -112,3 +112,17 @@ def test_a_bad_job_request_is_refused_before_queueing(client):
     assert answer.status_code == 422 and "request.steps" in answer.json()["error"]["message"]
     answer = client.post("/v1/jobs", json={"type": "videos", "request": {}})
     assert answer.status_code == 422
+
+
+def test_a_job_past_the_time_limit_fails_with_a_timeout_and_stops(diffusion_run, tmp_path):
+    with TestClient(create_app(runs=[diffusion_run], data_dir=tmp_path, request_timeout_s=0.5)) as client:
+        job = submit(client, steps=1000)
+        ended = wait_for(client, job["id"], lambda j: j["status"] != "queued" and j["status"] != "running")
+        assert ended["status"] == "failed" and ended["error"]["type"] == "timeout_error"
+        assert "time limit of 0.5 s" in ended["error"]["message"]
+        server_job = client.app.state.aigckit.jobs.get(job["id"])
+        at_end = server_job.work_steps
+        time.sleep(0.3)
+        assert server_job.work_steps <= at_end + 1 < 1000
+        sync = client.post("/v1/images/generations", json={"model": "diffusion", "steps": 1000, "sampler": "ddpm"})
+        assert sync.status_code == 504 and "time limit" in sync.json()["error"]["message"]
