@@ -204,6 +204,21 @@ def test_a_cancelled_request_frees_its_slot_within_one_step(pipeline):
     assert engine.active == 0 and engine.queue_depth == 0
 
 
+def test_run_until_idle_decodes_in_the_calling_thread():
+    pipeline = tiny_pipeline("gpt", "rotary")
+    engine = TextEngine(pipeline, max_batch=2)
+    requests = [TextRequest("The", 10, greedy=True), TextRequest("dog", 12, seed=5), TextRequest("", 8, seed=6)]
+    sinks = [Sink() for _ in requests]
+    for request, sink in zip(requests, sinks):
+        engine.submit(request, sink)
+    engine.run_until_idle()
+    assert [s.result["text"] for s in sinks] == [alone(pipeline, r) for r in requests]
+    engine.start()
+    with pytest.raises(AigcError, match="worker thread is running"):
+        engine.run_until_idle()
+    engine.stop()
+
+
 def test_a_request_cancelled_while_waiting_is_never_run(pipeline):
     engine = TextEngine(pipeline, max_queue=2)
     sinks = [Sink(), Sink()]
@@ -306,3 +321,27 @@ def test_one_batched_step_gives_each_row_the_logits_of_its_own_sequence(position
         alone = [model(torch.cat([p, n[None], n[None]], dim=1))[0][:, -1]
                  for p, n in zip([prompts[0], prompts[3], prompts[2]], nexts[[0, 3, 2]])]
         assert torch.allclose(batched[:, 0], torch.cat(alone), atol=1e-5)
+
+
+def test_a_transformers_model_decodes_one_request_at_a_time(tmp_path):
+    import transformers
+
+    from aigckit.models.lm.hf import TransformersCausalLM
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=TOKENIZER.vocab_size + 3, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                      max_position_embeddings=64, bos_token_id=0, eos_token_id=0)
+    reference = transformers.AutoModelForCausalLM.from_config(config)
+    for p in reference.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, 0.0, 0.3)
+    reference.save_pretrained(tmp_path)
+    pipeline = TextPipeline(TransformersCausalLM(LMConfig(name="hf", pretrained=str(tmp_path))), TOKENIZER)
+    requests = [TextRequest("The", 12, greedy=True), TextRequest("quick", 10, seed=4, top_k=5),
+                TextRequest("dog", 8, seed=2, stop=["e"])]
+    sinks = run_together(pipeline, requests)  # asserts the batches held one row
+    for request, sink in zip(requests, sinks):
+        assert sink.result["text"] == alone(pipeline, request)
+    with pytest.raises(AigcError, match="exceed the model's context of 64"):
+        TextEngine(pipeline).submit(TextRequest("The", 62), Sink())

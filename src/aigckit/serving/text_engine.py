@@ -278,6 +278,15 @@ class TextEngine:
             self._waiting = deque(row for row in self._waiting if not row.sink.cancelled.is_set())
 
     # ---------------------------------------------------------------- the worker
+    def run_until_idle(self) -> None:
+        """Decode everything queued in the calling thread, until nothing waits or runs (scripts and profilers;
+        the worker thread must not be started)."""
+        if self._thread is not None:
+            raise AigcError("the engine's worker thread is running; wait for the requests' results instead")
+        with torch.inference_mode():
+            while self._waiting or self._rows:
+                self._work()
+
     def _run(self) -> None:
         with torch.inference_mode():
             while True:
@@ -287,19 +296,24 @@ class TextEngine:
                     if not self._rows and not self._waiting:
                         self._wake.wait()
                         continue
-                    self._drop_cancelled_waiting()
-                    admitted = []
-                    while self._waiting and len(self._rows) + len(admitted) < self.max_batch:
-                        admitted.append(self._waiting.popleft())
-                for row in admitted:
-                    self._admit(row)
-                if self._rows:
-                    try:
-                        self._step()
-                    except Exception as error:  # a bug or an exhausted device: fail the rows, keep serving
-                        log.exception("text decoding step failed")
-                        self._fail_all(f"text generation failed: {_one_line(error)}")
+                self._work()
         self._fail_all("the server is shutting down; the request was cancelled")
+
+    def _work(self) -> None:
+        """Admit the waiting requests that fit, then one decoding step."""
+        with self._lock:
+            self._drop_cancelled_waiting()
+            admitted = []
+            while self._waiting and len(self._rows) + len(admitted) < self.max_batch:
+                admitted.append(self._waiting.popleft())
+        for row in admitted:
+            self._admit(row)
+        if self._rows:
+            try:
+                self._step()
+            except Exception as error:  # a bug or an exhausted device: fail the rows, keep serving
+                log.exception("text decoding step failed")
+                self._fail_all(f"text generation failed: {_one_line(error)}")
 
     def _forward(self, fn: Callable[..., Any], *args: Any) -> Any:
         with self.pipeline.precision.autocast(self.device):  # entered per call, never left on
