@@ -77,7 +77,7 @@ def test_concurrent_requests_share_one_sampler_batch(client):
     for thread in threads:
         thread.join()
     assert all(a.status_code == 200 for a in answers)
-    rows = state.metrics.batch_rows.collect()[0].samples
+    rows = [s for s in state.metrics.batch_rows.collect()[0].samples if s.labels["model"] == "gan"]
     count = next(s.value for s in rows if s.name.endswith("_count"))
     total = next(s.value for s in rows if s.name.endswith("_sum"))
     assert total == 8 and count < 4  # 8 images in fewer than 4 batches: requests were batched

@@ -126,3 +126,25 @@ def test_a_job_past_the_time_limit_fails_with_a_timeout_and_stops(diffusion_run,
         assert server_job.work_steps <= at_end + 1 < 1000
         sync = client.post("/v1/images/generations", json={"model": "diffusion", "steps": 1000, "sampler": "ddpm"})
         assert sync.status_code == 504 and "time limit" in sync.json()["error"]["message"]
+
+
+def test_jobs_and_history_belong_to_their_key(diffusion_run, tmp_path):
+    keys = {"alice-key-0001": "alice", "bob-key-00002": "bob", "root-key-0003": "root"}
+    app = create_app(runs=[diffusion_run], data_dir=tmp_path, api_keys=keys, admin_keys={"root"})
+    with TestClient(app) as client:
+        alice, bob, root = ({"Authorization": f"Bearer {k}"} for k in keys)
+        job = client.post("/v1/jobs", headers=alice, json={"type": "images.generations",
+                                                           "request": {"model": "diffusion", "steps": 2}}).json()
+        assert client.get(f"/v1/jobs/{job['id']}", headers=bob).status_code == 404
+        assert client.delete(f"/v1/jobs/{job['id']}", headers=bob).status_code == 404
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/jobs/{job['id']}", headers=alice).json()["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get(f"/v1/jobs/{job['id']}", headers=root).status_code == 200
+        deadline = time.monotonic() + 10
+        while not client.get("/v1/history", headers=alice).json()["data"]:  # written beside the loop
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/v1/history", headers=bob).json()["data"] == []
+        assert [r["api_key_name"] for r in client.get("/v1/history", headers=root).json()["data"]] == ["alice"]

@@ -30,14 +30,6 @@ KNOWN_SERVED_FAILURES = {
                                  "(routes/completions.py: responses={200: {'content': {'text/event-stream': {}}}})",
 }
 # The same, where the schema could say it: asked of the lead (see test_known_gaps_in_the_schema).
-KNOWN_GAPS = {
-    "POST /v1/jobs": "`request` is a bare object; it should be the body of the route named by `type` "
-                     "(schemas.py: a discriminated union of the three job kinds)",
-    "GET /v1/history": "`before` is any string; the server takes 24 hex digits (routes/history.py: "
-                       "Query(pattern=r'^[0-9a-f]{24}$'))",
-}
-
-
 @pytest.fixture(scope="module")
 def api_schema(served_runs, tmp_path_factory):
     """The schema of an app over every kind of run, with small limits so that generated requests stay quick."""
@@ -124,7 +116,7 @@ def test_the_api_keeps_to_its_schema(api_schema):
     labels = {result.ok().label for result in api_schema.get_all_operations()}
     assert {"POST /v1/completions", "POST /v1/chat/completions", "POST /v1/images/generations", "GET /v1/usage",
             "GET /metrics", "DELETE /v1/jobs/{job_id}"} <= labels
-    failures = _run(api_schema, excluded_for={**UNDESCRIBABLE, **KNOWN_GAPS})
+    failures = _run(api_schema, excluded_for=UNDESCRIBABLE)
     assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
 
 
@@ -138,13 +130,6 @@ def test_requests_to_served_models_never_fail_the_server(api_schema):
                   "POST /v1/images/edits"):
         assert 200 in statuses[label], (label, statuses[label])  # the models really ran
     assert 202 in statuses["POST /v1/jobs"]
-
-
-@pytest.mark.xfail(strict=True, reason="schema gaps in files of the lead; when they are fixed, move the operations "
-                                       "out of KNOWN_GAPS and drop this test")
-def test_known_gaps_in_the_schema(api_schema):
-    failures = _run(api_schema, set(KNOWN_GAPS))
-    assert not failures, "\n\n".join(f"{label}: {error}" for label, error in failures.items())
 
 
 @pytest.mark.xfail(strict=True, reason="failures in the text engine and routes/completions.py, asked of their owners; "

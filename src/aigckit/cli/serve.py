@@ -14,16 +14,21 @@ from .common import PrecisionOption, check_precision, err_console, user_errors
 __all__ = ["serve_command"]
 
 
-def _keys(api_key: list[str], keys_file: Path | None) -> dict[str, str]:
-    from ..serving.security import parse_keys
+def _keys(api_key: list[str], keys_file: Path | None) -> tuple[dict[str, str], dict]:
+    """Keys ({key: name}) and per-key limits ({name: KeyLimits}) from --api-key, AIGCKIT_API_KEYS and --keys-file."""
+    from ..serving.security import parse_key_lines
 
-    keys = parse_keys(api_key, "--api-key")
-    keys.update(parse_keys(os.environ.get("AIGCKIT_API_KEYS", "").split(","), "AIGCKIT_API_KEYS"))
+    sources = [(api_key, "--api-key"), (os.environ.get("AIGCKIT_API_KEYS", "").split(","), "AIGCKIT_API_KEYS")]
     if keys_file is not None:
         if not keys_file.is_file():
             raise AigcError(f"--keys-file {keys_file} does not exist; give a file with one name:key per line")
-        keys.update(parse_keys(keys_file.read_text(encoding="utf-8").splitlines(), str(keys_file)))
-    return keys
+        sources.append((keys_file.read_text(encoding="utf-8").splitlines(), str(keys_file)))
+    keys, limits = {}, {}
+    for lines, source in sources:
+        more_keys, more_limits = parse_key_lines(lines, source)
+        keys.update(more_keys)
+        limits.update(more_limits)
+    return keys, limits
 
 
 @user_errors
@@ -33,9 +38,11 @@ def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     lazy: Annotated[bool, typer.Option(help="load each model on its first request")] = False,
-    api_key: Annotated[list[str], typer.Option(help="an API key (name:key or key); repeat for several; also "
-                                                    "AIGCKIT_API_KEYS=k1,k2. None: no authentication")] = [],
-    keys_file: Annotated[Optional[Path], typer.Option(help="a file of API keys, one name:key per line")] = None,
+    api_key: Annotated[list[str], typer.Option(help="an API key: key, name:key or name:key:rate_per_minute:"
+                                                    "concurrency; repeat for several; also AIGCKIT_API_KEYS=k1,k2. "
+                                                    "None: no authentication")] = [],
+    keys_file: Annotated[Optional[Path], typer.Option(help="a file of API keys, one per line as --api-key takes "
+                                                           "them; # comments")] = None,
     admin_key: Annotated[list[str], typer.Option(help="names of keys that may read /v1/usage")] = [],
     data_dir: Annotated[Path, typer.Option(help="where images and the history database go")] = Path("serve-data"),
     db: Annotated[Optional[str], typer.Option(help="SQLAlchemy database URL (default: SQLite in --data-dir; "
@@ -57,7 +64,7 @@ def serve_command(
     from ..serving import ServerSettings, create_app
 
     check_precision(precision)
-    keys = _keys(api_key, keys_file)
+    keys, key_limits = _keys(api_key, keys_file)
     unknown = set(admin_key) - set(keys.values())
     if unknown:
         raise AigcError(f"--admin-key names {', '.join(sorted(unknown))}, which is no key's name; name a key given "
@@ -67,6 +74,7 @@ def serve_command(
                               batch_window_ms=batch_window_ms, max_batch_images=max_batch_images,
                               max_batch_text=max_batch_text, request_timeout_s=timeout,
                               rate_per_minute=rate_per_minute, concurrency_per_key=concurrency_per_key,
+                              key_limits=key_limits,
                               cors_origins=cors_origin)
     app = create_app(settings)
     where = f"http://{host}:{port}/"

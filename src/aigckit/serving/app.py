@@ -10,11 +10,10 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
 
 from .. import __version__
 from .catalog import ModelCatalog
-from .errors import install_error_handlers
+from .errors import ERRORS, install_error_handlers
 from .history import HistoryStore, ImageStore
 from .jobs import Job, JobManager
 from .metrics import RequestObserver, ServerMetrics
@@ -27,29 +26,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("aigckit.serving")
 STATIC = Path(__file__).parent / "static"
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong, in one line."""
-
-    message: str
-    type: str
-    code: int
-
-
-class ErrorBody(BaseModel):
-    """Every answer other than 2xx (OpenAI's shape)."""
-
-    error: ErrorDetail
-
-
-_ERROR = {"model": ErrorBody}
-ERRORS = {  # documented on every route behind the key; "default": any other error a route may give
-    401: {**_ERROR, "description": "no valid API key (header 'Authorization: Bearer <key>')"},
-    429: {**_ERROR, "description": "the key's rate or concurrency limit, or a full queue; see Retry-After"},
-    "default": {**_ERROR, "description": "an error: 404 unknown model/job/file, 413/422 a request beyond the "
-                                         "limits or invalid, 409 cancelled, 500 internal, 503 stopping, 504 timeout"},
-}
 
 
 def _record(state: ServerState, job: Job) -> None:

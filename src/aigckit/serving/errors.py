@@ -7,13 +7,37 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AigcError
 
-__all__ = ["APIError", "error_body", "install_error_handlers"]
+__all__ = ["APIError", "ERRORS", "ErrorBody", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("aigckit.serving")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in one line."""
+
+    message: str
+    type: str
+    code: int
+
+
+class ErrorBody(BaseModel):
+    """Every answer other than 2xx (OpenAI's shape)."""
+
+    error: ErrorDetail
+
+
+_ERROR = {"model": ErrorBody}
+ERRORS = {  # documented on every route behind the key; "default": any other error a route may give
+    401: {**_ERROR, "description": "no valid API key (header 'Authorization: Bearer <key>')"},
+    429: {**_ERROR, "description": "the key's rate or concurrency limit, or a full queue; see Retry-After"},
+    "default": {**_ERROR, "description": "an error: 404 unknown model/job/file, 413/422 a request beyond the "
+                                         "limits or invalid, 409 cancelled, 500 internal, 503 stopping, 504 timeout"},
+}
 
 
 class APIError(Exception):

@@ -180,10 +180,10 @@ class HistoryStore:
             row = session.get(Generation, record_id)
             return None if row is None else HistoryRecord.from_row(row)
 
-    def page(self, limit: int = 50, before: str | None = None,
-             model: str | None = None) -> tuple[list[HistoryRecord], str | None]:
-        """Up to `limit` records newest first, older than `before` and of `model` when given; and the cursor of the
-        next page (the `before` to ask with), None on the last page."""
+    def page(self, limit: int = 50, before: str | None = None, model: str | None = None,
+             key_name: str | None = None) -> tuple[list[HistoryRecord], str | None]:
+        """Up to `limit` records newest first, older than `before`, of `model` and made with the API key named
+        `key_name` when given; and the cursor of the next page (the `before` to ask with), None on the last page."""
         if not 1 <= limit <= MAX_PAGE:
             raise AigcError(f"limit must be in 1..{MAX_PAGE}, got {limit}")
         if before is not None and not ID_PATTERN.fullmatch(before):
@@ -194,6 +194,8 @@ class HistoryStore:
             query = query.where(Generation.id < before)
         if model is not None:
             query = query.where(Generation.model_id == model)
+        if key_name is not None:
+            query = query.where(Generation.api_key_name == key_name)
         with self.sessions() as session:
             rows = session.scalars(query).all()
             records = [HistoryRecord.from_row(row) for row in rows[:limit]]

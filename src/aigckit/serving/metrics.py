@@ -51,10 +51,6 @@ class ServerMetrics:
 
         return observe
 
-    def batch(self, jobs: int, rows: int) -> None:
-        """An engine of an unnamed model ran a batch (prefer batch_observer(model_id))."""
-        self.batch_observer("")(jobs, rows)
-
     def job_ended(self, job: Any) -> None:
         """Count an ended job, its times and what it produced."""
         self.jobs.labels(job.model_id, job.type, job.status).inc()

@@ -5,11 +5,11 @@ Unknown fields are refused (422), never silently ignored: a misspelt option must
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "JobRequest",
+__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageJob", "CompletionJob", "ChatJob", "JobRequest",
            "StreamOptions"]
 
 
@@ -84,8 +84,40 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: int | None = Field(None, ge=1)
 
 
-class JobRequest(Strict):
-    """POST /v1/jobs: any generation, answered at once with the job's id."""
+class ImageJob(Strict):
+    """A job of POST /v1/images/generations."""
 
-    type: Literal["images.generations", "completions", "chat.completions"]
-    request: dict
+    type: Literal["images.generations"]
+    request: ImageGenerationRequest
+
+
+class CompletionJobRequest(CompletionRequest):
+    """A completion run as a job: its text streams through GET /v1/jobs/{id}/events, not the answer."""
+
+    stream: Literal[False] = False
+    stream_options: None = None
+
+
+class ChatJobRequest(ChatCompletionRequest):
+    """A chat completion run as a job (its text streams through the job's events)."""
+
+    stream: Literal[False] = False
+    stream_options: None = None
+
+
+class CompletionJob(Strict):
+    """A job of POST /v1/completions."""
+
+    type: Literal["completions"]
+    request: CompletionJobRequest
+
+
+class ChatJob(Strict):
+    """A job of POST /v1/chat/completions."""
+
+    type: Literal["chat.completions"]
+    request: ChatJobRequest
+
+
+# POST /v1/jobs: any generation, answered at once with the job's id; `type` names the route whose body it takes
+JobRequest = Annotated[ImageJob | CompletionJob | ChatJob, Field(discriminator="type")]

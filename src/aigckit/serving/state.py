@@ -26,6 +26,17 @@ class ServerState:
     engines: dict[str, Any] = field(default_factory=dict)  # model id -> its engine, started on first use
     ready: bool = False
 
+    def may_see(self, key: str | None, owner: str | None) -> bool:
+        """Whether the caller with key name `key` may see a job or record made with key name `owner`: its own, or
+        all of them for an admin key or on a server without keys."""
+        settings = self.settings
+        return not settings.api_keys or key in settings.admin_keys or key == owner
+
+    def owner_filter(self, key: str | None) -> str | None:
+        """The key name whose records `key` may list: None (all) for admins and servers without keys."""
+        settings = self.settings
+        return None if not settings.api_keys or key in settings.admin_keys else key
+
     def model(self, model_id: str | None, kind: str | None = None) -> ServedModel:
         """The served model `model_id`, of `kind` ("image" / "text") when given; 404 or 422 otherwise."""
         try:

@@ -44,12 +44,13 @@ def engine_for(state: ServerState, model_id: str) -> Any:
         if isinstance(pipeline, TextPipeline):
             from .text_engine import TextEngine
 
-            engine = TextEngine(pipeline, max_batch=settings.max_batch_text, max_queue=settings.max_queue)
+            engine = TextEngine(pipeline, max_batch=settings.max_batch_text, max_queue=settings.max_queue,
+                                on_batch=state.metrics.batch_observer(model_id))
         else:
             engine = BatchingEngine(model_id, partial(_run_image_jobs, served, store=state.images), key=_image_key,
                                     rows=lambda job: len(job.params.seeds), max_rows=settings.max_batch_images,
                                     max_queue=settings.max_queue, window_s=settings.batch_window_ms / 1000,
-                                    on_batch=state.metrics.batch if state.metrics is not None else None)
+                                    on_batch=state.metrics.batch_observer(model_id))
     engine.start()
     state.engines[model_id] = engine
     return engine
@@ -133,14 +134,17 @@ def submit_text(state: ServerState, request: CompletionRequest | ChatCompletionR
                             record=record)
     job.num_choices = len(requests)
     job.compose = chat_body if chat else completion_body
+    from .text_engine import QueueFull as TextQueueFull
+
     engine = engine_for(state, served.id)
     try:
         for index, text_request in enumerate(requests):
             engine.submit(text_request, TextChoice(job, index))
-    except AigcError as error:  # the engine's own queue-full error, or an option the model cannot serve
+    except TextQueueFull as error:
         job.cancel()
-        if type(error).__name__ == "QueueFull":
-            raise APIError(429, str(error), "rate_limit_error", {"Retry-After": "1"}) from None
+        raise APIError(429, str(error), "rate_limit_error", {"Retry-After": str(error.retry_after)}) from None
+    except AigcError:  # an option the model cannot serve
+        job.cancel()
         raise
     return job
 

@@ -61,13 +61,17 @@ async def _answer(body: CompletionRequest | ChatCompletionRequest, request: Requ
     return await await_job(request, job)
 
 
-@router.post("/v1/completions")
+STREAMED = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                  "description": "JSON, or with stream: true server-sent events ending in data: [DONE]"}}
+
+
+@router.post("/v1/completions", responses=STREAMED)
 async def completions(body: CompletionRequest, request: Request, state: StateDep, key: KeyName):
     """Continue a prompt (or each of a list of prompts) n times."""
     return await _answer(body, request, state, key)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=STREAMED)
 async def chat_completions(body: ChatCompletionRequest, request: Request, state: StateDep, key: KeyName):
     """Answer a chat; models without a chat template read the messages joined as plain text."""
     return await _answer(body, request, state, key)

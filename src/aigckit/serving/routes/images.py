@@ -37,7 +37,7 @@ async def edit_images(
     request: Request, state: StateDep, key: KeyName,
     image: Annotated[UploadFile, File(description="the image to repair")],
     mask: Annotated[UploadFile, File(description="white where the image is to be repainted")],
-    model: Annotated[str, Form(description="a served image model, or telea / navier-stokes")],
+    model: Annotated[str, Form(min_length=1, description="a served image model, or telea / navier-stokes")],
     prompt: Annotated[str | None, Form()] = None,
     n: Annotated[int, Form(ge=1)] = 1,
     seed: Annotated[int | None, Form(ge=0, lt=2**62)] = None,
@@ -74,6 +74,6 @@ async def edit_images(
 def get_file(name: str, state: StateDep, key: KeyName) -> FileResponse:
     """An image the server made, by its sha256 (`<sha256>.png`)."""
     sha = name.removesuffix(".png")
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or not state.images.exists(sha):
+    if not name.endswith(".png") or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or not state.images.exists(sha):
         raise APIError(404, f"no image {name} on this server", "not_found_error")
     return FileResponse(state.images.path(sha), media_type="image/png")
