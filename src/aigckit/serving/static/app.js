@@ -48,15 +48,8 @@ async function errorMessage(response) {
   return message;
 }
 
-// Seeds go up to 2^62, past the 2^53 a JavaScript number holds exactly: such integers are read and sent as BigInt.
-const fromJson = (text) => JSON.parse(text, (key, value, context) =>
-  (Number.isInteger(value) && !Number.isSafeInteger(value) && context ? BigInt(context.source) : value));
-const toJson = (value) => JSON.stringify(value, (key, v) =>
-  (typeof v === "bigint" ? (JSON.rawJSON ? JSON.rawJSON(String(v)) : Number(v)) : v));
-const readJson = async (response) => fromJson(await response.text());
-
 const postJson = (path, body, signal) =>
-  api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: toJson(body), signal });
+  api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal });
 
 /** Server-sent events of a streaming response, read with fetch (EventSource cannot send the key). */
 async function* readEvents(response) {
@@ -93,11 +86,6 @@ function clearError() {
 
 const optionalNumber = (input) => (input.value === "" ? undefined : Number(input.value));
 
-function seedOf(input) {
-  if (input.value === "") return undefined;
-  if (!/^\d+$/.test(input.value)) throw new ApiError("a seed is a whole number from 0 up; leave it empty for a random one");
-  return BigInt(input.value);
-}
 const seconds = (from, to) => `${(to - from).toFixed(1)} s`;
 
 // ------------------------------------------------------------------ models
@@ -105,7 +93,7 @@ const seconds = (from, to) => `${(to - from).toFixed(1)} s`;
 async function loadModels() {
   clearError();
   try {
-    models = (await readJson(await api("/v1/models"))).data;
+    models = (await (await api("/v1/models")).json()).data;
   } catch (error) {
     models = [];
     showError(error.message);
@@ -199,7 +187,7 @@ function imageRequest() {
     request[input.dataset.option] = type === "choice" ? input.value : type === "bool" ? input.checked : Number(input.value);
   }
   if (!$("label").hidden && $("label").value !== "") request.labels = [Number($("label").value)];
-  const seed = seedOf($("seed"));
+  const seed = optionalNumber($("seed"));
   if (seed !== undefined) request.seed = seed;
   return request;
 }
@@ -229,13 +217,13 @@ async function generate(event) {
   showProgress(0, 1);
   $("job-status").textContent = "submitting…";
   try {
-    const job = await readJson(await postJson("/v1/jobs", { type: "images.generations", request: imageRequest() }));
+    const job = await (await postJson("/v1/jobs", { type: "images.generations", request: imageRequest() })).json();
     jobId = job.id;
     $("cancel").disabled = false;
     let last = job;
     const stream = await api(`/v1/jobs/${job.id}/events`);
     for await (const { event: kind, data } of readEvents(stream)) {
-      const payload = fromJson(data);
+      const payload = JSON.parse(data);
       if (kind === "progress") {
         showProgress(payload.step, payload.total);
         $("job-status").textContent = `running: step ${payload.step} of ${payload.total}`;
@@ -426,10 +414,9 @@ async function inpaint(event) {
     form.append("model", $("model").value);
     form.append("n", $("inpaint-n").value);
     form.append("response_format", "b64_json");
-    const seed = seedOf($("inpaint-seed"));
-    if (seed !== undefined) form.append("seed", String(seed));
+    if ($("inpaint-seed").value !== "") form.append("seed", $("inpaint-seed").value);
     if (!$("inpaint-label").hidden && $("inpaint-label").value !== "") form.append("label", $("inpaint-label").value);
-    const result = await readJson(await api("/v1/images/edits", { method: "POST", body: form }));
+    const result = await (await api("/v1/images/edits", { method: "POST", body: form })).json();
     for (const item of result.data) addImage($("inpaint-results"), item);
     $("inpaint-status").textContent = `done in ${seconds(started, performance.now() / 1000)}`;
   } catch (error) {
@@ -463,12 +450,12 @@ async function complete(event) {
     const body = {
       model: $("model").value, prompt, stream: true, max_tokens: Number($("max-tokens").value),
       temperature: Number($("temperature").value), top_p: Number($("top-p").value),
-      top_k: optionalNumber($("top-k")), seed: seedOf($("text-seed")),
+      top_k: optionalNumber($("top-k")), seed: optionalNumber($("text-seed")),
     };
     const response = await postJson("/v1/completions", body, textAbort.signal);
     for await (const { data } of readEvents(response)) {
       if (data === "[DONE]") break;
-      const chunk = fromJson(data);
+      const chunk = JSON.parse(data);
       if (chunk.error) throw new ApiError(chunk.error.message);
       for (const choice of chunk.choices) {
         if (choice.text) {
@@ -502,7 +489,7 @@ async function loadHistory(more) {
   if (more && historyNext) query.set("before", historyNext);
   let page;
   try {
-    page = await readJson(await api(`/v1/history?${query}`));
+    page = await (await api(`/v1/history?${query}`)).json();
   } catch (error) {
     showError(error.message);
     return;
@@ -529,7 +516,7 @@ function historyItem(record) {
   const params = document.createElement("div");
   params.className = "muted";
   const shown = Object.entries(record.params).filter(([k]) => !["model", "response_format", "prompt", "stream"].includes(k));
-  params.textContent = shown.map(([k, v]) => `${k}=${toJson(v)}`).join(" ");
+  params.textContent = shown.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
   item.append(head, params);
   if (record.error) item.append(Object.assign(document.createElement("div"), { className: "error-text", textContent: record.error }));
   if (record.kind === "image") {
