@@ -355,7 +355,7 @@ def test_a_missing_or_wrong_api_key_asks_for_the_key(runs, browser, shots, tmp_p
         assert "needs an API key" in page.inner_text("#error")
         page.fill("#api-key", "not-the-key")
         page.press("#api-key", "Enter")
-        page.wait_for_function("document.querySelector('#error').textContent.includes('needs an API key')")
+        page.wait_for_function("document.querySelector('#error').textContent.includes('refused this API key')")
         assert page.locator("#model option").count() == 0
         tab.shot("page-401")
         with page.expect_request(lambda r: r.url.endswith("/v1/models")) as asked:

@@ -43,7 +43,9 @@ async function errorMessage(response) {
     if (body && body.error && body.error.message) message = body.error.message;
   } catch { /* not JSON: keep the status line */ }
   if (response.status === 401) {
-    return `This server needs an API key: type yours in the "API key" field at the top (server: ${message}).`;
+    return $("api-key").value.trim()
+      ? `The server refused this API key: check the "API key" field at the top (server: ${message}).`
+      : `This server needs an API key: type yours in the "API key" field at the top (server: ${message}).`;
   }
   return message;
 }
