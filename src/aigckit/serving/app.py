@@ -81,6 +81,7 @@ def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
         state.jobs.cancel_all()  # graceful shutdown: running jobs stop within a step and say why
         for engine in list(state.engines.values()):
             await asyncio.to_thread(engine.stop)
+        state.engines.clear()  # an app started again (tests do) makes new engines
         if recording:
             await asyncio.wait(set(recording), timeout=30)
         state.history.close()

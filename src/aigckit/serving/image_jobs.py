@@ -62,7 +62,7 @@ class EditWork:
 def draw_seeds(seed: int | None, n: int) -> list[int]:
     """Seeds of n images: seed, seed + 1, ... so that image i is reproduced alone with seed + i and n = 1; a seed is
     drawn when none was given, and returned, so that every image can be made again."""
-    first = secrets.randbits(62) if seed is None else seed
+    first = secrets.randbits(52) if seed is None else seed
     return [first + i for i in range(n)]
 
 

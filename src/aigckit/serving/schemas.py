@@ -30,7 +30,7 @@ class ImageGenerationRequest(Strict):
     steps: int | None = Field(None, ge=1)
     guidance: float | None = None
     eta: float | None = None
-    seed: int | None = Field(None, ge=0, lt=2**62)
+    seed: int | None = Field(None, ge=0, lt=2**53)  # exact in JSON numbers (JavaScript too)
     user: str | None = None
 
 
@@ -49,14 +49,14 @@ class SamplingFields(Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, lt=2**62)
+    seed: int | None = Field(None, ge=0, lt=2**53)  # exact in JSON numbers (JavaScript too)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
     # aigckit's extensions (the openai client sends them with extra_body=...)
     top_k: int | None = Field(None, ge=1)
-    repetition_penalty: float = Field(1.0, gt=0.0)
-    watermark: int | None = Field(None, ge=0, lt=2**62)  # the key of the statistical text watermark
+    repetition_penalty: float = Field(1.0, ge=0.01, le=100.0)  # 1: off; > 1 discourages repeats
+    watermark: int | None = Field(None, ge=0, lt=2**53)  # the key of the statistical text watermark
 
     def stop_list(self) -> list[str]:
         """The stop strings as a list."""

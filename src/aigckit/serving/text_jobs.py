@@ -32,7 +32,7 @@ def text_requests(pipeline: TextPipeline, request: CompletionRequest | ChatCompl
     """One engine request per choice: n per prompt, the i-th with seed + i (a seed is drawn when none was given)."""
     from .text_engine import TextRequest
 
-    seed = secrets.randbits(62) if request.seed is None else request.seed
+    seed = secrets.randbits(52) if request.seed is None else request.seed
     watermark = pipeline.watermark(request.watermark) if request.watermark is not None else None
     greedy = request.temperature == 0  # OpenAI's temperature 0 is the most likely token
     requests = []

@@ -107,7 +107,9 @@ def choose_tokens(logits: Tensor, seen: Tensor | None, *, greedy: bool = False, 
     """The next token (B,) of each sequence from its logits (B, V); seen: (B, T) the ids so far (prompt and
     tokens chosen), needed only by repetition_penalty and watermark. One step of generate_tokens (see there for
     the options)."""
-    next_logits = logits.float()
+    # float64: a tiny temperature or top_p (1e-100) scales logits far beyond float32's range; in float64 they
+    # still give the limit (the most likely tokens) instead of inf - inf = NaN
+    next_logits = logits.double()
     if repetition_penalty != 1.0:  # CTRL, https://arxiv.org/abs/1909.05858: discourage tokens already used
         scores = next_logits.gather(1, seen)
         scores = torch.where(scores > 0, scores / repetition_penalty, scores * repetition_penalty)

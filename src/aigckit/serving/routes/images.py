@@ -40,7 +40,7 @@ async def edit_images(
     model: Annotated[str, Form(min_length=1, description="a served image model, or telea / navier-stokes")],
     prompt: Annotated[str | None, Form()] = None,
     n: Annotated[int, Form(ge=1)] = 1,
-    seed: Annotated[int | None, Form(ge=0, lt=2**62)] = None,
+    seed: Annotated[int | None, Form(ge=0, lt=2**53)] = None,
     steps: Annotated[int | None, Form(ge=1)] = None,
     label: Annotated[int | None, Form()] = None,
     response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
