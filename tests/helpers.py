@@ -59,10 +59,11 @@ def pydoc_lm_config(model: dict, *, max_steps: int = 300, sample_every: int = 10
 
 
 class LiveServer:
-    """A real uvicorn server for an ASGI app on 127.0.0.1 and a free port, in a background thread."""
+    """A real uvicorn server over an ASGI app, in a thread of this process, on 127.0.0.1 and a free port."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, graceful_s: float = 5.0) -> None:
         import socket
+        import threading
 
         import uvicorn
 
@@ -70,23 +71,26 @@ class LiveServer:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=10))
-        self.thread = None
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=graceful_s)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
 
     def __enter__(self) -> "LiveServer":
-        import threading
         import time
 
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
+            if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.05)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self, timeout: float = 60) -> None:
+        """Shut down as on SIGINT/SIGTERM (uvicorn's should_exit) and wait for the thread."""
         self.server.should_exit = True
-        self.thread.join(30)
+        self.thread.join(timeout)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

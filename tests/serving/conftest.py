@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,45 +31,9 @@ def served_runs(tmp_path_factory) -> dict[str, Path]:
     return runs
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now, on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """A real uvicorn server over an app, in a thread of this process, on 127.0.0.1."""
-
-    def __init__(self, app, *, graceful_s: float = 5.0) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=graceful_s, limit_concurrency=None)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def stop(self, timeout: float = 60) -> None:
-        """Shut down as on SIGINT/SIGTERM (uvicorn's should_exit) and wait for the thread."""
-        self.server.should_exit = True
-        self.thread.join(timeout)
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
 @pytest.fixture
 def live_server():
     """Start a LiveServer over an app: `with live_server(app) as server: httpx.get(server.url + ...)`."""
+    from helpers import LiveServer
+
     return LiveServer

@@ -13,25 +13,12 @@ from PIL import Image
 
 from aigckit.provenance.png import read_metadata
 from aigckit.serving import create_app
-
-
-@pytest.fixture(scope="module")
-def image_runs(tmp_path_factory):
-    """Untrained-but-saved tiny runs (two steps on digits): a conditional diffusion model, a GAN and a VAE."""
-    from aigckit.training import Trainer
-    from helpers import tiny_config
-
-    root = tmp_path_factory.mktemp("image-runs")
-    configs = {"diffusion": {"name": "diffusion", "conditional": True},
-               "gan": {"name": "dcgan"}, "vae": {"name": "conv-vae"}}
-    for name, model in configs.items():
-        Trainer(tiny_config(model), root / name, show_progress=False).fit()
-    return root
+from helpers import LiveServer
 
 
 @pytest.fixture()
-def client(image_runs, tmp_path):
-    app = create_app(runs=[image_runs / "diffusion", image_runs / "gan", image_runs / "vae"], data_dir=tmp_path,
+def client(served_runs, tmp_path):
+    app = create_app(runs=[served_runs["diffusion"], served_runs["gan"], served_runs["vae"]], data_dir=tmp_path,
                      batch_window_ms=100)
     with TestClient(app) as client:
         yield client
@@ -137,3 +124,25 @@ def test_edits_refuse_a_model_that_cannot_inpaint_and_a_bad_upload(client):
     answer = client.post("/v1/images/edits", data={"model": "telea"},
                          files={"image": ("a.png", b"not an image", "image/png"), "mask": ("m.png", image, "image/png")})
     assert answer.status_code == 422 and "not an image" in answer.json()["error"]["message"]
+
+
+def test_the_openai_client_generates_and_edits_images_on_a_real_server(served_runs, tmp_path):
+    import openai
+
+    app = create_app(runs=[served_runs["diffusion"], served_runs["vae"]], data_dir=tmp_path, precision="fp32")
+    with LiveServer(app) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        made = client.images.generate(model="diffusion", n=2, response_format="b64_json", size="8x8",
+                                      prompt="sevens", extra_body={"labels": [7], "seed": 4, "steps": 3})
+        assert len(made.data) == 2
+        first = base64.b64decode(made.data[0].b64_json)
+        assert read_metadata(first)["label"] == 7 and read_metadata(first)["prompt"] == "sevens"
+        hole = np.zeros((8, 8), dtype=np.uint8)
+        hole[:4] = 255
+        edited = client.images.edit(model="vae", prompt="repair the top", image=("in.png", first, "image/png"),
+                                    mask=("mask.png", _png(Image.fromarray(hole)), "image/png"),
+                                    response_format="b64_json")
+        repaired = np.asarray(Image.open(io.BytesIO(base64.b64decode(edited.data[0].b64_json))))
+        assert np.array_equal(repaired[4:], np.asarray(Image.open(io.BytesIO(first)))[4:])
+        with pytest.raises(openai.UnprocessableEntityError, match="8x8"):
+            client.images.generate(model="diffusion", size="256x256", prompt="x")

@@ -11,8 +11,6 @@ import email
 import io
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,38 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import LiveServer
+
 CHROMIUM = os.environ.get("AIGCKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium, or set "
                                                           "AIGCKIT_CHROMIUM): the web page's browser tests are skipped")
 KEY = "page-test-key-0123"
 BIG_SEED = 2**53 - 100  # the largest seeds the server takes are exact in JavaScript numbers too
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Server:
-    """uvicorn over an app on 127.0.0.1 and a free port, in a thread; stopped through should_exit."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "Server":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +49,7 @@ def server(runs, tmp_path_factory):
     from aigckit.serving import create_app
 
     app = create_app(runs=list(runs.values()), data_dir=tmp_path_factory.mktemp("page-data"))
-    with Server(app) as live:
+    with LiveServer(app) as live:
         yield live
 
 
@@ -347,7 +321,7 @@ def test_a_missing_or_wrong_api_key_asks_for_the_key(runs, browser, shots, tmp_p
     from aigckit.serving import create_app
 
     app = create_app(runs=[runs["digits-diffusion"]], data_dir=tmp_path, api_keys={KEY: "tester"})
-    with Server(app) as server:
+    with LiveServer(app) as server:
         tab = Tab(browser, shots)
         page = tab.page
         page.goto(server.url)  # the page itself needs no key
@@ -378,7 +352,7 @@ def readme_screenshot(run_dir: Path, browser, shots: Path, workdir: Path) -> Pat
 
     served = workdir / "digits-diffusion"
     shutil.copytree(run_dir, served)
-    with Server(create_app(runs=[served], data_dir=workdir / "data")) as server:
+    with LiveServer(create_app(runs=[served], data_dir=workdir / "data")) as server:
         tab = Tab(browser, shots)
         page = tab.open(server.url, "digits-diffusion")
         page.set_viewport_size({"width": 1100, "height": 900})

@@ -14,14 +14,9 @@ from helpers import LiveServer
 
 
 @pytest.fixture(scope="module")
-def gpt_run(tmp_path_factory):
+def gpt_run(served_runs):
     """A character GPT trained a few steps on the pydoc text (its output is not English, but it is the model's)."""
-    from aigckit.training import Trainer
-    from helpers import pydoc_lm_config
-
-    run = tmp_path_factory.mktemp("text") / "gpt"
-    Trainer(pydoc_lm_config({"name": "gpt"}, max_steps=20), run, show_progress=False).fit()
-    return run
+    return served_runs["gpt"]
 
 
 @pytest.fixture(scope="module")

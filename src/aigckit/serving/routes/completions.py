@@ -61,8 +61,11 @@ async def _answer(body: CompletionRequest | ChatCompletionRequest, request: Requ
     return await await_job(request, job)
 
 
-STREAMED = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                  "description": "JSON, or with stream: true server-sent events ending in data: [DONE]"}}
+# one server-sent event (OpenAPI 3.1 has no itemSchema: tools such as schemathesis read `schema` as it)
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+STREAMED = {200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
+                  "description": "JSON, or with stream: true server-sent events (JSON chunks) ending in data: [DONE]"}}
 
 
 @router.post("/v1/completions", responses=STREAMED)

@@ -14,6 +14,7 @@ from ..jobs import Job
 from ..schemas import JobRequest
 from ..security import KeyName
 from ..submit import preload, submit_images, submit_text
+from .completions import SSE_EVENT
 
 router = APIRouter()
 
@@ -60,7 +61,8 @@ async def _events(job: Job) -> AsyncIterator[str]:
         job.unsubscribe(events)
 
 
-@router.get("/v1/jobs/{job_id}/events")
+@router.get("/v1/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
+                                                         "description": "status, progress and text events"}})
 async def job_events(job_id: str, state: StateDep, key: KeyName) -> StreamingResponse:
     """Server-sent events: status, progress (step/total), text pieces; the stream ends when the job does."""
     return StreamingResponse(_events(_job(state, job_id, key)), media_type="text/event-stream",
