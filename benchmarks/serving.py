@@ -4,7 +4,8 @@
 
 Runs (untrained weights of the presets: speed does not depend on training) of configs/gpt-pydoc.yaml,
 configs/dcgan-digits.yaml and configs/diffusion-digits.yaml are served by `aigckit serve` in a subprocess, twice:
-batched (the defaults) and one request at a time (--max-batch-images 1 --max-batch-text 1). An asyncio client sends
+batched (the defaults) and one request at a time (--max-batch-images 1 --max-batch-text 1 --batch-window-ms 0: no
+wait for batch-mates that cannot come). An asyncio client sends
 
 1. closed-loop throughput at concurrency 1, 8 and 32: text completions of 64 tokens (tokens/s), DCGAN images and
    diffusion images (DPM-Solver++, 20 steps) one per request (images/s), with p50/p99 latency;
@@ -257,7 +258,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         runs = make_runs(tmp / "runs")
-        for mode, extra in (("batched", []), ("one at a time", ["--max-batch-images", "1", "--max-batch-text", "1"])):
+        one_at_a_time = ["--max-batch-images", "1", "--max-batch-text", "1", "--batch-window-ms", "0"]
+        for mode, extra in (("batched", []), ("one at a time", one_at_a_time)):
             with Server(runs, tmp / f"data-{len(extra)}", extra) as server:
                 for kind in ("text", "dcgan", "diffusion"):
                     for c in levels:

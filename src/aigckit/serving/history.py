@@ -211,7 +211,6 @@ class ImageStore:
 
     def __init__(self, folder: str | Path) -> None:
         self.root = Path(folder) / "images"
-        self._lock = threading.Lock()  # two threads storing the same bytes would share atomic_path's temporary file
 
     def put(self, png: bytes) -> str:
         """Store PNG bytes (once: the same bytes again write nothing) and return their sha256 hex."""
@@ -219,9 +218,8 @@ class ImageStore:
             raise ValueError("ImageStore keeps PNG files only")
         sha = hashlib.sha256(png).hexdigest()
         path = self.path(sha)
-        with self._lock:
-            if not path.is_file():
-                atomic_write_bytes(path, png)
+        if not path.is_file():  # two writers of the same bytes each use their own temporary file (atomic_path)
+            atomic_write_bytes(path, png)
         return sha
 
     def path(self, sha: str) -> Path:
