@@ -146,3 +146,24 @@ def test_the_openai_client_generates_and_edits_images_on_a_real_server(served_ru
         assert np.array_equal(repaired[4:], np.asarray(Image.open(io.BytesIO(first)))[4:])
         with pytest.raises(openai.UnprocessableEntityError, match="8x8"):
             client.images.generate(model="diffusion", size="256x256", prompt="x")
+
+
+def test_an_edit_runs_as_a_job_with_base64_uploads(client):
+    import time
+
+    image = _png(Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 3))
+    hole = np.zeros((8, 8), dtype=np.uint8)
+    hole[3:6, 3:6] = 255
+    request = {"model": "diffusion", "steps": 10, "seed": 1, "image": base64.b64encode(image).decode(),
+               "mask": base64.b64encode(_png(Image.fromarray(hole))).decode()}
+    job = client.post("/v1/jobs", json={"type": "images.edits", "request": request})
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 60
+    while (state := client.get(f"/v1/jobs/{job.json()['id']}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["status"] == "done" and state["progress"] == {"step": 1, "total": 1}
+    result = pixels(state["result"]["data"][0])
+    assert np.array_equal(result[hole == 0], np.asarray(Image.open(io.BytesIO(image)))[hole == 0])
+    bad = client.post("/v1/jobs", json={"type": "images.edits", "request": {**request, "mask": "not base64!"}})
+    assert bad.status_code == 422 and "not base64" in bad.json()["error"]["message"]

@@ -4,6 +4,7 @@ requests, on every operation, text routes included."""
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -50,7 +51,10 @@ def _with_served_model(case, pick: int):
     if body is not None and "image" in body and "mask" in body:
         body["image"], body["mask"] = _png(False), _png(True)
     if body is not None and isinstance(body.get("request"), dict):
-        kinds = images if body.get("type") == "images.generations" else text
+        kinds = images if body.get("type", "").startswith("images.") else text
+        if "image" in body["request"] and "mask" in body["request"]:
+            body["request"]["image"] = base64.b64encode(_png(False)).decode()
+            body["request"]["mask"] = base64.b64encode(_png(True)).decode()
         body["request"]["model"] = kinds[pick % len(kinds)]
     elif body is not None and "model" in body:
         kinds = text if "completions" in case.operation.label else images

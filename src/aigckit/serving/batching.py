@@ -36,6 +36,7 @@ class BatchingEngine:
         self.on_batch = on_batch  # (jobs, rows) of every batch run, for metrics
         self.queue: deque[Job] = deque()
         self.running: list[Job] = []
+        self._last_jobs = 0  # jobs in the previous batch
         self._condition = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
@@ -87,7 +88,9 @@ class BatchingEngine:
                 self._condition.wait()
             if self._stopping:
                 return None
-        time.sleep(self.window_s)  # let requests that arrive together share the batch
+        if self._last_jobs > 1 or self.queue_depth > 1:
+            time.sleep(self.window_s)  # requests come together: let the ones arriving now share the batch
+        # (a lone client, whose batches hold one request, never waits for batch-mates that do not come)
         with self._condition:
             while self.queue and self.queue[0].cancelled.is_set():
                 self.queue.popleft()
@@ -104,6 +107,7 @@ class BatchingEngine:
                         batch.append(job)
                         rows += self.rows(job)
             self.running = batch
+            self._last_jobs = len(batch)
             return batch
 
     def _loop(self) -> None:

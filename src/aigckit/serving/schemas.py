@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageJob", "CompletionJob", "ChatJob", "JobRequest",
+__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageEditRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
            "StreamOptions"]
 
 
@@ -32,6 +32,21 @@ class ImageGenerationRequest(Strict):
     eta: float | None = None
     seed: int | None = Field(None, ge=0, lt=2**53)  # exact in JSON numbers (JavaScript too)
     user: str | None = None
+
+
+class ImageEditRequest(Strict):
+    """An inpainting request: POST /v1/images/edits takes it as multipart fields (image and mask as files), a job
+    of type images.edits as JSON (image and mask as base64)."""
+
+    model: str = Field(min_length=1)  # a served image model, or telea / navier-stokes
+    image: str | None = None  # base64 of a PNG, JPEG, ... (jobs only)
+    mask: str | None = None  # base64; white where the image is to be repainted (jobs only)
+    prompt: str | None = None
+    n: int = Field(1, ge=1)
+    seed: int | None = Field(None, ge=0, lt=2**53)
+    steps: int | None = Field(None, ge=1)
+    label: int | None = None
+    response_format: Literal["b64_json", "url"] = "b64_json"
 
 
 class StreamOptions(Strict):
@@ -91,6 +106,20 @@ class ImageJob(Strict):
     request: ImageGenerationRequest
 
 
+class EditJobRequest(ImageEditRequest):
+    """An inpainting job: the image and mask as base64."""
+
+    image: str = Field(min_length=1, json_schema_extra={"contentEncoding": "base64"})
+    mask: str = Field(min_length=1, json_schema_extra={"contentEncoding": "base64"})
+
+
+class EditJob(Strict):
+    """A job of POST /v1/images/edits."""
+
+    type: Literal["images.edits"]
+    request: EditJobRequest
+
+
 class CompletionJobRequest(CompletionRequest):
     """A completion run as a job: its text streams through GET /v1/jobs/{id}/events, not the answer."""
 
@@ -120,4 +149,4 @@ class ChatJob(Strict):
 
 
 # POST /v1/jobs: any generation, answered at once with the job's id; `type` names the route whose body it takes
-JobRequest = Annotated[ImageJob | CompletionJob | ChatJob, Field(discriminator="type")]
+JobRequest = Annotated[ImageJob | EditJob | CompletionJob | ChatJob, Field(discriminator="type")]

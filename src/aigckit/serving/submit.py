@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -14,13 +16,16 @@ from ..errors import AigcError
 from ..pipelines import TextPipeline
 from .batching import BatchingEngine
 from .errors import APIError
-from .image_jobs import EditWork, GenerationWork, draw_seeds, generation_key, run_edits, run_generations
+from ..pipelines.inpaint import CLASSICAL_METHODS
+from .image_jobs import (EditWork, GenerationWork, draw_seeds, generation_key, open_upload, run_edits,
+                         run_generations)
 from .jobs import Job, QueueFull, TextChoice
-from .schemas import ChatCompletionRequest, CompletionRequest, ImageGenerationRequest
+from .schemas import ChatCompletionRequest, CompletionRequest, ImageEditRequest, ImageGenerationRequest
 from .state import ServerState
 from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
 
-__all__ = ["submit_images", "submit_edit", "submit_text", "await_job", "engine_for", "preload"]
+__all__ = ["submit_images", "submit_edit", "submit_text", "await_job", "engine_for", "preload", "prepare_edit",
+           "decode_upload"]
 
 
 async def preload(state: ServerState, model_id: str) -> None:
@@ -99,6 +104,45 @@ def submit_images(state: ServerState, request: ImageGenerationRequest, key_name:
     job = state.jobs.create("images.generations", served.id, work, key_name=key_name,
                             record={**request.model_dump(mode="json", exclude_none=True), "seed": work.seeds[0]})
     return _queue(state, job, engine_for(state, served.id))
+
+
+async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Callable[[], bytes],
+                       mask: Callable[[], bytes]) -> EditWork:
+    """Check an inpainting request against the limits and its model, then read its image and mask (callables that
+    give their bytes: an unknown model is a 404 before any upload is decoded)."""
+    seeds = draw_seeds(request.seed, request.n)
+    options = {"steps": request.steps} if request.steps is not None else {}
+    if request.model in CLASSICAL_METHODS:
+        if options or request.label is not None:
+            raise APIError(422, f"{request.model} uses no trained model, so steps and label cannot apply; drop them")
+    else:
+        await preload(state, request.model)
+        family = state.model(request.model, "image").get().family
+        if not family.supports("inpaint"):
+            raise APIError(422, f"{request.model} cannot inpaint ({family.name} models have no inpainting method); "
+                                f"use a diffusion or VAE model, or telea / navier-stokes")
+        if "steps" in options and "steps" not in family.inpaint_options:
+            raise APIError(422, f"steps does not apply to {request.model}'s inpainting; drop it")
+    limits = state.settings.limits
+    if request.n > limits.max_n:
+        raise APIError(422, f"n is {request.n}; this server makes at most {limits.max_n} images per request")
+    if request.steps is not None and request.steps > limits.max_steps:
+        raise APIError(422, f"steps is {request.steps}; this server runs at most {limits.max_steps} steps")
+    picture = open_upload(image(), "image", limits.max_image_side)
+    hole = open_upload(mask(), "mask", limits.max_image_side)
+    if request.model in CLASSICAL_METHODS:
+        return EditWork(picture, hole, request.model, seeds, None, request.response_format)
+    return EditWork(picture, hole, None, seeds, request.label, request.response_format, options)
+
+
+def decode_upload(text: str, what: str, limit: int) -> bytes:
+    """The bytes of a base64 upload (a job's image or mask), refused in one line when not base64 or too large."""
+    if len(text) > limit * 4 // 3 + 4:
+        raise APIError(413, f"the {what} is larger than this server's limit of {limit} bytes")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise APIError(422, f"the {what} is not base64; send the file's bytes base64-encoded") from None
 
 
 def submit_edit(state: ServerState, model_id: str, work: EditWork, key_name: str | None = None) -> Job:

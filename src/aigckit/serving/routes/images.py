@@ -7,13 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from ...pipelines.inpaint import CLASSICAL_METHODS
 from ..deps import StateDep
 from ..errors import APIError
-from ..image_jobs import EditWork, draw_seeds, open_upload
 from ..security import KeyName
-from ..submit import await_job, preload, submit_edit, submit_images
-from ..schemas import ImageGenerationRequest
+from ..submit import await_job, prepare_edit, preload, submit_edit, submit_images
+from ..schemas import ImageEditRequest, ImageGenerationRequest
 
 router = APIRouter()
 
@@ -46,27 +44,11 @@ async def edit_images(
     response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
 ) -> dict:
     """Inpaint the white part of `mask` with the model's own method (RePaint, VAE latent search) or OpenCV's."""
-    limits = state.settings.limits
-    if n > limits.max_n:
-        raise APIError(422, f"n is {n}; this server makes at most {limits.max_n} images per request")
-    if steps is not None and steps > limits.max_steps:
-        raise APIError(422, f"steps is {steps}; this server runs at most {limits.max_steps} steps")
-    picture = open_upload(await _read(image, "image", limits.max_upload_bytes), "image", limits.max_image_side)
-    hole = open_upload(await _read(mask, "mask", limits.max_upload_bytes), "mask", limits.max_image_side)
-    options = {"steps": steps} if steps is not None else {}
-    if model in CLASSICAL_METHODS:
-        if options or label is not None:
-            raise APIError(422, f"{model} uses no trained model, so steps and label cannot apply; drop them")
-        work = EditWork(picture, hole, model, draw_seeds(seed, n), None, response_format)
-    else:
-        await preload(state, model)
-        served = state.model(model, "image")
-        if not served.get().family.supports("inpaint"):
-            raise APIError(422, f"{model} cannot inpaint ({served.get().family.name} models have no inpainting "
-                                f"method); use a diffusion or VAE model, or telea / navier-stokes")
-        if "steps" in options and "steps" not in served.get().family.inpaint_options:
-            raise APIError(422, f"steps does not apply to {model}'s inpainting; drop it")
-        work = EditWork(picture, hole, None, draw_seeds(seed, n), label, response_format, options)
+    limit = state.settings.limits.max_upload_bytes
+    edit = ImageEditRequest(model=model, prompt=prompt, n=n, seed=seed, steps=steps, label=label,
+                            response_format=response_format)
+    image_bytes, mask_bytes = await _read(image, "image", limit), await _read(mask, "mask", limit)
+    work = await prepare_edit(state, edit, lambda: image_bytes, lambda: mask_bytes)
     return await await_job(request, submit_edit(state, model, work, key))
 
 

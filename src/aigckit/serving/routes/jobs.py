@@ -13,7 +13,7 @@ from ..errors import APIError
 from ..jobs import Job
 from ..schemas import JobRequest
 from ..security import KeyName
-from ..submit import preload, submit_images, submit_text
+from ..submit import decode_upload, prepare_edit, preload, submit_edit, submit_images, submit_text
 from .completions import SSE_EVENT
 
 router = APIRouter()
@@ -32,7 +32,15 @@ async def create_job(body: JobRequest, state: StateDep, key: KeyName) -> JSONRes
     """Queue any generation and answer with its id before any work is done."""
     request = body.request
     await preload(state, request.model)
-    job = submit_images(state, request, key) if body.type == "images.generations" else submit_text(state, request, key)
+    if body.type == "images.generations":
+        job = submit_images(state, request, key)
+    elif body.type == "images.edits":
+        limit = state.settings.limits.max_upload_bytes
+        work = await prepare_edit(state, request, lambda: decode_upload(request.image, "image", limit),
+                                  lambda: decode_upload(request.mask, "mask", limit))
+        job = submit_edit(state, request.model, work, key)
+    else:
+        job = submit_text(state, request, key)
     return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
