@@ -207,7 +207,6 @@ async def concurrent_streams(url: str, streams: int, total: int) -> dict:
 
 async def burst(url: str, total: int = 200) -> dict:
     """`total` mixed requests at once: image generations, edits, jobs, completions and bad requests."""
-    import base64
     import io
 
     from PIL import Image

@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import re
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest

@@ -115,3 +115,25 @@ def test_a_client_that_disconnects_from_a_stream_stops_its_work(server):
     time.sleep(0.5)
     assert job.work_steps <= produced + 1 and produced < 1000  # no more tokens: the row left the batch
     assert state.engines["gpt"].active == 0
+
+
+def test_a_transformers_folder_with_a_chat_template_uses_it(tmp_path):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from helpers import save_tiny_transformers_model, tiny_gpt2_config
+
+    folder = tmp_path / "tiny-chat"
+    save_tiny_transformers_model(folder, tiny_gpt2_config())
+    template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}<assistant>"
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                                              "chat_template": template}))
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    with TestClient(create_app(runs=[folder], data_dir=tmp_path / "data", precision="fp32")) as client:
+        answer = client.post("/v1/chat/completions", json={"model": "tiny-chat", "messages": messages,
+                                                           "max_tokens": 6, "seed": 3})
+    assert answer.status_code == 200, answer.text
+    expected = TextPipeline.load(folder, precision="fp32").generate("<system>Be brief.\n<user>hi\n<assistant>",
+                                                                    max_new_tokens=6, seed=3)
+    assert answer.json()["choices"][0]["message"]["content"] == expected

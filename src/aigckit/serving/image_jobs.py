@@ -17,9 +17,11 @@ import torch
 from PIL import Image
 
 from .. import __version__
+from ..errors import AigcError
 from ..imaging import to_pil
 from ..layers.noise import BatchGenerators
 from ..pipelines.inpaint import CLASSICAL_METHODS, inpaint
+from ..provenance.png import png_bytes
 from .batching import Stopped
 from .catalog import ServedModel
 from .jobs import Job
@@ -143,8 +145,6 @@ def _metadata(served: ServedModel | None, options: dict, seed: int, label: int |
 
 def publish_images(images: list[Image.Image], metadata: list[dict], response_format: str, store: Any) -> dict:
     """Write each image once (by content hash, its provenance in PNG text chunks) and build the response body."""
-    from ..provenance.png import png_bytes
-
     data = []
     for image, meta in zip(images, metadata):
         png = png_bytes(image, meta)
@@ -160,8 +160,6 @@ def publish_images(images: list[Image.Image], metadata: list[dict], response_for
 
 def open_upload(raw: bytes, what: str, max_side: int) -> Image.Image:
     """An uploaded image, decoded and size-checked; AigcError in one line if it is no image or too large."""
-    from ..errors import AigcError
-
     try:
         image = Image.open(io.BytesIO(raw))
         if max(image.size) > max_side:

@@ -14,9 +14,9 @@ from fastapi import Request
 
 from ..errors import AigcError
 from ..pipelines import TextPipeline
+from ..pipelines.inpaint import CLASSICAL_METHODS
 from .batching import BatchingEngine
 from .errors import APIError
-from ..pipelines.inpaint import CLASSICAL_METHODS
 from .image_jobs import (EditWork, GenerationWork, draw_seeds, generation_key, open_upload, run_edits,
                          run_generations)
 from .jobs import Job, QueueFull, TextChoice
@@ -35,12 +35,15 @@ async def preload(state: ServerState, model_id: str) -> None:
         await asyncio.to_thread(served.get)
 
 
+CLASSICAL = "/classical"  # the engine of OpenCV's inpainting: a key no model id (a folder name) can be
+
+
 def engine_for(state: ServerState, model_id: str) -> Any:
     """The engine of a model (or of the classical inpainting methods), started on first use."""
     if model_id in state.engines:
         return state.engines[model_id]
     settings = state.settings
-    if model_id == "classical":
+    if model_id == CLASSICAL:
         engine = BatchingEngine("classical", partial(run_edits, None, store=state.images), key=lambda job: None,
                                 rows=lambda job: 1, max_rows=1, max_queue=settings.max_queue, window_s=0.0)
     else:
@@ -150,7 +153,7 @@ def submit_edit(state: ServerState, model_id: str, work: EditWork, key_name: str
     record = {"model": model_id, "method": work.method, "n": len(work.seeds), "seed": work.seeds[0],
               "label": work.label, **work.options}
     job = state.jobs.create("images.edits", model_id, work, key_name=key_name, record=record)
-    return _queue(state, job, engine_for(state, "classical" if work.method else model_id))
+    return _queue(state, job, engine_for(state, CLASSICAL if work.method else model_id))
 
 
 def submit_text(state: ServerState, request: CompletionRequest | ChatCompletionRequest,

@@ -7,8 +7,11 @@ template is used when the directory has one.
 
 from __future__ import annotations
 
+import functools
+import json
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from ..pipelines import TextPipeline
@@ -18,12 +21,23 @@ from .schemas import ChatCompletionRequest, CompletionRequest
 __all__ = ["chat_prompt", "text_requests", "completion_body", "chat_body", "completion_chunk", "chat_chunk"]
 
 
+@functools.lru_cache(maxsize=16)
+def _templating_tokenizer(directory: str) -> Any:
+    """The transformers tokenizer of a model folder whose tokenizer_config.json has a chat template, else None."""
+    config = Path(directory) / "tokenizer_config.json"
+    if not config.is_file() or not json.loads(config.read_text(encoding="utf-8")).get("chat_template"):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory)
+
+
 def chat_prompt(pipeline: TextPipeline, request: ChatCompletionRequest) -> str:
     """The prompt a chat becomes for `pipeline`'s model (see the module docstring)."""
-    template = getattr(pipeline.tokenizer, "apply_chat_template", None)
-    if template is not None and getattr(pipeline.tokenizer, "chat_template", None):
+    tokenizer = _templating_tokenizer(str(pipeline.checkpoint))
+    if tokenizer is not None:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        return template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return "\n".join(m.content for m in request.messages) + "\n"
 
 
