@@ -167,3 +167,5 @@ def test_an_edit_runs_as_a_job_with_base64_uploads(client):
     assert np.array_equal(result[hole == 0], np.asarray(Image.open(io.BytesIO(image)))[hole == 0])
     bad = client.post("/v1/jobs", json={"type": "images.edits", "request": {**request, "mask": "not base64!"}})
     assert bad.status_code == 422 and "not base64" in bad.json()["error"]["message"]
+    huge = client.post("/v1/jobs", json={"type": "images.edits", "request": {**request, "n": 10**12}})
+    assert huge.status_code == 422 and "at most 16" in huge.json()["error"]["message"]  # refused before any work

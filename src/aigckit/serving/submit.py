@@ -113,7 +113,6 @@ async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Cal
                        mask: Callable[[], bytes]) -> EditWork:
     """Check an inpainting request against the limits and its model, then read its image and mask (callables that
     give their bytes: an unknown model is a 404 before any upload is decoded)."""
-    seeds = draw_seeds(request.seed, request.n)
     options = {"steps": request.steps} if request.steps is not None else {}
     if request.model in CLASSICAL_METHODS:
         if options or request.label is not None:
@@ -131,6 +130,7 @@ async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Cal
         raise APIError(422, f"n is {request.n}; this server makes at most {limits.max_n} images per request")
     if request.steps is not None and request.steps > limits.max_steps:
         raise APIError(422, f"steps is {request.steps}; this server runs at most {limits.max_steps} steps")
+    seeds = draw_seeds(request.seed, request.n)  # after the limit on n
     picture = open_upload(image(), "image", limits.max_image_side)
     hole = open_upload(mask(), "mask", limits.max_image_side)
     if request.model in CLASSICAL_METHODS:
