@@ -17,7 +17,7 @@ from PIL import Image
 from aigckit.errors import AigcError
 from aigckit.serving import create_app
 from aigckit.serving import security
-from aigckit.serving.security import parse_key_lines, parse_keys
+from aigckit.serving.security import parse_key_lines
 from aigckit.serving.settings import KeyLimits
 
 ALICE, BOB, ROOT = "alice-key-" + "a" * 20, "bob-key-" + "b" * 20, "root-key-" + "r" * 20
@@ -64,7 +64,7 @@ def test_key_lines_give_names_and_own_limits():
                                     ROOT], "keys.txt")
     assert keys[ALICE] == "alice" and keys[BOB] == "bob" and keys["c" * 12] == "carol"
     assert re.fullmatch(r"key-[0-9a-f]{8}", keys[ROOT])
-    assert parse_keys([ROOT], "AIGCKIT_API_KEYS") == {ROOT: keys[ROOT]}  # a bare key has one name everywhere
+    assert parse_key_lines([ROOT], "AIGCKIT_API_KEYS")[0] == {ROOT: keys[ROOT]}  # a bare key has one name everywhere
     assert limits == {"bob": KeyLimits(rate_per_minute=30.0, concurrency=2), "carol": KeyLimits(concurrency=1)}
 
 

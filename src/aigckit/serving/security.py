@@ -22,7 +22,7 @@ from ..errors import AigcError
 from .errors import APIError
 from .settings import KeyLimits, ServerSettings
 
-__all__ = ["require_key", "require_admin", "KeyName", "AdminKey", "KeyGuard", "TokenBucket", "Usage", "parse_keys",
+__all__ = ["require_key", "require_admin", "KeyName", "AdminKey", "KeyGuard", "TokenBucket", "Usage",
            "parse_key_lines", "ANONYMOUS"]
 
 ANONYMOUS = "anonymous"  # the name usage and limits use on a server without keys
@@ -76,11 +76,6 @@ def parse_key_lines(lines: list[str], source: str) -> tuple[dict[str, str], dict
             if rate is not None or concurrency is not None:
                 limits[name] = KeyLimits(rate_per_minute=rate, concurrency=concurrency)
     return keys, limits
-
-
-def parse_keys(lines: list[str], source: str) -> dict[str, str]:
-    """{key: name} from lines as parse_key_lines reads them (their own limits, if any, left out)."""
-    return parse_key_lines(lines, source)[0]
 
 
 # ---------------------------------------------------------------------------------------------------- the guard

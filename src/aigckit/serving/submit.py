@@ -75,6 +75,14 @@ def _run_image_jobs(served, jobs: list[Job], store) -> None:
         run_edits(served, jobs, store)
 
 
+def _check_image_counts(limits: Any, n: int, steps: int | None) -> None:
+    """422 for more images or sampler steps than the server's limits allow."""
+    if n > limits.max_n:
+        raise APIError(422, f"n is {n}; this server makes at most {limits.max_n} images per request")
+    if steps is not None and steps > limits.max_steps:
+        raise APIError(422, f"steps is {steps}; this server runs at most {limits.max_steps} sampler steps")
+
+
 def _queue(state: ServerState, job: Job, engine: Any) -> Job:
     try:
         engine.submit(job)
@@ -89,10 +97,7 @@ def submit_images(state: ServerState, request: ImageGenerationRequest, key_name:
     limits = state.settings.limits
     served = state.model(request.model, "image")
     pipeline = served.get()
-    if request.n > limits.max_n:
-        raise APIError(422, f"n is {request.n}; this server makes at most {limits.max_n} images per request")
-    if request.steps is not None and request.steps > limits.max_steps:
-        raise APIError(422, f"steps is {request.steps}; this server runs at most {limits.max_steps} sampler steps")
+    _check_image_counts(limits, request.n, request.steps)
     size = f"{pipeline.config.image_size}x{pipeline.config.image_size}"
     if request.size is not None and request.size != size:
         raise APIError(422, f"{request.model} makes {size} images; ask for size {size} or leave size out")
@@ -126,10 +131,7 @@ async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Cal
         if "steps" in options and "steps" not in family.inpaint_options:
             raise APIError(422, f"steps does not apply to {request.model}'s inpainting; drop it")
     limits = state.settings.limits
-    if request.n > limits.max_n:
-        raise APIError(422, f"n is {request.n}; this server makes at most {limits.max_n} images per request")
-    if request.steps is not None and request.steps > limits.max_steps:
-        raise APIError(422, f"steps is {request.steps}; this server runs at most {limits.max_steps} steps")
+    _check_image_counts(limits, request.n, request.steps)
     seeds = draw_seeds(request.seed, request.n)  # after the limit on n
     picture = open_upload(image(), "image", limits.max_image_side)
     hole = open_upload(mask(), "mask", limits.max_image_side)
