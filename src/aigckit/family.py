@@ -19,7 +19,9 @@ from .registry import Registry
 
 __all__ = ["StepOutput", "Batch", "FamilyBase", "FAMILIES", "CAPABILITIES", "family_for_model"]
 
-Batch = dict[str, Tensor]  # "images": (B, C, H, W) in [-1, 1]; "labels": (B,) when the data has classes
+# "images": (B, C, H, W) in [-1, 1], "labels": (B,) when the data has classes, or "tokens" (B, T + 1) for text;
+# "seeds": (B,) the seed of each example's training noise (layers.ExampleNoise)
+Batch = dict[str, Tensor]
 
 # Optional methods a family may provide, and what each is for.
 CAPABILITIES: dict[str, str] = {
@@ -65,8 +67,20 @@ class FamilyBase:
         """Named optimizers, stepped in the order training_step yields them."""
         raise NotImplementedError
 
-    def training_step(self, model: nn.Module, batch: Batch, step: int) -> Iterator[StepOutput]:
-        """Yield one StepOutput per optimizer update of this step."""
+    def networks(self, model: nn.Module) -> dict[str, nn.Module]:
+        """The network each optimizer trains, by optimizer name; the Trainer wraps each one for data parallelism
+        (DDP, FSDP) and hands the wrapped ones to training_step. By default the whole model, for one optimizer
+        called "model"."""
+        return {"model": model}
+
+    def training_step(self, model: nn.Module, batch: Batch, step: int,
+                      nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
+        """Yield one StepOutput per optimizer update of this step.
+
+        The forward pass whose loss trains optimizer k's network runs through `nets[k]` (its wrapped form, whose
+        hooks synchronise gradients across processes); other calls (a frozen network, sampling) use `model`.
+        Random draws come from `ExampleNoise(batch["seeds"], ...)`, so they do not depend on the number of
+        processes."""
         raise NotImplementedError
 
     def sample(self, model: nn.Module, n: int, *, labels: Tensor | None = None,

@@ -1,6 +1,6 @@
 """Pieces used identically by two or more families."""
 
 from .labels import check_class_labels
-from .noise import randn
+from .noise import ExampleNoise, example_seeds, randn
 
-__all__ = ["check_class_labels", "randn"]
+__all__ = ["check_class_labels", "randn", "ExampleNoise", "example_seeds"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["randn", "BatchGenerators"]
+__all__ = ["randn", "BatchGenerators", "ExampleNoise", "example_seeds"]
 
 
 class BatchGenerators:
@@ -35,3 +36,36 @@ def randn(shape: Sequence[int], generator: torch.Generator | BatchGenerators | N
         return torch.cat([randn((rows, *shape[1:]), g, device, dtype) for g, rows in generator.groups])
     source = generator.device if generator is not None else "cpu"
     return torch.randn(tuple(shape), generator=generator, device=source, dtype=dtype).to(device)
+
+
+def example_seeds(seed: int, batch_index: int, first: int, count: int) -> Tensor:
+    """The seeds of examples first .. first + count - 1 of global batch `batch_index` in a run seeded `seed`:
+    (count,) int64 in [0, 2**32) (what a CPU generator keeps of a seed), a pure function of the four numbers."""
+    batch_seed = int.from_bytes(hashlib.sha256(f"{seed}/{batch_index}".encode()).digest()[:8], "little")
+    batch_generator = torch.Generator().manual_seed(batch_seed)
+    return torch.randint(0, 2**32, (first + count,), generator=batch_generator)[first:]
+
+
+class ExampleNoise:
+    """A training batch's random draws, each example's from a generator seeded by that example's seed.
+
+    An example then gets the same noise whichever process and micro-batch it lands in: two processes at batch B
+    draw exactly what one process at batch 2B draws, and a resumed run draws what the unbroken one did. Draws
+    are made on the CPU, one example at a time, in the order they are asked for.
+    """
+
+    def __init__(self, seeds: Tensor, device: torch.device | str) -> None:
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds.tolist()]
+        self.device = device
+
+    def randn(self, *shape: int) -> Tensor:
+        """(B, *shape) standard normal."""
+        return torch.stack([torch.randn(shape, generator=g) for g in self.generators]).to(self.device)
+
+    def rand(self, *shape: int) -> Tensor:
+        """(B, *shape) uniform on [0, 1)."""
+        return torch.stack([torch.rand(shape, generator=g) for g in self.generators]).to(self.device)
+
+    def randint(self, high: int, *shape: int) -> Tensor:
+        """(B, *shape) integers uniform on 0 .. high - 1."""
+        return torch.stack([torch.randint(high, shape, generator=g) for g in self.generators]).to(self.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import broadcast, broadcast_object_list
 from rich.console import Console
 from torch import Tensor, nn
 
@@ -31,6 +32,7 @@ from ..config import RunConfig, to_dict
 from ..data import BatchStream, load_dataset
 from ..errors import CheckpointError, ConfigError
 from ..family import StepOutput, family_for_model
+from ..layers import example_seeds
 from ..precision import Precision, resolve_precision
 from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
 from .ema import EMA
@@ -91,6 +93,9 @@ class Trainer:
 
         torch.manual_seed(tc.seed)  # identical initial weights on every process
         self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
+        # each trained network through Accelerate's engine (DDP, FSDP): the wrapped ones run the training forward
+        # passes, self.model (the same weights) is what samples, averages into the EMA and is saved
+        self.nets = self._prepare_networks()
         self.optimizers = self.family.optimizers(self.model, self.config.model)
         flops_per_example = (self.family.training_flops_per_example(self.model)
                              if self.family.supports("training_flops") else None)
@@ -135,6 +140,22 @@ class Trainer:
                 console.print(f"[bold yellow]warning:[/] {precision.warning}")
         return precision
 
+    def _prepare_networks(self) -> dict[str, nn.Module]:
+        """The family's networks, each wrapped by accelerator.prepare when several processes train."""
+        if self.accelerator.num_processes > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                                      for m in self.model.modules()):
+            if self.accelerator.device.type == "cuda":  # batch statistics of the whole global batch
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            elif self.accelerator.is_main_process:
+                Console(stderr=True, highlight=False).print(
+                    "note: batch norm statistics are per process (SyncBatchNorm needs GPUs); the running averages "
+                    "are those of process 0")
+        networks = self.family.networks(self.model)
+        if self.accelerator.num_processes == 1:
+            return networks
+        wrapped = self.accelerator.prepare(*networks.values())
+        return dict(zip(networks, wrapped if len(networks) > 1 else [wrapped], strict=True))
+
     # ---------------------------------------------------------------- the loop
     def fit(self) -> None:
         """Train from self.step to train.max_steps (or until train.max_minutes of training in all)."""
@@ -156,6 +177,7 @@ class Trainer:
                 if self.stopping:
                     break
         finally:
+            self._share_buffers()
             self.callbacks.call("on_fit_end", self)
 
     def _train_step(self, step: int) -> None:
@@ -165,22 +187,55 @@ class Trainer:
         to the same optimizer, so a GAN's D update sees all micro-batches before G's starts. Each micro-batch's
         loss is backpropagated before the next micro-batch's forward pass, so only one graph is alive at a time.
         """
+        micro_batches = [self._micro_batch(step, i) for i in range(self.config.train.grad_accum_steps)]
+        streams = [self._under_autocast(self.family.training_step(self.model, b, step, self.nets))
+                   for b in micro_batches]
+        last = len(streams) - 1
+        while True:
+            name = None
+            for i, stream in enumerate(streams):
+                # gradients are synchronised across processes in the last micro-batch's backward pass only
+                with self._gradient_sync(enabled=i == last):
+                    output = next(stream, None)
+                    if i > 0 and (output is None) != (name is None) or output and name and output.optimizer != name:
+                        raise RuntimeError(f"{self.family.name}.training_step yielded different optimizers for "
+                                           f"different micro-batches; its updates must not depend on the data")
+                    if output is None:
+                        continue
+                    name = output.optimizer
+                    optimizer = self.optimizers[name]
+                    params = [p for group in optimizer.param_groups for p in group["params"]]
+                    self._backward(output, params)
+            if name is None:
+                return
+            self._optimizer_step(name, optimizer, params)
+
+    def _share_buffers(self) -> None:
+        """Give every process process 0's buffers (batch norm's running averages), as DDP does before each
+        forward pass, so that all processes end with the model the checkpoint holds."""
+        if self.accelerator.num_processes > 1:
+            for buffer in self.model.buffers():
+                broadcast(buffer, from_process=0)
+
+    def _micro_batch(self, step: int, index: int) -> dict[str, Tensor]:
+        """Micro-batch `index` of `step` for this process, with the seed of each example's training noise.
+
+        The seeds are numbered by the example's place among all examples of the step (micro-batch, then process),
+        which is its place in the data too: N processes and M micro-batches draw what one process at N x M draws.
+        """
         tc = self.config.train
-        micro_batches = [self.batches.batch_at(step * tc.grad_accum_steps + i) for i in range(tc.grad_accum_steps)]
-        streams = [self._under_autocast(self.family.training_step(self.model, b, step)) for b in micro_batches]
-        while (first := next(streams[0], None)) is not None:
-            optimizer = self.optimizers[first.optimizer]
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            self._backward(first, params)
-            for stream in streams[1:]:
-                output = next(stream, None)
-                if output is None or output.optimizer != first.optimizer:
-                    raise RuntimeError(f"{self.family.name}.training_step yielded different optimizers for "
-                                       f"different micro-batches; its updates must not depend on the data")
-                self._backward(output, params)
-            self._optimizer_step(first.optimizer, optimizer, params)
-        if any(next(stream, None) is not None for stream in streams[1:]):
-            raise RuntimeError(f"{self.family.name}.training_step yielded more updates for some micro-batches")
+        batch = self.batches.batch_at(step * tc.grad_accum_steps + index)
+        first = (index * self.accelerator.num_processes + self.accelerator.process_index) * tc.batch_size
+        batch["seeds"] = example_seeds(tc.seed, step, first, tc.batch_size)
+        return batch
+
+    def _gradient_sync(self, *, enabled: bool) -> contextlib.AbstractContextManager:
+        """Accelerate's no_sync on every wrapped network unless `enabled` (a no-op for a single process)."""
+        stack = contextlib.ExitStack()
+        if not enabled and self.accelerator.num_processes > 1:
+            for net in self.nets.values():
+                stack.enter_context(self.accelerator.no_sync(net))
+        return stack
 
     def _time_spent(self, started: float) -> float:
         """Fraction of train.max_minutes used, this fit and earlier ones, equal on every process (0 without a
@@ -208,28 +263,11 @@ class Trainer:
         self._accumulate_logs(output.logs, micro_batches)
 
     def _optimizer_step(self, name: str, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> None:
-        if self.accelerator.num_processes > 1:
-            self._average_across_processes([p.grad for p in params if p.grad is not None])
         if self.config.train.grad_clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(params, self.config.train.grad_clip)
+            norm = self.accelerator.clip_grad_norm_(params, self.config.train.grad_clip)
             self._accumulate_logs({f"grad_norm_{name}": norm}, 1)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if self.accelerator.num_processes > 1:
-            self._average_across_processes([b for b in self.model.buffers() if b.is_floating_point()])
-
-    def _average_across_processes(self, tensors: list[Tensor]) -> None:
-        """All-reduce (mean) a list of tensors as one flat buffer.
-
-        The family contract lets a step call any sub-network (G, then D on G's output), which DDP's
-        forward hooks cannot follow, so gradients are averaged here, once per optimizer step.
-        """
-        if not tensors:
-            return
-        flat = torch.cat([t.reshape(-1) for t in tensors])
-        flat = self.accelerator.reduce(flat, reduction="mean")
-        for t, chunk in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
-            t.copy_(chunk.view_as(t))
 
     def _set_learning_rates(self, step: int) -> None:
         tc = self.config.train

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ...errors import AigcError
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
-from ...layers import check_class_labels, randn
+from ...layers import ExampleNoise, check_class_labels, randn
 from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
@@ -114,21 +114,27 @@ class DiffusionFamily(FamilyBase):
         """AdamW over the UNet."""
         return {"model": torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)}
 
-    def training_step(self, model: DiffusionModel, batch: Batch, step: int) -> Iterator[StepOutput]:
+    def networks(self, model: DiffusionModel) -> dict[str, nn.Module]:
+        """The UNet is what the optimizer trains (the schedule's buffers stay fixed)."""
+        return {"model": model.unet}
+
+    def training_step(self, model: DiffusionModel, batch: Batch, step: int,
+                      nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
         """MSE between the UNet's output and its target at a uniformly drawn timestep."""
         x0 = batch["images"]
         B = x0.shape[0]
-        t = torch.randint(0, model.config.num_train_steps, (B,), device=x0.device)
-        eps = torch.randn_like(x0)
+        noise = ExampleNoise(batch["seeds"], x0.device)
+        t = noise.randint(model.config.num_train_steps)
+        eps = noise.randn(*x0.shape[1:]).to(x0.dtype)
         a = model.alphas_cumprod[t].view(B, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # q(x_t | x0) in closed form
         labels = None
         if model.config.conditional:
-            drop = torch.rand(B, device=x0.device) < model.config.label_dropout
+            drop = noise.rand() < model.config.label_dropout
             labels = torch.where(drop, model.config.num_classes, batch["labels"])
         else:
             labels = model.null_labels(B, x0.device)
-        output = model.unet(x_t, t, labels)
+        output = nets["model"](x_t, t, labels)
         loss = F.mse_loss(output.float(), training_target(model.config.prediction, x0, eps, a))
         yield StepOutput("model", loss, {"loss": loss.detach()})
 

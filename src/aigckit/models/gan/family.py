@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
-from ...layers import check_class_labels, randn
+from ...layers import ExampleNoise, check_class_labels, randn
 from .config import PRESETS, GANConfig
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .losses import discriminator_loss, generator_loss, gradient_penalty
@@ -65,30 +65,37 @@ class GANFamily(FamilyBase):
             "generator": torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=betas),
         }
 
-    def training_step(self, model: GAN, batch: Batch, step: int) -> Iterator[StepOutput]:
+    def networks(self, model: GAN) -> dict[str, nn.Module]:
+        """Each network is trained by the optimizer of its name."""
+        return {"discriminator": model.discriminator, "generator": model.generator}
+
+    def training_step(self, model: GAN, batch: Batch, step: int,
+                      nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
         """d_steps discriminator updates, then one generator update, on one batch of real images."""
         config = model.config
         real = batch["images"]
         labels = batch["labels"] if config.conditional else None
-        G, D = model.generator, model.discriminator
+        noise = ExampleNoise(batch["seeds"], real.device)
+        D = nets["discriminator"]  # trained in the D updates: through its wrapper
 
         for _ in range(config.d_steps):
-            z = torch.randn(real.shape[0], config.z_dim, device=real.device)
+            z = noise.randn(config.z_dim)
             with torch.no_grad():
-                fake = G(z, labels)  # D's loss must not reach G
+                fake = model.generator(z, labels)  # D's loss must not reach G
             real_logits, fake_logits = D(real, labels), D(fake, labels)
             d_loss = discriminator_loss(config.loss, real_logits, fake_logits)
             logs: dict[str, Tensor | float] = {"d_real": real_logits.detach().mean(),
                                                "d_fake": fake_logits.detach().mean()}
             if config.loss == "wgan-gp":
-                penalty = gradient_penalty(lambda x: D(x, labels), real, fake.to(real.dtype))
+                penalty = gradient_penalty(lambda x: D(x, labels), real, fake.to(real.dtype), noise.rand())
                 d_loss = d_loss + config.gp_weight * penalty
                 logs["gradient_penalty"] = penalty.detach()
             logs["d_loss"] = d_loss.detach()
             yield StepOutput("discriminator", d_loss, logs)
 
-        z = torch.randn(real.shape[0], config.z_dim, device=real.device)
-        g_loss = generator_loss(config.loss, D(G(z, labels), labels))
+        # G's update: G through its wrapper; D only passes gradients to G's images, its weights stay as they are
+        g_loss = generator_loss(config.loss, model.discriminator(nets["generator"](noise.randn(config.z_dim), labels),
+                                                                 labels))
         yield StepOutput("generator", g_loss, {"g_loss": g_loss.detach()})
 
     @torch.no_grad()

@@ -44,9 +44,10 @@ def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
     raise _unknown_loss(kind)
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates, https://arxiv.org/abs/1704.00028."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, mix: Tensor) -> Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] on the interpolates x_hat = mix * real + (1 - mix) * fake, with mix (B,)
+    drawn uniformly on [0, 1], https://arxiv.org/abs/1704.00028."""
+    eps = mix.to(real.dtype).view(-1, 1, 1, 1)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

@@ -123,14 +123,15 @@ class LMFamily(FamilyBase):
         return config.block_size * transformer_flops_per_token(matmul_weights, attention_layers, config.n_embd,
                                                                config.block_size)
 
-    def training_step(self, model: nn.Module, batch: Batch, step: int) -> Iterator[StepOutput]:
+    def training_step(self, model: nn.Module, batch: Batch, step: int,
+                      nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
         """Cross-entropy of every next token in the window (mlm: of every masked token)."""
         tokens = batch["tokens"]
         if model.config.objective == "mlm":
-            loss = mlm_loss(model, tokens[:, :-1])  # the window without its extra next-token target
+            loss = mlm_loss(nets["model"], tokens[:, :-1], model.config)  # the window without its next-token target
             yield StepOutput("model", loss, {"loss": loss.detach()})
             return
-        logits, _ = model(tokens[:, :-1])
+        logits, _ = nets["model"](tokens[:, :-1])
         loss = F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
         yield StepOutput("model", loss, {"loss": loss.detach()})
 

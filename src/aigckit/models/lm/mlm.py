@@ -3,6 +3,8 @@ from both sides. The self-supervised step of our material: no labels, only the t
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,9 +25,10 @@ def mask_tokens(tokens: Tensor, vocab_size: int, mask_prob: float,
     return corrupted, chosen
 
 
-def mlm_loss(model: nn.Module, tokens: Tensor) -> Tensor:
-    """Cross-entropy on the chosen positions only (the others carry no training signal)."""
-    corrupted, chosen = mask_tokens(tokens, model.config.vocab_size, model.config.mask_prob)
+def mlm_loss(model: nn.Module, tokens: Tensor, config: Any) -> Tensor:
+    """Cross-entropy on the chosen positions only (the others carry no training signal); `model` may be a
+    wrapper (DDP), `config` is the encoder's."""
+    corrupted, chosen = mask_tokens(tokens, config.vocab_size, config.mask_prob)
     logits, _ = model(corrupted)
     return F.cross_entropy(logits[chosen].float(), tokens[chosen])
 

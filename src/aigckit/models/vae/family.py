@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
-from ...layers import randn
+from ...layers import ExampleNoise, randn
 from .config import PRESETS, VAEConfig
 from .likelihoods import PIXEL_MODELS, bernoulli_log_prob, discretised_gaussian_log_prob
 from .networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
@@ -34,6 +34,12 @@ class VAE(nn.Module):
         # (the "sigma-VAE", https://arxiv.org/abs/2006.13202); a fixed scale would silently set beta. The
         # Gaussian is discretised over the 256 pixel levels (likelihoods.py), so its ELBO bounds log P(8-bit x).
         self.log_sigma = nn.Parameter(torch.zeros(())) if config.likelihood == "gaussian" else None
+
+    def forward(self, x: Tensor, labels: Tensor | None, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The training pass: mu and log sigma^2 of q(z|x), and the decoder's output at z = mu + sigma * eps."""
+        mu, logvar = self.encode(x, labels)
+        z = mu + (0.5 * logvar).exp() * eps.to(mu.dtype)  # the reparameterisation trick
+        return mu, logvar, self.decode(z, labels)
 
     def encode(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x: (B, C, H, W) in [-1, 1] -> mu, log sigma^2 of q(z|x), each (B, latent_dim)."""
@@ -87,13 +93,14 @@ class VAEFamily(FamilyBase):
         """One Adam over encoder and decoder."""
         return {"model": torch.optim.Adam(model.parameters(), lr=config.lr)}
 
-    def training_step(self, model: VAE, batch: Batch, step: int) -> Iterator[StepOutput]:
+    def training_step(self, model: VAE, batch: Batch, step: int,
+                      nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
         """One reparameterised sample per image; loss = -(log p(x|z) - beta * KL), averaged over the batch."""
         x = batch["images"]
         labels = batch["labels"] if model.config.conditional else None
-        mu, logvar = model.encode(x, labels)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # the reparameterisation trick
-        log_px = model.log_px_given_z(x, model.decode(z, labels))
+        eps = ExampleNoise(batch["seeds"], x.device).randn(model.config.latent_dim)
+        mu, logvar, decoded = nets["model"](x, labels, eps)
+        log_px = model.log_px_given_z(x, decoded)
         kl = _kl_to_standard_normal(mu.float(), logvar.float())
         loss = (-log_px + model.config.beta * kl).mean()
         yield StepOutput("model", loss, {"loss": loss.detach(), "elbo": (log_px - kl).mean().detach(),
