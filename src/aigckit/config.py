@@ -70,6 +70,10 @@ class DataConfig:
     tokenizer: str = "char"  # text: 'char', 'bpe' (trained on the training split) or a tokenizer.json path
     vocab_size: int = 1024  # text, bpe: vocabulary size to train
     block_size: int = 128  # text: tokens per training window
+    flip: bool = False  # images: flip a random half of each batch left-right (which ones: seed and batch index)
+    # DataLoader worker processes preparing training batches; 0 prepares them in the training process, which
+    # measured fastest for the in-memory and memory-mapped uint8 sets here (benchmarks/data_pipeline.py)
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         require(self.image_size >= 4, "image_size", f"must be at least 4, got {self.image_size}")
@@ -77,6 +81,7 @@ class DataConfig:
         require(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
         require(self.vocab_size >= 257, "vocab_size", "must be at least 257 (256 byte tokens + merges)")
         require(self.block_size >= 2, "block_size", "must be at least 2")
+        require(self.num_workers >= 0, "num_workers", f"must be 0 or more, got {self.num_workers}")
 
 
 @dataclass(frozen=True)

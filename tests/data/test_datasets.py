@@ -128,9 +128,8 @@ def test_imagefolder_without_classes_and_broken_files(tmp_path):
         Image.new("L", (8, 8), 128).save(tmp_path / f"{i}.png")
     data = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), image_size=8, val_fraction=0.0))
     assert data.labels is None and data.num_classes == 0
-    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(DataError, match="broken.png"):
-        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), val_fraction=0.0))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")  # skipped, with its line: see test_decode_cache.py
+    assert len(load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), val_fraction=0.0))) == 3
 
 
 def test_unknown_dataset_suggests_a_name():

@@ -1,4 +1,4 @@
-"""The dataset registry and the in-memory image dataset every image family reads."""
+"""The dataset registry and the uint8 image dataset every image family reads."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import os
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,21 +18,45 @@ from ..atomic import atomic_path
 from ..config import DataConfig
 from ..errors import DataError
 from ..registry import Registry
+from .transforms import pixels_to_model_range
 
 __all__ = ["ImageDataset", "DATASETS", "load_dataset", "data_root", "find_files", "split_indices", "data_identity",
            "data_fingerprint", "files_digest"]
 
 
-@dataclass
 class ImageDataset:
-    """Images (N, C, H, W) float32 in [-1, 1] with optional labels (N,) int64."""
+    """Images stored as uint8 (N, C, H, W), served as float32 in [-1, 1] one batch at a time, with optional
+    labels (N,) int64.
 
-    images: Tensor
-    labels: Tensor | None
-    classes: list[str]
+    The pixels are an in-memory array or a read-only memory map of the decode cache; a subset keeps the rows it
+    selects as an index into them, so that it never copies a memory-mapped set into RAM.
+    """
+
+    def __init__(self, pixels: np.ndarray | Tensor, labels: Tensor | None, classes: list[str], *,
+                 rows: np.ndarray | None = None) -> None:
+        pixels = pixels.numpy() if isinstance(pixels, Tensor) else pixels
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1] not in (1, 3):
+            raise DataError(f"a dataset loader gave pixels {pixels.dtype} {tuple(pixels.shape)}; "
+                            f"give uint8 (N, C, H, W) with 1 or 3 channels")
+        self.storage = pixels  # uint8 (M, C, H, W): all rows, those of this set and any others
+        self.rows = np.arange(len(pixels), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if labels is not None and len(labels) != len(self.rows):
+            raise DataError(f"a dataset loader gave {len(labels)} labels for {len(self.rows)} images; "
+                            f"give one label per image")
+        self.labels, self.classes = labels, classes
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return len(self.rows)
+
+    @property
+    def images(self) -> Tensor:
+        """The whole set as float32 in [-1, 1], (N, C, H, W), converted on each access: for small sets."""
+        return self.batch(torch.arange(len(self)))["images"]
+
+    @property
+    def pixels(self) -> Tensor:
+        """The whole set as stored, uint8 (N, C, H, W), copied on each access."""
+        return torch.from_numpy(self.storage[self.rows])
 
     @property
     def num_classes(self) -> int:
@@ -42,24 +66,32 @@ class ImageDataset:
     @property
     def model_facts(self) -> dict[str, int]:
         """What an image model takes from the data: image_size, channels and num_classes."""
-        return {"image_size": self.images.shape[-1], "channels": self.channels, "num_classes": self.num_classes}
+        return {"image_size": self.storage.shape[-1], "channels": self.channels, "num_classes": self.num_classes}
 
     @property
     def channels(self) -> int:
         """Colour channels: 1 or 3."""
-        return self.images.shape[1]
+        return self.storage.shape[1]
 
     def batch(self, indices: Tensor) -> dict[str, Tensor]:
-        """The batch at `indices`: {"images": (B, C, H, W), "labels": (B,) if labelled}."""
-        out = {"images": self.images[indices]}
+        """The batch at `indices` (positions in this set): {"images": (B, C, H, W) float32 in [-1, 1],
+        "labels": (B,) if labelled}; one read of the storage for the whole batch."""
+        indices = torch.as_tensor(indices, dtype=torch.int64)
+        pixels = torch.from_numpy(self.storage[self.rows[indices.numpy()]])
+        out = {"images": pixels_to_model_range(pixels)}
         if self.labels is not None:
             out["labels"] = self.labels[indices]
         return out
 
+    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
+        """The batch at `indices`, as a torch DataLoader asks for it (one call per batch)."""
+        return self.batch(torch.tensor(indices, dtype=torch.int64))
+
     def subset(self, indices: Tensor) -> ImageDataset:
-        """A dataset with only the rows at `indices`."""
+        """A dataset with only the rows at `indices` (positions in this set); the pixels are shared, not copied."""
+        indices = torch.as_tensor(indices, dtype=torch.int64)
         labels = self.labels[indices] if self.labels is not None else None
-        return ImageDataset(self.images[indices], labels, self.classes)
+        return ImageDataset(self.storage, labels, self.classes, rows=self.rows[indices.numpy()])
 
 
 # A loader takes the config and a split ("train", "val" or "test") and returns the dataset.

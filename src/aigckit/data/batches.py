@@ -2,39 +2,59 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from ..errors import DataError
-from .base import ImageDataset
 
-__all__ = ["BatchStream"]
+if TYPE_CHECKING:
+    from .base import ImageDataset
+    from .text import TextDataset
+
+__all__ = ["BatchOrder", "BatchStream"]
+
+
+class BatchOrder:
+    """Which examples make this process's share of global batch k: a pure function of (seed, k).
+
+    Each epoch is one permutation of the data, seeded by seed * 100_003 + epoch; every global batch of
+    batch_size * world_size examples is cut into one slice per rank, as a DistributedSampler does.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.rank = n, batch_size, seed, rank
+        self.global_batch = batch_size * world_size
+        if n < self.global_batch:
+            raise DataError(f"the dataset has {n} examples, fewer than one batch of {self.global_batch}; "
+                            f"lower train.batch_size")
+        self.batches_per_epoch = n // self.global_batch  # the incomplete last batch is dropped
+        self._epoch, self._order = -1, torch.empty(0, dtype=torch.int64)
+
+    def indices(self, index: int) -> Tensor:
+        """This process's examples in global batch `index`, (batch_size,) int64."""
+        epoch, position = divmod(index, self.batches_per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._order = epoch, torch.randperm(self.n, generator=generator)
+        start = position * self.global_batch + self.rank * self.batch_size
+        return self._order[start:start + self.batch_size]
 
 
 class BatchStream:
     """Batch k is a pure function of (seed, k), so a resumed run reads exactly the batches it would have.
 
-    Each epoch is one permutation of the data (seeded by seed and epoch); with several processes,
-    every global batch is cut into one slice per rank, as a DistributedSampler does.
+    Random access in the calling process; training reads the same batches through `training_batches`.
     """
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, *, seed: int, rank: int = 0,
+    def __init__(self, dataset: ImageDataset | TextDataset, batch_size: int, *, seed: int, rank: int = 0,
                  world_size: int = 1, device: torch.device | str = "cpu") -> None:
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.rank, self.world_size, self.device = rank, world_size, device
-        self.global_batch = batch_size * world_size
-        if len(dataset) < self.global_batch:
-            raise DataError(f"the dataset has {len(dataset)} examples, fewer than one batch of {self.global_batch}; "
-                            f"lower train.batch_size")
-        self.batches_per_epoch = len(dataset) // self.global_batch  # the incomplete last batch is dropped
-        self._epoch, self._order = -1, torch.empty(0, dtype=torch.int64)
+        self.dataset, self.device = dataset, device
+        self.order = BatchOrder(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size)
+        self.batches_per_epoch = self.order.batches_per_epoch
 
     def batch_at(self, index: int) -> dict[str, Tensor]:
         """This process's share of global batch `index`."""
-        epoch, position = divmod(index, self.batches_per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._epoch, self._order = epoch, torch.randperm(len(self.dataset), generator=generator)
-        start = position * self.global_batch + self.rank * self.batch_size
-        batch = self.dataset.batch(self._order[start:start + self.batch_size])
+        batch = self.dataset.batch(self.order.indices(index))
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

@@ -18,7 +18,8 @@ import torch
 from ..config import DataConfig
 from ..errors import DataError
 from .base import ImageDataset, data_root, files_digest, find_files, register_dataset, split_indices
-from .transforms import resize, to_model_range
+from .decode_cache import Decoded, cached_decode
+from .transforms import resize_pixels
 
 __all__ = ["read_cifar_batch", "CIFAR_FILES"]
 
@@ -91,11 +92,13 @@ def _cifar_source(config: DataConfig, split: str) -> dict[str, Any]:
 def load_cifar10(config: DataConfig, split: str) -> ImageDataset:
     """CIFAR-10 for `split`: 'train'/'val' partition data_batch_1..5, 'test' is test_batch."""
     folder = _fetch_cifar(config)
-    names = _batch_names(split)
-    parts = [read_cifar_batch(folder / name) for name in names]
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    if split != "test":
-        keep = split_indices(len(images), config.val_fraction, split).numpy()
-        images, labels = images[keep], labels[keep]
-    return ImageDataset(resize(to_model_range(images), config.image_size), torch.as_tensor(labels), CLASSES)
+
+    def decode() -> Decoded:
+        parts = [read_cifar_batch(folder / name) for name in _batch_names(split)]
+        images = np.concatenate([p[0] for p in parts])
+        return Decoded(resize_pixels(images, config.image_size), np.concatenate([p[1] for p in parts]), CLASSES)
+
+    identity = {"name": config.name, "image_size": config.image_size, **_cifar_source(config, split)}
+    decoded = cached_decode(identity, decode)
+    data = ImageDataset(decoded.pixels, torch.from_numpy(decoded.labels), CLASSES)
+    return data if split == "test" else data.subset(split_indices(len(data), config.val_fraction, split))

@@ -1,4 +1,4 @@
-"""Turning pixel arrays into model inputs: [-1, 1] float tensors of one square size."""
+"""Turning pixel arrays into model inputs: uint8 pixels of one square size, served as [-1, 1] float tensors."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["to_model_range", "resize", "quantise_8bit"]
+__all__ = ["to_model_range", "pixels_to_model_range", "resize", "resize_pixels", "quantise_8bit"]
 
 
 def to_model_range(pixels: np.ndarray | Tensor, max_value: float = 255.0) -> Tensor:
     """Pixels in [0, max_value], (N, C, H, W) -> float32 in [-1, 1]."""
     x = torch.as_tensor(np.array(pixels, dtype=np.float32))  # a copy: IDX arrays are read-only views
     return x / max_value * 2.0 - 1.0
+
+
+def pixels_to_model_range(pixels: Tensor) -> Tensor:
+    """uint8 pixels (N, C, H, W) -> float32 in [-1, 1], exactly v / 255 * 2 - 1 as to_model_range computes it."""
+    return pixels.to(torch.float32).div_(255.0).mul_(2.0).sub_(1.0)
 
 
 def resize(images: Tensor, size: int) -> Tensor:
@@ -25,6 +30,21 @@ def resize(images: Tensor, size: int) -> Tensor:
     else:
         out = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     return out.clamp(-1.0, 1.0)
+
+
+def resize_pixels(pixels: np.ndarray, size: int, *, max_value: float = 255.0, chunk: int = 4096) -> np.ndarray:
+    """Pixels in [0, max_value], (N, C, H, W) -> uint8 (N, C, size, size): resized in float as `resize` does,
+    then rounded to the nearest of 256 levels (what a PNG of the resized image holds).
+
+    Works `chunk` images at a time, so the float copy never holds the whole set."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8 and max_value == 255.0 and pixels.shape[-2:] == (size, size):
+        return np.ascontiguousarray(pixels)
+    out = np.empty((*pixels.shape[:2], size, size), dtype=np.uint8)
+    for start in range(0, len(pixels), chunk):
+        x = resize(to_model_range(pixels[start:start + chunk], max_value), size)
+        out[start:start + chunk] = torch.round((x + 1.0) * 127.5).to(torch.uint8).numpy()
+    return out
 
 
 def quantise_8bit(images: Tensor) -> Tensor:
