@@ -73,19 +73,20 @@ class ImageDataset:
         """Colour channels: 1 or 3."""
         return self.storage.shape[1]
 
-    def batch(self, indices: Tensor) -> dict[str, Tensor]:
+    def batch(self, indices: Tensor, *, flip: np.ndarray | None = None) -> dict[str, Tensor]:
         """The batch at `indices` (positions in this set): {"images": (B, C, H, W) float32 in [-1, 1],
-        "labels": (B,) if labelled}; one read of the storage for the whole batch."""
+        "labels": (B,) if labelled}; one read of the storage for the whole batch.
+
+        flip: (B,) bool; the images where it is True are flipped left-right (before the conversion to float).
+        """
         indices = torch.as_tensor(indices, dtype=torch.int64)
-        pixels = torch.from_numpy(self.storage[self.rows[indices.numpy()]])
-        out = {"images": pixels_to_model_range(pixels)}
+        pixels = self.storage[self.rows[indices.numpy()]]  # (B, C, H, W) uint8, a copy
+        if flip is not None and flip.any():
+            pixels[flip] = pixels[flip, ..., ::-1]
+        out = {"images": pixels_to_model_range(torch.from_numpy(pixels))}
         if self.labels is not None:
             out["labels"] = self.labels[indices]
         return out
-
-    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
-        """The batch at `indices`, as a torch DataLoader asks for it (one call per batch)."""
-        return self.batch(torch.tensor(indices, dtype=torch.int64))
 
     def subset(self, indices: Tensor) -> ImageDataset:
         """A dataset with only the rows at `indices` (positions in this set); the pixels are shared, not copied."""

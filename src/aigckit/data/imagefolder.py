@@ -40,15 +40,16 @@ def _square(image: Image.Image, size: int) -> Image.Image:
 def _listing(root: Path) -> list[tuple[str, int, int]]:
     """(path relative to root, size, mtime in ns) of every image file under root, in Path order."""
     found = []
-    stack = [root]
-    while stack:  # os.scandir: stat results without a Path object per file (50,000 files in ~0.1 s)
-        with os.scandir(stack.pop()) as entries:
+    stack = [""]  # relative folder paths ("" or "a/b/"); strings, not Paths: 50,000 files listed in ~0.1 s
+    while stack:
+        prefix = stack.pop()
+        with os.scandir(root / prefix if prefix else root) as entries:
             for entry in entries:
                 if entry.is_dir():
-                    stack.append(Path(entry.path))
+                    stack.append(f"{prefix}{entry.name}/")
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
                     stat = entry.stat()
-                    found.append((Path(entry.path).relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+                    found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
     return sorted(found, key=lambda f: f[0].split("/"))  # sorted as Paths sort: part by part
 
 
@@ -65,10 +66,7 @@ def _image_files(config: DataConfig) -> tuple[Path, list[tuple[str, int, int]]]:
 
 def _digest(files: list[tuple[str, int, int]]) -> str:
     """base.files_digest of the listing: sha256 over each file's relative path, size and mtime."""
-    digest = hashlib.sha256()
-    for name, size, mtime in files:
-        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()
+    return hashlib.sha256("".join(f"{name}\0{size}\0{mtime}\n" for name, size, mtime in files).encode()).hexdigest()
 
 
 def _identity(root: Path, files: list[tuple[str, int, int]]) -> dict[str, Any]:

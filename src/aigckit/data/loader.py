@@ -18,25 +18,44 @@ __all__ = ["training_batches", "flip_mask", "OrderedBatchSampler"]
 
 FLIP_STREAM = 0x5EED_F11B  # keeps the flip coins apart from every other random stream drawn from the seed
 
+# What the sampler hands the fetch for one batch: this process's example indices and which of them to flip.
+Request = tuple[np.ndarray, "np.ndarray | None"]
 
-class OrderedBatchSampler(Sampler[list[int]]):
-    """This process's share of global batches start, start + 1, ... forever, as BatchOrder gives them."""
 
-    def __init__(self, order: BatchOrder, start: int = 0) -> None:
-        self.order, self.start = order, start
+def flip_mask(seed: int, index: int, global_batch: int) -> np.ndarray:
+    """Which images of global batch `index` are flipped, (global_batch,) bool: a pure function of the seed, the
+    batch index and the position in the global batch, so any split across processes flips the same images."""
+    return np.random.default_rng([FLIP_STREAM, seed % 2**63, index]).random(global_batch) < 0.5
 
-    def __iter__(self) -> Iterator[list[int]]:
-        index = self.start
+
+class OrderedBatchSampler(Sampler[Request]):
+    """This process's share of global batches start, start + 1, ... forever, as BatchOrder gives them, each with
+    its flip mask (None when not flipping)."""
+
+    def __init__(self, order: BatchOrder, *, start: int = 0, flip: bool = False) -> None:
+        self.order, self.start, self.flip = order, start, flip
+
+    def __iter__(self) -> Iterator[Request]:
+        order, index = self.order, self.start
+        first = order.rank * order.batch_size  # this process's slice of the global batch
         while True:
-            yield self.order.indices(index).tolist()
+            flip = flip_mask(order.seed, index, order.global_batch)[first:first + order.batch_size] \
+                if self.flip else None
+            yield order.indices(index).numpy(), flip
             index += 1
 
 
-def flip_mask(seed: int, index: int, global_batch: int) -> Tensor:
-    """Which images of global batch `index` are flipped, (global_batch,) bool: a pure function of the seed, the
-    batch index and the position in the global batch, so any split across processes flips the same images."""
-    coins = np.random.default_rng([FLIP_STREAM, seed % 2**63, index]).random(global_batch)
-    return torch.from_numpy(coins < 0.5)
+class _Fetch:
+    """What the DataLoader indexes: one `__getitems__` call per batch, one read of the dataset's storage."""
+
+    def __init__(self, dataset: ImageDataset | TextDataset) -> None:
+        self.dataset = dataset
+
+    def __getitems__(self, request: Request) -> dict[str, Tensor]:
+        indices, flip = request
+        if flip is None:
+            return self.dataset.batch(torch.from_numpy(indices))
+        return self.dataset.batch(torch.from_numpy(indices), flip=flip)
 
 
 def _as_is(batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -50,27 +69,15 @@ def training_batches(dataset: ImageDataset | TextDataset, *, batch_size: int, se
     [-1, 1], "labels" (B,) if labelled} or {"tokens" (B, block_size + 1)}.
 
     Batch k is BatchStream's batch k (a pure function of seed and k, this rank's slice of the global batch), so a
-    run resumed at k reads what it would have read. Each batch is one `__getitems__` call on the dataset, in
-    `num_workers` persistent worker processes (0: in this process); pinned memory when `device` is CUDA.
-    flip: images only; flip the images flip_mask(seed, k, ...) picks, left-right.
+    run resumed at k reads what it would have read. Each batch is one fetch from the dataset, in `num_workers`
+    persistent worker processes (0: in this process); pinned memory when `device` is CUDA.
+    flip: images only; flip left-right the images flip_mask(seed, k, global batch size) picks.
     """
     if flip and not isinstance(dataset, ImageDataset):
         raise DataError("data.flip flips images, and this dataset is text; set data.flip=false")
     order = BatchOrder(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size)
     device = torch.device(device)
-    loader = DataLoader(dataset, batch_sampler=OrderedBatchSampler(order, start), collate_fn=_as_is,
-                        num_workers=num_workers, pin_memory=device.type == "cuda",
+    loader = DataLoader(_Fetch(dataset), batch_sampler=OrderedBatchSampler(order, start=start, flip=flip),
+                        collate_fn=_as_is, num_workers=num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
-    return _on_device(loader, device, start, order if flip else None, seed)
-
-
-def _on_device(loader: DataLoader, device: torch.device, start: int, flip_order: BatchOrder | None,
-               seed: int) -> Iterator[dict[str, Tensor]]:
-    for index, batch in enumerate(loader, start):
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        if flip_order is not None:
-            first = flip_order.rank * flip_order.batch_size
-            mask = flip_mask(seed, index, flip_order.global_batch)[first:first + flip_order.batch_size]
-            images = batch["images"]
-            batch["images"] = torch.where(mask.to(device)[:, None, None, None], images.flip(-1), images)
-        yield batch
+    return ({k: v.to(device, non_blocking=True) for k, v in batch.items()} for batch in loader)

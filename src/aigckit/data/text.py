@@ -46,10 +46,6 @@ class TextDataset:
         offsets = indices.numpy()[:, None] + np.arange(self.block_size + 1)[None, :]
         return {"tokens": torch.from_numpy(np.asarray(self.ids[offsets], dtype=np.int64))}
 
-    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
-        """The batch at `indices`, as a torch DataLoader asks for it (one call per batch)."""
-        return self.batch(torch.tensor(indices, dtype=torch.int64))
-
     def save_to(self, run_dir: Path, *, resuming: bool = False) -> None:
         """Keep the tokenizer in the run, move the ids to a memory-mapped file there, and record the corpus's
         sha256 (and its validation split's) in data/corpus.json, so that evaluation can tell a changed corpus.

@@ -123,7 +123,7 @@ def _likelihood(pipeline: ImagePipeline, data: DataConfig, seed: int) -> dict[st
     if not pipeline.family.supports("log_likelihood"):
         return None
     val = load_dataset(data, "val")
-    images = val.images[:LIKELIHOOD_IMAGES]
+    images = val.batch(torch.arange(min(len(val), LIKELIHOOD_IMAGES)))["images"]  # converts only these
     labels = val.labels[:LIKELIHOOD_IMAGES] if pipeline.num_classes and val.labels is not None else None
     generator = torch.Generator().manual_seed(seed)
     result = pipeline.family.log_likelihood(pipeline.model, images, labels, generator=generator)
