@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -115,6 +116,9 @@ def test_subsets_of_a_memory_map_share_it_and_copy_nothing(tmp_path):
     part = train.subset(torch.tensor([3, 1]))
     assert part.storage is train.storage and part.rows.tolist() == train.rows[[3, 1]].tolist()
     assert torch.equal(part.images, train.images[[3, 1]]) and torch.equal(part.labels, train.labels[[3, 1]])
+    pickled = pickle.dumps(part)  # as a DataLoader worker started by spawn receives it: the file's name
+    assert len(pickled) < 2000 and isinstance(pickle.loads(pickled).storage, np.memmap)
+    assert torch.equal(pickle.loads(pickled).images, part.images)
 
 
 def test_a_cache_hit_opens_fast_and_decodes_nothing(tmp_path, decodes):
@@ -249,3 +253,11 @@ def test_mnist_is_read_from_its_files_once(tmp_path, monkeypatch):
     assert len(reads) == 2 and (len(train), len(val)) == (15, 5) and train.storage.shape[-1] == 32
     load_dataset(config, "test")
     assert len(reads) == 4  # the t10k files are another entry
+
+
+def test_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch):
+    write_folder(tmp_path / "photos", 4)
+    (tmp_path / "not-a-folder").write_text("a file where the cache should be")
+    monkeypatch.setenv("AIGCKIT_CACHE", str(tmp_path / "not-a-folder"))
+    with pytest.raises(DataError, match="set \\$AIGCKIT_CACHE to a writable folder"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path / "photos"), image_size=8))

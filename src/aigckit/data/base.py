@@ -48,6 +48,17 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.storage, np.memmap):  # a worker process started by spawn maps the file, not a copy
+            state["storage"] = Path(self.storage.filename)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["storage"], Path):
+            state["storage"] = np.load(state["storage"], mmap_mode="r")
+        self.__dict__.update(state)
+
     @property
     def images(self) -> Tensor:
         """The whole set as float32 in [-1, 1], (N, C, H, W), converted on each access: for small sets."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_path, atomic_write_text
 from ..cache import default_cache_dir
+from ..errors import DataError
 
 try:
     import fcntl
@@ -100,11 +101,16 @@ class CacheEntry:
         time, and the others then find its entry."""
         if (hit := self.load()) is not None:
             return hit
-        with self.locked():
-            if (hit := self.load()) is not None:  # another process decoded it while we waited
-                return hit
-            self.clear()
-            return decode(self)
+        try:
+            with self.locked():
+                if (hit := self.load()) is not None:  # another process decoded it while we waited
+                    return hit
+                self.clear()
+                return decode(self)
+        except OSError as error:  # unreadable images never get here: decoders skip them or raise DataError
+            raise DataError(f"cannot write decoded {self.identity['name']} images to {self.meta.parent} "
+                            f"({error.strerror or error}); free space there or set $AIGCKIT_CACHE to a writable "
+                            f"folder") from None
 
     def store(self, decoded: Decoded) -> Decoded:
         """Write arrays decoded in memory as this entry; return the entry, memory-mapped."""
