@@ -179,9 +179,9 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return checkpoints[-1]
 
 
-def optimizer_state_to_tensors(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer's state dict into tensors (for safetensors) and JSON-able rest."""
-    state = optimizer.state_dict()
+def optimizer_state_to_tensors(name: str, state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state dict (`Optimizer.state_dict()`) into tensors (for safetensors) and JSON-able
+    rest."""
     tensors, scalars = {}, {}
     for param_id, values in state["state"].items():
         for key, value in values.items():
@@ -192,9 +192,8 @@ def optimizer_state_to_tensors(name: str, optimizer: torch.optim.Optimizer) -> t
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def optimizer_state_from_tensors(name: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                                 rest: dict) -> None:
-    """Inverse of optimizer_state_to_tensors: load the state back into `optimizer`."""
+def optimizer_state_from_tensors(name: str, tensors: dict[str, torch.Tensor], rest: dict) -> dict[str, Any]:
+    """Inverse of optimizer_state_to_tensors: the optimizer's state dict."""
     state: dict[int, dict[str, Any]] = {}
     prefix = f"{name}."
     for key, value in tensors.items():
@@ -203,7 +202,7 @@ def optimizer_state_from_tensors(name: str, optimizer: torch.optim.Optimizer, te
             state.setdefault(int(param_id), {})[field] = value
     for param_id, values in rest["scalars"].items():
         state.setdefault(int(param_id), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+    return {"state": state, "param_groups": rest["param_groups"]}
 
 
 def read_training_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

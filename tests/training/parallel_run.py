@@ -2,6 +2,11 @@
 
     parallel_run.py equivalence OUT BATCH ACCUM    a GAN, VAE, diffusion model and GPT, 3 steps each
     parallel_run.py dcgan OUT [--die-at K] [--resume]   a class-conditional DCGAN to step 6, checkpoints every 2
+    parallel_run.py gpt OUT BATCH [--fsdp] [--die-at K] [--resume]   the GPT to step 4, checkpoints every 2
+
+--fsdp: Accelerate enables FSDP only on GPU-class devices, so on a CPU its state is set by hand after the
+Accelerator starts (the one thing `accelerate launch --config_file configs/accelerate-fsdp.yaml` would do on GPUs);
+everything after that is Accelerate's own FSDP2 code, on gloo.
 """
 
 import os
@@ -45,6 +50,34 @@ def save_weights(trainer: Trainer, path: Path) -> None:
     save_file(state, str(path.with_name(f"{path.name}-rank{trainer.accelerator.process_index}.safetensors")))
 
 
+def use_fsdp() -> None:
+    """Make the Trainer's Accelerator shard with FSDP2, wrapping each Transformer block."""
+    import accelerate
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    import aigckit.training.trainer as trainer_module
+
+    def accelerator(**kwargs):
+        started = accelerate.Accelerator(**kwargs)
+        started.state.fsdp_plugin = FullyShardedDataParallelPlugin(
+            fsdp_version=2, auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["Block"],
+            reshard_after_forward=True, state_dict_type="FULL_STATE_DICT")
+        started.state.distributed_type = DistributedType.FSDP
+        return started
+
+    trainer_module.Accelerator = accelerator
+
+
+def gpt(out: Path, batch: int, die_at: int | None, resume: bool) -> None:
+    config = EQUIVALENCE["gpt"]({**FP32, "max_steps": 4, "batch_size": batch, "checkpoint_every": 2,
+                                 "keep_checkpoints": 0})
+    trainer = Trainer(config, out / "run", resume=resume, show_progress=False,
+                      extra_callbacks=[DieAt(die_at)] if die_at else None)
+    trainer.fit()
+    kind = type(trainer.nets["model"]).__name__
+    print(f"gpt: rank {trainer.accelerator.process_index} of {trainer.accelerator.num_processes} done, {kind}")
+
+
 def equivalence(out: Path, batch: int, accum: int) -> None:
     for name, make in EQUIVALENCE.items():
         config = make({**FP32, "max_steps": 3, "batch_size": batch, "grad_accum_steps": accum})
@@ -68,8 +101,12 @@ def dcgan(out: Path, die_at: int | None, resume: bool) -> None:
 
 if __name__ == "__main__":
     mode, out = sys.argv[1], Path(sys.argv[2])
+    die_at = int(sys.argv[sys.argv.index("--die-at") + 1]) if "--die-at" in sys.argv else None
     if mode == "equivalence":
         equivalence(out, int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "gpt":
+        if "--fsdp" in sys.argv:
+            use_fsdp()
+        gpt(out, int(sys.argv[3]), die_at, "--resume" in sys.argv)
     else:
-        die_at = int(sys.argv[sys.argv.index("--die-at") + 1]) if "--die-at" in sys.argv else None
         dcgan(out, die_at, "--resume" in sys.argv)

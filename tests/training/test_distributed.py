@@ -76,6 +76,39 @@ def test_a_killed_two_process_run_resumes_exactly(tmp_path):
 
 
 @pytest.mark.slow
+def test_fsdp_shards_the_gpt_trains_it_like_one_process_and_resumes_exactly(tmp_path):
+    """Accelerate's FSDP2 (state set by hand: Accelerate enables FSDP on GPUs only) on two CPU processes."""
+    whole = run("gpt", str(tmp_path / "fsdp"), "8", "--fsdp", processes=2).stdout
+    assert "gpt: rank 1 of 2 done, FSDPGPT" in whole
+    run("gpt", str(tmp_path / "one"), "16", processes=1)
+    run("gpt", str(tmp_path / "broken"), "8", "--fsdp", "--die-at", "3", processes=2, check=False)
+    assert latest_checkpoint(tmp_path / "broken" / "run").name == "step-000002"
+    run("gpt", str(tmp_path / "broken"), "8", "--fsdp", "--resume", processes=2)
+
+    def saved(folder: str, name: str) -> dict[str, torch.Tensor]:
+        tensors = load_file(latest_checkpoint(tmp_path / folder / "run") / f"{name}.safetensors")
+        return {k: v for k, v in tensors.items() if not k.startswith("rng.")}  # one process has one RNG state
+
+    # the checkpoint holds whole tensors (gathered from the shards), which one process trained to the same values
+    assert_close(saved("one", "model"), saved("fsdp", "model"), 1e-5, "FSDP against one process")
+    assert_close(saved("one", "training_state"), saved("fsdp", "training_state"), 1e-5, "optimizer state")
+    for name in ("model", "training_state"):
+        assert_close(saved("fsdp", name), saved("broken", name), 0.0, f"resumed FSDP run: {name}")
+
+
+@pytest.mark.parametrize("variable, says", [("ACCELERATE_USE_FSDP", "asks for FSDP, which Accelerate runs only on GPUs"),
+                                            ("ACCELERATE_USE_DEEPSPEED", "asks for DeepSpeed")])
+def test_an_engine_that_cannot_run_is_refused_not_ignored(tmp_path, variable, says):
+    config = HERE.parents[1] / "configs" / "gpt-pydoc.yaml"
+    result = subprocess.run([sys.executable, "-m", "aigckit", "train", str(config), "train.max_steps=1",
+                             "--run-dir", str(tmp_path / "run"), "--no-progress"], env={**ENV, variable: "true"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert says in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
 def test_cli_num_processes_two(tmp_path):
     config = HERE.parents[1] / "configs" / "dcgan-digits.yaml"
     result = subprocess.run([sys.executable, "-m", "aigckit", "train", str(config), "model.preset=tiny",

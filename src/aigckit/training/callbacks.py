@@ -128,9 +128,9 @@ class SampleGrids:
         cfg = trainer.config.train
         if trainer.step % cfg.sample_every and not trainer.stopping:
             return
+        model = trainer.whole_model()  # every process takes part: FSDP gathers the shards
         if not trainer.accelerator.is_main_process:
             return
-        model = trainer.ema.model if trainer.ema is not None else trainer.model
         generator = torch.Generator().manual_seed(cfg.seed)
         if trainer.family.supports("text_samples"):  # a family whose samples are not images writes its own file
             trainer.family.write_samples(model, trainer.run_dir, trainer.step, generator)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 import yaml
 from accelerate import Accelerator
-from accelerate.utils import broadcast, broadcast_object_list
+from accelerate.utils import DistributedType, broadcast, broadcast_object_list
 from rich.console import Console
 from torch import Tensor, nn
 
@@ -37,8 +38,14 @@ from ..precision import Precision, resolve_precision
 from .callbacks import Callbacks, Checkpointer, EMAUpdate, MetricsLogger, ProgressBar, SampleGrids
 from .ema import EMA
 from .schedule import lr_factor
+from .sharding import full_model_state, full_optimizer_state, load_full_optimizer_state
 
 __all__ = ["Trainer", "train", "resolve_model_config"]
+
+
+def _asked_for(engine: str) -> bool:
+    """Whether `accelerate launch` was configured for `engine` ("FSDP" or "DEEPSPEED")."""
+    return os.environ.get(f"ACCELERATE_USE_{engine}", "false").lower() == "true"
 
 
 def resolve_model_config(model_config: Any, dataset: Any) -> Any:
@@ -77,6 +84,9 @@ class Trainer:
         # Precision is handled by our own autocast rather than Accelerator(mixed_precision=...): accelerate
         # keeps that setting in a process-wide singleton, and a second run in one process may want another.
         # cpu=True on a machine without an accelerator is what makes accelerate use gloo under torchrun.
+        if _asked_for("DEEPSPEED"):  # checked first: Accelerate itself fails on it without the package
+            raise ConfigError("accelerate config", "asks for DeepSpeed, which aigckit's Trainer does not run; use "
+                                                   "FSDP (configs/accelerate-fsdp.yaml) or DDP (configs/accelerate-ddp.yaml)")
         self.accelerator = Accelerator(cpu=not torch.accelerator.is_available())
         self.family = family_for_model(config.model.name)
         dataset = load_dataset(config.data, "train")
@@ -93,9 +103,7 @@ class Trainer:
 
         torch.manual_seed(tc.seed)  # identical initial weights on every process
         self.model: nn.Module = self.family.build(self.config.model).to(self.accelerator.device)
-        # each trained network through Accelerate's engine (DDP, FSDP): the wrapped ones run the training forward
-        # passes, self.model (the same weights) is what samples, averages into the EMA and is saved
-        self.nets = self._prepare_networks()
+        self.sharded = self._check_engine()  # FSDP: each process holds a shard of every weight
         self.optimizers = self.family.optimizers(self.model, self.config.model)
         flops_per_example = (self.family.training_flops_per_example(self.model)
                              if self.family.supports("training_flops") else None)
@@ -113,8 +121,12 @@ class Trainer:
         self.latest_logs: dict[str, float] = {}
         self._log_sums: dict[str, Tensor] = {}
         self._log_counts: dict[str, int] = {}
-        if resume:
-            self._load_checkpoint(checkpoints[-1])
+        optimizer_states = self._load_checkpoint(checkpoints[-1]) if resume else None
+        # each trained network through Accelerate's engine (DDP, FSDP): the wrapped ones run the training forward
+        # passes; self.model holds the same weights (DDP) or is itself sharded (FSDP)
+        self.nets = self._prepare_networks()
+        if optimizer_states is not None:  # after prepare: FSDP gives the optimizers their sharded parameters
+            self._load_optimizer_states(optimizer_states)
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
@@ -140,8 +152,24 @@ class Trainer:
                 console.print(f"[bold yellow]warning:[/] {precision.warning}")
         return precision
 
+    def _check_engine(self) -> bool:
+        """Whether the networks are sharded (FSDP); an engine asked for that cannot run here raises in one line."""
+        sharded = self.accelerator.distributed_type == DistributedType.FSDP
+        if sharded and len(self.family.networks(self.model)) > 1:
+            raise ConfigError("accelerate config", f"asks for FSDP, which shards families with one network; "
+                                                   f"{self.family.name} models train with DDP (configs/accelerate-ddp.yaml)")
+        if _asked_for("FSDP") and not sharded:
+            raise ConfigError("accelerate config", f"asks for FSDP, which Accelerate runs only on GPUs (this process "
+                                                   f"runs on {self.accelerator.device.type}); on CPUs train "
+                                                   f"data-parallel with aigckit train --num-processes N")
+        if sharded and self.config.train.use_ema:
+            raise ConfigError("train.use_ema", "an average of sharded (FSDP) weights is not kept; set "
+                                               "train.use_ema=false")
+        return sharded
+
     def _prepare_networks(self) -> dict[str, nn.Module]:
-        """The family's networks, each wrapped by accelerator.prepare when several processes train."""
+        """The family's networks, each through accelerator.prepare when several processes train (FSDP with its
+        optimizer, whose parameters it replaces by their shards)."""
         if self.accelerator.num_processes > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                                       for m in self.model.modules()):
             if self.accelerator.device.type == "cuda":  # batch statistics of the whole global batch
@@ -153,8 +181,9 @@ class Trainer:
         networks = self.family.networks(self.model)
         if self.accelerator.num_processes == 1:
             return networks
-        wrapped = self.accelerator.prepare(*networks.values())
-        return dict(zip(networks, wrapped if len(networks) > 1 else [wrapped], strict=True))
+        if self.sharded:
+            return {name: self.accelerator.prepare(net, self.optimizers[name])[0] for name, net in networks.items()}
+        return {name: self.accelerator.prepare(net) for name, net in networks.items()}
 
     # ---------------------------------------------------------------- the loop
     def fit(self) -> None:
@@ -258,8 +287,9 @@ class Trainer:
 
     def _backward(self, output: StepOutput, params: list[Tensor]) -> None:
         micro_batches = self.config.train.grad_accum_steps
-        # inputs=params: a generator loss must not leave gradients in the discriminator
-        self.accelerator.backward(output.loss / micro_batches, inputs=params)
+        # inputs=params: a generator loss must not leave gradients in the discriminator. FSDP's sharded parameters
+        # are not in the graph (their gathered copies are), so there the one network takes every gradient.
+        self.accelerator.backward(output.loss / micro_batches, inputs=None if self.sharded else params)
         self._accumulate_logs(output.logs, micro_batches)
 
     def _optimizer_step(self, name: str, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> None:
@@ -299,22 +329,51 @@ class Trainer:
         device_rng = self._device_rng()
         if device_rng is not None:
             device_rng = self.accelerator.gather(device_rng[None].to(self.accelerator.device)).cpu()
+        model = self.whole_model(ema=False)  # under FSDP: gathered from the shards by every process
+        optimizer_states = self._optimizer_states()
         if self.accelerator.is_main_process:
             tensors: dict[str, Tensor] = {f"rng.rank{r}": rng[r] for r in range(rng.shape[0])}
             if device_rng is not None:
                 tensors.update({f"rng_{self.accelerator.device.type}.rank{r}": device_rng[r]
                                 for r in range(device_rng.shape[0])})
             optimizers = {}
-            for name, optimizer in self.optimizers.items():
-                optimizer_tensors, optimizers[name] = optimizer_state_to_tensors(name, optimizer)
+            for name, state in optimizer_states.items():
+                optimizer_tensors, optimizers[name] = optimizer_state_to_tensors(name, state)
                 tensors.update({f"optimizer.{k}": v for k, v in optimizer_tensors.items()})
             with atomic_directory(path) as tmp:
                 save_training_state(tmp, tensors, {"step": self.step, "elapsed_seconds": self.elapsed,
                                                    "optimizers": optimizers, "num_processes": rng.shape[0]})
-                save_pretrained(tmp, self.model, self.family, ema=self.ema.model if self.ema else None)
+                save_pretrained(tmp, model, self.family, ema=self.ema.model if self.ema else None)
             self._prune_checkpoints()
         self.accelerator.wait_for_everyone()
         return path
+
+    def whole_model(self, *, ema: bool = True) -> nn.Module | None:
+        """The model to sample from or save: the EMA's (if kept and `ema`) or the live one. Under FSDP a whole copy
+        gathered from the shards, on process 0 only (None on the others), and every process must call."""
+        if not self.sharded:
+            return self.ema.model if ema and self.ema is not None else self.model
+        states = {name: full_model_state(net) for name, net in self.nets.items()}
+        if not self.accelerator.is_main_process:
+            return None
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the training stream
+            whole = self.family.build(self.config.model)
+        for name, net in self.family.networks(whole).items():
+            net.load_state_dict(states[name])
+        return whole.to(self.accelerator.device)
+
+    def _optimizer_states(self) -> dict[str, dict[str, Any]]:
+        """Each optimizer's whole state dict (under FSDP gathered on process 0; every process must call)."""
+        if not self.sharded:
+            return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
+        return {name: full_optimizer_state(self.nets[name], optimizer) for name, optimizer in self.optimizers.items()}
+
+    def _load_optimizer_states(self, states: dict[str, dict[str, Any]]) -> None:
+        for name, optimizer in self.optimizers.items():
+            if self.sharded:
+                load_full_optimizer_state(self.nets[name], optimizer, states[name])
+            else:
+                optimizer.load_state_dict(states[name])
 
     def _prune_checkpoints(self) -> None:
         keep = self.config.train.keep_checkpoints
@@ -322,7 +381,9 @@ class Trainer:
             for old in list_checkpoints(self.run_dir)[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _load_checkpoint(self, path: Path) -> None:
+    def _load_checkpoint(self, path: Path) -> dict[str, dict[str, Any]]:
+        """Load weights, random states, step and time from `path` (before the networks are prepared); returns
+        the optimizers' state dicts, which are loaded after."""
         manifest = verify_checkpoint(path)
         if manifest["model"] != to_dict(self.config.model):
             raise ConfigError("model", f"differs from the model saved in {path}; resume with the run's own "
@@ -332,10 +393,10 @@ class Trainer:
             has_ema = any(name.startswith(("ema.", "ema/")) for name in manifest["files"])
             self.family.load_weights(self.ema.model, path, "ema" if has_ema else "model")
         tensors, meta = read_training_state(path)
-        for name, optimizer in self.optimizers.items():
-            prefix = f"optimizer.{name}."
-            optimizer_state_from_tensors(name, optimizer, {k[len("optimizer."):]: v for k, v in tensors.items()
-                                                           if k.startswith(prefix)}, meta["optimizers"][name])
+        optimizer_states = {name: optimizer_state_from_tensors(name, {k[len("optimizer."):]: v for k, v in tensors.items()
+                                                                      if k.startswith(f"optimizer.{name}.")},
+                                                               meta["optimizers"][name])
+                            for name in self.optimizers}
         if meta["num_processes"] != self.accelerator.num_processes:
             raise CheckpointError(f"{path} was written by {meta['num_processes']} processes; resume with "
                                   f"--num-processes {meta['num_processes']}")
@@ -352,6 +413,7 @@ class Trainer:
             raise CheckpointError(f"{path} was written by an older aigckit that did not record the training time; "
                                   f"start a new run")
         self.elapsed_before = self.elapsed = float(meta["elapsed_seconds"])
+        return optimizer_states
 
     def _device_rng(self) -> Tensor | None:
         """The random state of the accelerator (CUDA, ...) this process trains on; None on a CPU."""
