@@ -261,3 +261,16 @@ def test_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setenv("AIGCKIT_CACHE", str(tmp_path / "not-a-folder"))
     with pytest.raises(DataError, match="set \\$AIGCKIT_CACHE to a writable folder"):
         load_dataset(DataConfig(name="imagefolder", root=str(tmp_path / "photos"), image_size=8))
+
+
+def test_files_are_listed_in_path_order_with_the_old_digest(tmp_path):
+    """The fast listing orders files as sorted(Path) did (part by part), so rows, labels and digests keep."""
+    from aigckit.data.base import files_digest
+
+    for name in ["a/x.png", "a-b/y.PNG", "a.b/z.jpg", "a/c/w.png", "B/v.png", "top.png", ".png", "a/notes.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    old = sorted(p for p in tmp_path.rglob("*") if p.suffix.lower() in imagefolder.IMAGE_SUFFIXES and p.is_file())
+    listing = imagefolder._listing(tmp_path)
+    assert [name for name, _, _ in listing] == [p.relative_to(tmp_path).as_posix() for p in old]
+    assert imagefolder._digest(listing) == files_digest(old, tmp_path)

@@ -38,19 +38,22 @@ def _square(image: Image.Image, size: int) -> Image.Image:
 
 
 def _listing(root: Path) -> list[tuple[str, int, int]]:
-    """(path relative to root, size, mtime in ns) of every image file under root, in Path order."""
+    """(path relative to root, size, mtime in ns) of every image file under root, in Path order (part by part:
+    a depth-first walk with each folder's entries sorted by name). Strings, not Paths: 50,000 files in ~0.2 s."""
     found = []
-    stack = [""]  # relative folder paths ("" or "a/b/"); strings, not Paths: 50,000 files listed in ~0.1 s
-    while stack:
-        prefix = stack.pop()
-        with os.scandir(root / prefix if prefix else root) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    stack.append(f"{prefix}{entry.name}/")
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
-                    stat = entry.stat()
-                    found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
-    return sorted(found, key=lambda f: f[0].split("/"))  # sorted as Paths sort: part by part
+
+    def walk(prefix: str) -> None:
+        with os.scandir(root / prefix) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        for entry in entries:
+            if entry.is_dir():
+                walk(f"{prefix}{entry.name}/")
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                stat = entry.stat()
+                found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+
+    walk("")
+    return found
 
 
 def _image_files(config: DataConfig) -> tuple[Path, list[tuple[str, int, int]]]:
