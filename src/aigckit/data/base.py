@@ -172,9 +172,9 @@ def files_digest(paths: Iterable[Path], root: Path) -> str:
 
 def split_indices(n: int, val_fraction: float, split: str) -> Tensor:
     """A fixed, seed-independent train/val partition of range(n) (the same on every machine)."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(20240601))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(20240601)).numpy()
     n_val = int(round(n * val_fraction))
-    return order[n_val:].sort().values if split == "train" else order[:n_val].sort().values
+    return torch.from_numpy(np.sort(order[n_val:] if split == "train" else order[:n_val]))  # numpy: no thread pool
 
 
 def data_root(config: DataConfig) -> Path:

@@ -37,6 +37,12 @@ def _square(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
 
 
+def _suffix(name: str) -> str:
+    """Path(name).suffix.lower(), without building a Path."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def _listing(root: Path) -> list[tuple[str, int, int]]:
     """(path relative to root, size, mtime in ns) of every image file under root, in Path order (part by part:
     a depth-first walk with each folder's entries sorted by name). Strings, not Paths: 50,000 files in ~0.2 s."""
@@ -48,7 +54,7 @@ def _listing(root: Path) -> list[tuple[str, int, int]]:
         for entry in entries:
             if entry.is_dir():
                 walk(f"{prefix}{entry.name}/")
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+            elif _suffix(entry.name) in IMAGE_SUFFIXES and entry.is_file():
                 stat = entry.stat()
                 found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
 
@@ -102,7 +108,7 @@ def _decode_chunk(npy: str, paths: list[str], start: int, mode: str, size: int) 
     return failed
 
 
-def _progress(total: int, description: str):  # noqa: ANN202 - a rich Progress
+def _progress():  # noqa: ANN202 - a rich Progress
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
@@ -120,7 +126,7 @@ def decode_folder(paths: list[Path], npy: Path, *, mode: str, size: int, workers
     workers = workers or decode_workers()
     chunks = [(start, [str(p) for p in paths[start:start + CHUNK]]) for start in range(0, len(paths), CHUNK)]
     failed: list[tuple[int, str]] = []
-    with _progress(len(paths), description) as progress:
+    with _progress() as progress:
         task = progress.add_task(description, total=len(paths))
         workers = min(workers, len(chunks))
         if workers <= 1:
@@ -167,7 +173,8 @@ def _decode(entry: CacheEntry, root: Path, files: list[tuple[str, int, int]], co
             names = [names[row] for row in good]
     class_names = sorted({name.split("/")[0] for name in names if "/" in name})
     labelled = bool(class_names) and all("/" in name for name in names)
-    labels = np.array([class_names.index(name.split("/")[0]) for name in names]) if labelled else None
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = np.array([index[name.split("/")[0]] for name in names]) if labelled else None
     return entry.commit(labels, class_names if labelled else [], skipped)
 
 
