@@ -79,5 +79,8 @@ def training_batches(dataset: ImageDataset | TextDataset, *, batch_size: int, se
     device = torch.device(device)
     loader = DataLoader(_Fetch(dataset), batch_sampler=OrderedBatchSampler(order, start=start, flip=flip),
                         collate_fn=_as_is, num_workers=num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
+                        persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None,
+                        # its own generator: starting an iterator draws a seed, which must not move the global
+                        # random stream (a resumed run starts one at another step than the unbroken run)
+                        generator=torch.Generator().manual_seed(seed))
     return ({k: v.to(device, non_blocking=True) for k, v in batch.items()} for batch in loader)

@@ -30,7 +30,7 @@ from ..checkpoint import (
     verify_checkpoint,
 )
 from ..config import RunConfig, to_dict
-from ..data import BatchStream, load_dataset
+from ..data import load_dataset, training_batches
 from ..errors import CheckpointError, ConfigError
 from ..family import StepOutput, family_for_model
 from ..layers import example_seeds
@@ -96,8 +96,6 @@ class Trainer:
         self.config = dataclasses.replace(config, model=model_config,
                                           train=dataclasses.replace(tc, precision=self.precision.name))
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        self.batches = BatchStream(dataset, tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
-                                   device=self.accelerator.device)
         self.examples_per_step = tc.batch_size * tc.grad_accum_steps * world
         self.tokens_per_example = getattr(dataset, "block_size", None)  # text data: tokens/s is logged too
 
@@ -127,6 +125,10 @@ class Trainer:
         self.nets = self._prepare_networks()
         if optimizer_states is not None:  # after prepare: FSDP gives the optimizers their sharded parameters
             self._load_optimizer_states(optimizer_states)
+        # the input pipeline, from the first batch of the step to run (batch k is the same whatever the start)
+        self.batches = training_batches(dataset, batch_size=tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
+                                        start=self.step * tc.grad_accum_steps, device=self.accelerator.device,
+                                        flip=config.data.flip, num_workers=config.data.num_workers)
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
@@ -253,7 +255,7 @@ class Trainer:
         which is its place in the data too: N processes and M micro-batches draw what one process at N x M draws.
         """
         tc = self.config.train
-        batch = self.batches.batch_at(step * tc.grad_accum_steps + index)
+        batch = next(self.batches)  # batch step * grad_accum_steps + index: the pipeline reads them in order
         first = (index * self.accelerator.num_processes + self.accelerator.process_index) * tc.batch_size
         batch["seeds"] = example_seeds(tc.seed, step, first, tc.batch_size)
         return batch
