@@ -16,7 +16,7 @@ from PIL import Image
 
 from aigckit.config import DataConfig
 from aigckit.data import imagefolder, load_dataset
-from aigckit.data.transforms import quantise_8bit, resize, to_model_range
+from aigckit.data.transforms import pixels_to_model_range, quantise_8bit, resize, to_model_range
 from aigckit.errors import DataError
 
 
@@ -76,6 +76,8 @@ def labels_of(paths):
 
 
 def test_storage_is_uint8_and_batches_are_the_old_float_conversion(tmp_path):
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    assert torch.equal(pixels_to_model_range(levels), to_model_range(levels))  # all 256 levels, bit for bit
     digits = load_dataset(DataConfig(name="digits", image_size=8))
     assert digits.storage.dtype == np.uint8 and digits.pixels.shape[1:] == (1, 8, 8)
     indices = torch.tensor([5, 0, 99, 5])

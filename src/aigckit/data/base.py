@@ -94,7 +94,7 @@ class ImageDataset:
         pixels = self.storage[self.rows[indices.numpy()]]  # (B, C, H, W) uint8, a copy
         if flip is not None and flip.any():
             pixels[flip] = pixels[flip, ..., ::-1]
-        out = {"images": pixels_to_model_range(torch.from_numpy(pixels))}
+        out = {"images": pixels_to_model_range(pixels)}
         if self.labels is not None:
             out["labels"] = self.labels[indices]
         return out
