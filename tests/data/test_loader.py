@@ -83,3 +83,11 @@ def test_too_few_examples_and_bad_settings_are_refused(digits):
         training_batches(digits, batch_size=1000, seed=0, world_size=2)  # raised at the call, not at next()
     with pytest.raises(ConfigError, match="num_workers"):
         DataConfig(num_workers=-1)
+
+
+def test_the_loader_leaves_the_global_random_stream_alone(digits):
+    """A DataLoader draws a seed when it starts; from the global generator, a run resumed at another step would
+    draw its training noise from another stream than the unbroken run."""
+    state = torch.get_rng_state()
+    take(training_batches(digits, batch_size=8, seed=0, flip=True), 3)
+    assert torch.equal(torch.get_rng_state(), state)
