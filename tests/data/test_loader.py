@@ -67,6 +67,18 @@ def test_flips_depend_on_seed_batch_and_position_only(digits):
     assert (flip_mask(5, 0, 64) != flip_mask(6, 0, 64)).any() and (flip_mask(5, 0, 64) != flip_mask(5, 1, 64)).any()
 
 
+def test_micro_batches_of_several_processes_read_and_flip_what_one_big_batch_does(digits):
+    """2 processes x 3 micro-batches of 4 images read (and flip) what 1 process at 24 reads, step by step,
+    across epoch ends: 1,617 // 24 = 67 steps an epoch either way, the incomplete last step dropped."""
+    one = take(training_batches(digits, batch_size=24, seed=2, flip=True), 150)
+    split = [take(training_batches(digits, batch_size=4, seed=2, rank=r, world_size=2, micro_batches=3,
+                                   flip=True), 450) for r in range(2)]
+    for step in range(150):  # micro-batch i of the step, then the process: the examples' places in the step
+        parts = [split[r][3 * step + i] for i in range(3) for r in range(2)]
+        for key in ("images", "labels"):
+            assert torch.equal(torch.cat([part[key] for part in parts]), one[step][key]), (step, key)
+
+
 def test_text_goes_through_the_same_loader():
     text = load_dataset(DataConfig(name="pydoc", block_size=16), "val")
     stream = BatchStream(text, 4, seed=2)

@@ -20,16 +20,20 @@ class BatchOrder:
     """Which examples make this process's share of global batch k: a pure function of (seed, k).
 
     Each epoch is one permutation of the data, seeded by seed * 100_003 + epoch; every global batch of
-    batch_size * world_size examples is cut into one slice per rank, as a DistributedSampler does.
+    batch_size * world_size examples is cut into one slice per rank, as a DistributedSampler does. With
+    `micro_batches` M, global batches M s .. M s + M - 1 make step s, and an epoch holds whole steps only, so a
+    step reads the examples one process at M x world_size x batch_size reads.
     """
 
-    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1,
+                 micro_batches: int = 1) -> None:
         self.n, self.batch_size, self.seed, self.rank = n, batch_size, seed, rank
-        self.global_batch = batch_size * world_size
-        if n < self.global_batch:
-            raise DataError(f"the dataset has {n} examples, fewer than one batch of {self.global_batch}; "
-                            f"lower train.batch_size")
-        self.batches_per_epoch = n // self.global_batch  # the incomplete last batch is dropped
+        self.global_batch, self.micro_batches = batch_size * world_size, micro_batches
+        if n < self.global_batch * micro_batches:
+            raise DataError(f"the dataset has {n} examples, fewer than one step of {self.global_batch * micro_batches}; "
+                            f"lower train.batch_size or train.grad_accum_steps")
+        # the incomplete last step is dropped
+        self.batches_per_epoch = n // (self.global_batch * micro_batches) * micro_batches
         self._epoch, self._order = -1, torch.empty(0, dtype=torch.int64)
 
     def indices(self, index: int) -> Tensor:

@@ -37,10 +37,13 @@ class OrderedBatchSampler(Sampler[Request]):
 
     def __iter__(self) -> Iterator[Request]:
         order, index = self.order, self.start
-        first = order.rank * order.batch_size  # this process's slice of the global batch
+        step_batch = order.global_batch * order.micro_batches
         while True:
-            flip = flip_mask(order.seed, index, order.global_batch)[first:first + order.batch_size] \
-                if self.flip else None
+            flip = None
+            if self.flip:  # drawn for the whole step, so any split into processes and micro-batches flips alike
+                step, micro_batch = divmod(index, order.micro_batches)
+                first = micro_batch * order.global_batch + order.rank * order.batch_size
+                flip = flip_mask(order.seed, step, step_batch)[first:first + order.batch_size]
             yield order.indices(index).numpy(), flip
             index += 1
 
@@ -63,19 +66,22 @@ def _as_is(batch: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def training_batches(dataset: ImageDataset | TextDataset, *, batch_size: int, seed: int, rank: int = 0,
-                     world_size: int = 1, start: int = 0, device: torch.device | str = "cpu", flip: bool = False,
-                     num_workers: int = 0) -> Iterator[dict[str, Tensor]]:
+                     world_size: int = 1, micro_batches: int = 1, start: int = 0, device: torch.device | str = "cpu",
+                     flip: bool = False, num_workers: int = 0) -> Iterator[dict[str, Tensor]]:
     """This process's batches k = start, start + 1, ... forever, on `device`: {"images" (B, C, H, W) float32 in
     [-1, 1], "labels" (B,) if labelled} or {"tokens" (B, block_size + 1)}.
 
-    Batch k is BatchStream's batch k (a pure function of seed and k, this rank's slice of the global batch), so a
-    run resumed at k reads what it would have read. Each batch is one fetch from the dataset, in `num_workers`
-    persistent worker processes (0: in this process); pinned memory when `device` is CUDA.
-    flip: images only; flip left-right the images flip_mask(seed, k, global batch size) picks.
+    Batch k is a pure function of seed and k (this rank's slice of the global batch; BatchStream's batch k when
+    micro_batches is 1), so a run resumed at k reads what it would have read. With `micro_batches` M (gradient
+    accumulation), batches M s .. M s + M - 1 hold the examples of step s, those of one batch M times larger.
+    Each batch is one fetch from the dataset, in `num_workers` persistent worker processes (0: in this process);
+    pinned memory when `device` is CUDA.
+    flip: images only; flip left-right the images flip_mask(seed, s, examples per step) picks for step s.
     """
     if flip and not isinstance(dataset, ImageDataset):
         raise DataError("data.flip flips images, and this dataset is text; set data.flip=false")
-    order = BatchOrder(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size)
+    order = BatchOrder(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size,
+                       micro_batches=micro_batches)
     device = torch.device(device)
     loader = DataLoader(_Fetch(dataset), batch_sampler=OrderedBatchSampler(order, start=start, flip=flip),
                         collate_fn=_as_is, num_workers=num_workers, pin_memory=device.type == "cuda",

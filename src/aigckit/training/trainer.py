@@ -125,10 +125,6 @@ class Trainer:
         self.nets = self._prepare_networks()
         if optimizer_states is not None:  # after prepare: FSDP gives the optimizers their sharded parameters
             self._load_optimizer_states(optimizer_states)
-        # the input pipeline, from the first batch of the step to run (batch k is the same whatever the start)
-        self.batches = training_batches(dataset, batch_size=tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
-                                        start=self.step * tc.grad_accum_steps, device=self.accelerator.device,
-                                        flip=config.data.flip, num_workers=config.data.num_workers)
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if hasattr(dataset, "save_to"):  # e.g. a text dataset keeps its tokenizer and token ids in the run
@@ -136,6 +132,12 @@ class Trainer:
             # the precision actually used is recorded, with what was asked for and why
             atomic_write_text(self.run_dir / "config.yaml", f"# train.{self.precision.describe()}\n" +
                               yaml.safe_dump(to_dict(self.config), sort_keys=False, allow_unicode=True))
+        # the input pipeline, from the first batch of the step to run (batch k is the same whatever the start);
+        # after save_to, so that worker processes read a text run's memory-mapped token ids
+        self.batches = training_batches(dataset, batch_size=tc.batch_size, seed=tc.seed, rank=rank, world_size=world,
+                                        micro_batches=tc.grad_accum_steps, start=self.step * tc.grad_accum_steps,
+                                        device=self.accelerator.device, flip=config.data.flip,
+                                        num_workers=config.data.num_workers)
         callbacks = [EMAUpdate(), MetricsLogger(), SampleGrids(), Checkpointer()]
         callbacks += [ProgressBar()] if show_progress else []
         self.callbacks = Callbacks(callbacks + (extra_callbacks or []))
