@@ -5,7 +5,7 @@
     parallel_run.py gpt OUT BATCH [--fsdp] [--die-at K] [--resume]   the GPT to step 4, checkpoints every 2
 
 --fsdp: Accelerate enables FSDP only on GPU-class devices, so on a CPU its state is set by hand after the
-Accelerator starts (the one thing `accelerate launch --config_file configs/accelerate-fsdp.yaml` would do on GPUs);
+Accelerator starts (the one thing `accelerate launch --config_file configs/accelerate/fsdp.yaml` would do on GPUs);
 everything after that is Accelerate's own FSDP2 code, on gloo.
 """
 

@@ -96,16 +96,21 @@ def test_fsdp_shards_the_gpt_trains_it_like_one_process_and_resumes_exactly(tmp_
         assert_close(saved("fsdp", name), saved("broken", name), 0.0, f"resumed FSDP run: {name}")
 
 
-@pytest.mark.parametrize("variable, says", [("ACCELERATE_USE_FSDP", "asks for FSDP, which Accelerate runs only on GPUs"),
-                                            ("ACCELERATE_USE_DEEPSPEED", "asks for DeepSpeed")])
-def test_an_engine_that_cannot_run_is_refused_not_ignored(tmp_path, variable, says):
-    config = HERE.parents[1] / "configs" / "gpt-pydoc.yaml"
-    result = subprocess.run([sys.executable, "-m", "aigckit", "train", str(config), "train.max_steps=1",
-                             "--run-dir", str(tmp_path / "run"), "--no-progress"], env={**ENV, variable: "true"},
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert says in result.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "run" / "checkpoints").exists()
+def test_an_engine_that_cannot_run_is_refused_not_ignored(tmp_path):
+    """Our FSDP config through the real `accelerate launch` on this CPU machine, and a DeepSpeed launch: one line
+    each, no run, instead of training with plain DDP."""
+    configs = HERE.parents[1] / "configs"
+    train = ["train", str(configs / "gpt-pydoc.yaml"), "train.max_steps=1", "train.use_ema=false", "--no-progress"]
+    fsdp = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                           str(configs / "accelerate" / "fsdp.yaml"), "--module", "aigckit", *train, "--run-dir",
+                           str(tmp_path / "fsdp")], env=ENV, capture_output=True, text=True, timeout=300)
+    deepspeed = subprocess.run([sys.executable, "-m", "aigckit", *train, "--run-dir", str(tmp_path / "deepspeed")],
+                               env={**ENV, "ACCELERATE_USE_DEEPSPEED": "true"}, capture_output=True, text=True,
+                               timeout=300)
+    assert fsdp.returncode != 0 and deepspeed.returncode != 0
+    assert "error: accelerate config: asks for FSDP, which Accelerate runs only on GPUs" in fsdp.stderr
+    assert "asks for DeepSpeed" in deepspeed.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "fsdp" / "checkpoints").exists() and not (tmp_path / "deepspeed").exists()
 
 
 @pytest.mark.slow

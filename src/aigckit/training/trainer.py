@@ -86,7 +86,7 @@ class Trainer:
         # cpu=True on a machine without an accelerator is what makes accelerate use gloo under torchrun.
         if _asked_for("DEEPSPEED"):  # checked first: Accelerate itself fails on it without the package
             raise ConfigError("accelerate config", "asks for DeepSpeed, which aigckit's Trainer does not run; use "
-                                                   "FSDP (configs/accelerate-fsdp.yaml) or DDP (configs/accelerate-ddp.yaml)")
+                                                   "FSDP (configs/accelerate/fsdp.yaml) or DDP (configs/accelerate/ddp.yaml)")
         self.accelerator = Accelerator(cpu=not torch.accelerator.is_available())
         self.family = family_for_model(config.model.name)
         dataset = load_dataset(config.data, "train")
@@ -161,7 +161,7 @@ class Trainer:
         sharded = self.accelerator.distributed_type == DistributedType.FSDP
         if sharded and len(self.family.networks(self.model)) > 1:
             raise ConfigError("accelerate config", f"asks for FSDP, which shards families with one network; "
-                                                   f"{self.family.name} models train with DDP (configs/accelerate-ddp.yaml)")
+                                                   f"{self.family.name} models train with DDP (configs/accelerate/ddp.yaml)")
         if _asked_for("FSDP") and not sharded:
             raise ConfigError("accelerate config", f"asks for FSDP, which Accelerate runs only on GPUs (this process "
                                                    f"runs on {self.accelerator.device.type}); on CPUs train "
@@ -185,7 +185,7 @@ class Trainer:
         networks = self.family.networks(self.model)
         if self.accelerator.num_processes == 1:
             return networks
-        if self.sharded:
+        if self.sharded:  # the optimizer is changed in place (its parameters become the shards); its wrapper unused
             return {name: self.accelerator.prepare(net, self.optimizers[name])[0] for name, net in networks.items()}
         return {name: self.accelerator.prepare(net) for name, net in networks.items()}
 
@@ -225,20 +225,20 @@ class Trainer:
                    for b in micro_batches]
         last = len(streams) - 1
         while True:
-            name = None
             for i, stream in enumerate(streams):
                 # gradients are synchronised across processes in the last micro-batch's backward pass only
                 with self._gradient_sync(enabled=i == last):
                     output = next(stream, None)
-                    if i > 0 and (output is None) != (name is None) or output and name and output.optimizer != name:
+                    this = output.optimizer if output is not None else None  # None: the step is over
+                    if i == 0:
+                        name = this
+                    elif this != name:
                         raise RuntimeError(f"{self.family.name}.training_step yielded different optimizers for "
                                            f"different micro-batches; its updates must not depend on the data")
-                    if output is None:
-                        continue
-                    name = output.optimizer
-                    optimizer = self.optimizers[name]
-                    params = [p for group in optimizer.param_groups for p in group["params"]]
-                    self._backward(output, params)
+                    if output is not None:
+                        optimizer = self.optimizers[name]
+                        params = [p for group in optimizer.param_groups for p in group["params"]]
+                        self._backward(output, params)
             if name is None:
                 return
             self._optimizer_step(name, optimizer, params)
