@@ -115,3 +115,18 @@ def test_metrics_csv_is_appended_not_rewritten_at_every_log(tmp_path):
     assert len(set(inodes[2:])) == 1  # once the columns are known, rows go to the end of the same file
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["step"] + [str(s) for s in range(1, 9)]
+
+
+def test_example_noise_depends_on_the_examples_place_in_the_step_only():
+    """However a step's examples are split (processes, micro-batches), each draws the same noise."""
+    from aigckit.layers import ExampleNoise, example_seeds
+
+    whole = ExampleNoise(example_seeds(7, 3, 0, 12), "cpu")
+    parts = [ExampleNoise(example_seeds(7, 3, first, 4), "cpu") for first in (0, 4, 8)]
+    expected = (whole.randint(1000), whole.randn(2, 3), whole.rand())
+    got = [(part.randint(1000), part.randn(2, 3), part.rand()) for part in parts]
+    for i, want in enumerate(expected):
+        assert torch.equal(torch.cat([g[i] for g in got]), want)
+    assert not torch.equal(ExampleNoise(example_seeds(7, 4, 0, 12), "cpu").randn(2, 3), expected[1])  # next step
+    assert not torch.equal(ExampleNoise(example_seeds(8, 3, 0, 12), "cpu").randn(2, 3), expected[1])  # other seed
+    assert len(set(example_seeds(7, 3, 0, 4096).tolist())) == 4096

@@ -38,12 +38,12 @@ def randn(shape: Sequence[int], generator: torch.Generator | BatchGenerators | N
     return torch.randn(tuple(shape), generator=generator, device=source, dtype=dtype).to(device)
 
 
-def example_seeds(seed: int, batch_index: int, first: int, count: int) -> Tensor:
-    """The seeds of examples first .. first + count - 1 of global batch `batch_index` in a run seeded `seed`:
-    (count,) int64 in [0, 2**32) (what a CPU generator keeps of a seed), a pure function of the four numbers."""
-    batch_seed = int.from_bytes(hashlib.sha256(f"{seed}/{batch_index}".encode()).digest()[:8], "little")
-    batch_generator = torch.Generator().manual_seed(batch_seed)
-    return torch.randint(0, 2**32, (first + count,), generator=batch_generator)[first:]
+def example_seeds(seed: int, step: int, first: int, count: int) -> Tensor:
+    """The seeds of the examples at places first .. first + count - 1 of training step `step` (places among all
+    the step's examples, every process and micro-batch together) in a run seeded `seed`: (count,) int64 in
+    [0, 2**32) (what a CPU generator keeps of a seed), a pure function of the four numbers."""
+    step_seed = int.from_bytes(hashlib.sha256(f"{seed}/{step}".encode()).digest()[:8], "little")
+    return torch.randint(0, 2**32, (first + count,), generator=torch.Generator().manual_seed(step_seed))[first:]
 
 
 class ExampleNoise:
