@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from accelerate import PartialState
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
@@ -110,3 +111,4 @@ if __name__ == "__main__":
         gpt(out, int(sys.argv[3]), die_at, "--resume" in sys.argv)
     else:
         dcgan(out, die_at, "--resume" in sys.argv)
+    PartialState().destroy_process_group()  # as the CLI does: no process group left for the exit to tear down

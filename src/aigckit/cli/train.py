@@ -46,7 +46,12 @@ def train_command(
                    "--resume" if resume else "--no-resume", "--progress" if progress else "--no-progress"]
         raise typer.Exit(subprocess.call(command))
 
+    from accelerate import PartialState
+
     from ..training import train
 
     train(run_config, run_dir, resume=resume, show_progress=progress)
+    # a gloo process group left for the interpreter's exit to tear down can abort the process after the run is
+    # saved ("terminate called without an active exception"): end it here (nothing to do in one process)
+    PartialState().destroy_process_group()
     err_console.print(f"run: {run_dir}  (samples in {run_dir / 'samples'}, checkpoints in {run_dir / 'checkpoints'})")
