@@ -33,6 +33,7 @@ class DiffusionConfig:
     num_train_steps: int = 1000  # T in Ho et al. 2020
     schedule: Literal["linear", "cosine"] = "cosine"
     prediction: Literal["eps", "v", "x0"] = "eps"
+    min_snr_gamma: float | None = None  # weight each step's loss by min(SNR, gamma) in x0 terms (5 in the paper)
     lr: float = 2e-4
     sampler: Literal["ddpm", "ddim", "dpm-solver++"] = "dpm-solver++"  # default for sample grids
     sampling_steps: int = 20
@@ -52,6 +53,7 @@ class DiffusionConfig:
         require(1 <= self.sampling_steps <= self.num_train_steps, "sampling_steps",
                 f"must be in 1..num_train_steps ({self.num_train_steps})")
         require(self.lr > 0, "lr", "must be positive")
+        require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma", "must be positive (or null)")
         if self.image_size is not None:
             factor = 2 ** (len(self.channel_mults) - 1)
             require(self.image_size % factor == 0, "image_size",

@@ -21,7 +21,7 @@ from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
-from .schedules import alphas_cumprod, training_target
+from .schedules import alphas_cumprod, min_snr_weights, training_target
 from .unet import UNet
 
 __all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance"]
@@ -135,7 +135,12 @@ class DiffusionFamily(FamilyBase):
         else:
             labels = model.null_labels(B, x0.device)
         output = nets["model"](x_t, t, labels)
-        loss = F.mse_loss(output.float(), training_target(model.config.prediction, x0, eps, a))
+        target = training_target(model.config.prediction, x0, eps, a)
+        if model.config.min_snr_gamma is None:
+            loss = F.mse_loss(output.float(), target)
+        else:
+            per_example = (output.float() - target).square().flatten(1).mean(1)
+            loss = (min_snr_weights(model.config.prediction, a.flatten(), model.config.min_snr_gamma) * per_example).mean()
         yield StepOutput("model", loss, {"loss": loss.detach()})
 
     @torch.no_grad()

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ...errors import AigcError
 
-__all__ = ["SCHEDULES", "PREDICTIONS", "linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps",
+__all__ = ["SCHEDULES", "PREDICTIONS", "linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps", "min_snr_weights",
            "training_target", "trailing_timesteps", "check_prediction", "timestep_index"]
 
 PREDICTIONS = ("eps", "v", "x0")  # what the network outputs: the noise, v = a * eps - s * x0, or x0 itself
@@ -77,6 +77,21 @@ def training_target(prediction: str, x0: Tensor, eps: Tensor, alpha_bar_t: Tenso
         return x0
     if prediction == "v":
         return alpha_bar_t.sqrt() * eps - (1 - alpha_bar_t).sqrt() * x0
+    raise _unknown_prediction(prediction)
+
+
+def min_snr_weights(prediction: str, alpha_bar_t: Tensor, gamma: float) -> Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023, https://arxiv.org/abs/2303.09556) for the plain MSE on the
+    network's output: the weighted loss is min(SNR, gamma) * ||x0 - x0_hat||^2 whatever the network predicts,
+    with SNR = alpha_bar / (1 - alpha_bar): high-SNR (nearly clean) steps no longer dominate the gradient."""
+    snr = alpha_bar_t / (1 - alpha_bar_t)
+    clipped = snr.clamp(max=gamma)
+    if prediction == "eps":  # ||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2
+        return clipped / snr
+    if prediction == "v":  # ||v - v_hat||^2 = (SNR + 1) ||x0 - x0_hat||^2
+        return clipped / (snr + 1)
+    if prediction == "x0":
+        return clipped
     raise _unknown_prediction(prediction)
 
 
