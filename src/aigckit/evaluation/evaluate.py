@@ -26,7 +26,7 @@ from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
 
-__all__ = ["evaluate_run", "run_config", "manifold_subset"]
+__all__ = ["evaluate_run", "evaluate_sampler", "run_config", "manifold_subset"]
 
 MANIFOLD_LIMIT = 5000  # precision/recall and density/coverage use at most this many points per side
 MEMORISATION_LIMIT = 1000
@@ -143,7 +143,7 @@ def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[
     if "steps" in pipeline.family.sample_options:
         settings["steps"] = options.get("steps", config.sampling_steps)
     if "guidance" in pipeline.family.sample_options:
-        settings["guidance"] = options.get("guidance", 1.0)
+        settings["guidance"] = options.get("guidance", config.guidance)
     return settings
 
 
@@ -228,10 +228,37 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
 
 def _steps_sweep(pipeline, features, real_stats, steps_list, n, batch_size, seed) -> list[dict]:
     """FID for each sampler at each step count, on n samples."""
-    rows = []
-    for sampler in SWEEP_SAMPLERS:
-        for steps in steps_list:
-            images, _ = _generate(pipeline, n, batch_size, seed, {"sampler": sampler, "steps": steps})
-            stats = FeatureStatistics(real_stats.sum.shape[0]).update(features(images)[0])
-            rows.append({"sampler": sampler, "steps": steps, "n_samples": n, "fid": fid(real_stats, stats)})
-    return rows
+    return [_sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed)
+            for sampler in SWEEP_SAMPLERS for steps in steps_list]
+
+
+def _sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed) -> dict[str, Any]:
+    """FID, conditional accuracy (labelled data) and sampling seconds per image for one sampler and step count;
+    guidance is the model's default."""
+    started = time.perf_counter()
+    images, labels = _generate(pipeline, n, batch_size, seed, {"sampler": sampler, "steps": steps})
+    seconds = time.perf_counter() - started
+    fake_features, logits = features(images)
+    stats = FeatureStatistics(real_stats.sum.shape[0]).update(fake_features)
+    accuracy = (conditional_accuracy(logits, labels, pipeline.num_classes)["overall"]
+                if logits is not None and labels is not None else None)
+    return {"sampler": sampler, "steps": steps, "n_samples": n, "fid": fid(real_stats, stats),
+            "conditional_accuracy": accuracy, "seconds_per_image": seconds / n,
+            "guidance": _sampler_settings(pipeline, {}).get("guidance")}
+
+
+def evaluate_sampler(run_dir: str | Path, *, sampler: str, steps: int, n: int, batch_size: int = 250, seed: int = 0,
+                     cache_dir: Path | None = None, precision: str = "auto") -> dict[str, Any]:
+    """One cell of a sampler sweep: FID on the dataset evaluator's features, conditional accuracy and seconds per
+    image for n samples of a diffusion run with `sampler` at `steps` (guidance: the model config's)."""
+    run_dir = Path(run_dir)
+    pipeline = load(run_dir, precision=precision)
+    if not {"sampler", "steps"} <= pipeline.family.sample_options:
+        raise AigcError(f"{pipeline.config.name} models have no sampler to choose; pass a diffusion run")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    data = dataclasses.replace(run_config(run_dir).data, image_size=pipeline.config.image_size)
+    features = _Extractor("evaluator", data, True, cache_dir, None)
+    real = _real_features(features, data, cache_dir)
+    real_stats = FeatureStatistics(real["features"].shape[1]).update(real["features"])
+    return {**_sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed),
+            "extractor": features.info["extractor"], "sampling_precision": pipeline.precision.describe()}

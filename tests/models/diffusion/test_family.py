@@ -131,7 +131,8 @@ def test_inpaint_refuses_resampling_that_cannot_happen_and_guidance_without_a_la
         FAMILY.inpaint(conditional_model(), images, known, steps=10, guidance=2.0)
 
 
-@pytest.mark.parametrize("field, value", [("schedule", "cosin"), ("prediction", "epsilon"), ("sampler", "ddmi")])
+@pytest.mark.parametrize("field, value", [("schedule", "cosin"), ("prediction", "epsilon"), ("sampler", "ddmi"),
+                                          ("noise_sampling", "normal")])
 def test_the_config_refuses_unknown_names(field, value):
     from aigckit.errors import ConfigError
 
@@ -139,21 +140,86 @@ def test_the_config_refuses_unknown_names(field, value):
         DiffusionConfig(**{field: value})
 
 
-@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0", "edm"])
 def test_min_snr_weighted_loss_is_min_snr_times_the_x0_error_for_every_prediction(prediction):
     """Min-SNR-gamma (Hang et al. 2023) written in x0 terms, checked against our own x0 conversion."""
-    from aigckit.models.diffusion.schedules import alphas_cumprod, min_snr_weights, to_x0_and_eps, training_target
+    from aigckit.models.diffusion.schedules import (alphas_cumprod, edm_scalings, edm_target, min_snr_weights,
+                                                    to_x0_and_eps, training_target)
 
     torch.manual_seed(0)
     a = alphas_cumprod("cosine", 1000)[torch.tensor([0, 5, 100, 500, 900, 999])].double().view(-1, 1, 1, 1)
     x0, eps, output = torch.randn(3, 6, 1, 4, 4, dtype=torch.float64).unbind(0)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-    weighted = min_snr_weights(prediction, a.flatten(), 5.0) * \
-        (output - training_target(prediction, x0, eps, a)).square().flatten(1).sum(1)
-    x0_hat, _ = to_x0_and_eps(prediction, output, x_t, a)
+    if prediction == "edm":
+        target = edm_target(x0, eps, a, 0.5)
+        _, c_skip, c_out = edm_scalings(a, 0.5)
+        x0_hat = c_skip * x_t + c_out * output
+    else:
+        target = training_target(prediction, x0, eps, a)
+        x0_hat, _ = to_x0_and_eps(prediction, output, x_t, a)
+    weighted = min_snr_weights(prediction, a.flatten(), 5.0, 0.5) * (output - target).square().flatten(1).sum(1)
     snr = (a / (1 - a)).flatten()
     torch.testing.assert_close(weighted, snr.clamp(max=5.0) * (x0 - x0_hat).square().flatten(1).sum(1))
     assert (snr > 5).any() and (snr < 5).any()  # both sides of the clip are exercised
+
+
+def test_edm_preconditioning_recovers_x0_and_is_v_prediction_at_unit_sigma_data():
+    """Karras et al. 2022's c_skip, c_out, c_in in VP terms: the target maps back to x0 exactly, the input has
+    unit variance for data of std sigma_data, and sigma_data = 1 is v-prediction with F = -v."""
+    from aigckit.models.diffusion.schedules import alphas_cumprod, edm_scalings, edm_target, training_target
+
+    g = torch.Generator().manual_seed(0)
+    a = alphas_cumprod("cosine", 1000)[torch.tensor([0, 10, 300, 700, 999])].double().view(-1, 1, 1, 1)
+    x0 = 0.5 * torch.randn(5, 1, 64, 64, generator=g, dtype=torch.float64)  # data of std 0.5
+    eps = torch.randn(5, 1, 64, 64, generator=g, dtype=torch.float64)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    c_in, c_skip, c_out = edm_scalings(a, 0.5)
+    torch.testing.assert_close(c_skip * x_t + c_out * edm_target(x0, eps, a, 0.5), x0)
+    torch.testing.assert_close((c_in * x_t).flatten(1).std(1), torch.ones(5, dtype=torch.float64), atol=0.03, rtol=0)
+    torch.testing.assert_close(edm_target(x0, eps, a, 0.5).flatten(1).std(1), torch.ones(5, dtype=torch.float64),
+                               atol=0.03, rtol=0)
+    c_in, c_skip, c_out = edm_scalings(a, 1.0)
+    torch.testing.assert_close(c_in, torch.ones_like(a))
+    torch.testing.assert_close((c_skip, c_out), (a.sqrt(), (1 - a).sqrt()))
+    torch.testing.assert_close(edm_target(x0, eps, a, 1.0), -training_target("v", x0, eps, a))
+
+
+def test_lognormal_timesteps_are_the_nearest_in_log_sigma():
+    from aigckit.models.diffusion.schedules import alphas_cumprod, lognormal_timesteps
+
+    a = alphas_cumprod("cosine", 1000)
+    draws = torch.randn(2000, generator=torch.Generator().manual_seed(0)) * 3
+    t = lognormal_timesteps(draws, a, -1.2, 1.2)
+    log_sigmas = 0.5 * torch.log((1 - a) / a)
+    nearest = (log_sigmas[None] - (-1.2 + 1.2 * draws)[:, None]).abs().argmin(1)
+    assert torch.equal(t, nearest)
+    assert t.min() == 0 and t.max() == 999  # the tails reach both ends of the schedule
+
+
+def test_an_edm_run_with_lognormal_noise_trains_and_samples(tmp_path):
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    config = tiny_config({"name": "diffusion", "prediction": "edm", "noise_sampling": "lognormal",
+                          "conditional": True, "guidance": 2.0}, train={"max_steps": 30, "log_every": 10})
+    Trainer(config, tmp_path, show_progress=False).fit()
+    losses = [row["loss"] for row in read_metrics(tmp_path / "metrics.csv")]
+    assert losses[-1] < losses[0]
+    pipeline = load(tmp_path)
+    for sampler in ("ddpm", "ddim", "dpm-solver++"):
+        images = pipeline.sample(4, labels=[1, 2, 3, 4], seed=0, sampler=sampler, steps=5)
+        assert torch.isfinite(images).all()
+    # guidance left out is the config's 2, not 1
+    default = pipeline.sample(4, labels=[1, 2, 3, 4], seed=0, steps=5)
+    assert torch.equal(default, pipeline.sample(4, labels=[1, 2, 3, 4], seed=0, steps=5, guidance=2.0))
+    assert not torch.equal(default, pipeline.sample(4, labels=[1, 2, 3, 4], seed=0, steps=5, guidance=1.0))
+
+
+def test_guidance_in_the_config_needs_a_conditional_model():
+    from aigckit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="guidance needs a class-conditional model"):
+        DiffusionConfig(guidance=3.0)
 
 
 def test_a_min_snr_run_trains(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,17 +33,30 @@ class DiffusionConfig:
     dropout: float = 0.0
     num_train_steps: int = 1000  # T in Ho et al. 2020
     schedule: Literal["linear", "cosine"] = "cosine"
-    prediction: Literal["eps", "v", "x0"] = "eps"
+    # what the network outputs: eps, v, x0, or edm (Karras et al. 2022's preconditioning, see schedules.py)
+    prediction: Literal["eps", "v", "x0", "edm"] = "eps"
+    sigma_data: float = 0.5  # edm only: the data's standard deviation the preconditioning assumes
+    # which noise levels training visits: uniform over the T timesteps, or log-normal in sigma (EDM's
+    # P_mean, P_std) mapped to the nearest timestep, which spends the steps where the loss can still fall
+    noise_sampling: Literal["uniform", "lognormal"] = "uniform"
+    lognormal_mean: float = -1.2
+    lognormal_std: float = 1.2
     min_snr_gamma: float | None = None  # weight each step's loss by min(SNR, gamma) in x0 terms (5 in the paper)
     lr: float = 2e-4
     sampler: Literal["ddpm", "ddim", "dpm-solver++"] = "dpm-solver++"  # default for sample grids
     sampling_steps: int = 20
+    guidance: float = 1.0  # classifier-free guidance used when a caller gives none (conditional models)
 
     def __post_init__(self) -> None:
         require(self.schedule in SCHEDULES, "schedule",
                 f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
-        require(self.prediction in PREDICTIONS, "prediction",
-                f"unknown prediction type {self.prediction!r}; known: {', '.join(PREDICTIONS)}")
+        require(self.prediction in (*PREDICTIONS, "edm"), "prediction",
+                f"unknown prediction type {self.prediction!r}; known: {', '.join(PREDICTIONS)}, edm")
+        require(self.sigma_data > 0, "sigma_data", "must be positive")
+        require(self.noise_sampling in ("uniform", "lognormal"), "noise_sampling",
+                f"unknown noise sampling {self.noise_sampling!r}; known: uniform, lognormal")
+        require(self.lognormal_std > 0, "lognormal_std", "must be positive")
+        require(math.isfinite(self.guidance) and self.guidance >= 0, "guidance", "must be a number >= 0")
         require(self.sampler in SAMPLERS, "sampler", f"unknown sampler {self.sampler!r}; known: {', '.join(SAMPLERS)}")
         require(self.base_channels >= 4, "base_channels", "must be at least 4")
         require(len(self.channel_mults) > 0 and min(self.channel_mults) > 0, "channel_mults", "positive numbers")
@@ -62,6 +76,8 @@ class DiffusionConfig:
         if self.conditional and self.num_classes is not None:
             require(self.num_classes >= 2, "conditional",
                     "the dataset has no classes; set model.conditional=false or use labelled data")
+        require(self.conditional or self.guidance == 1.0, "guidance",
+                "guidance needs a class-conditional model; set model.conditional=true or model.guidance=1")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

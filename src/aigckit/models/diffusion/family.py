@@ -21,7 +21,7 @@ from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
-from .schedules import alphas_cumprod, min_snr_weights, training_target
+from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_timesteps, min_snr_weights, training_target
 from .unet import UNet
 
 __all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance"]
@@ -37,6 +37,18 @@ class DiffusionModel(nn.Module):
         self.register_buffer("alphas_cumprod", alphas_cumprod(config.schedule, config.num_train_steps),
                              persistent=False)
 
+    @property
+    def output_prediction(self) -> str:
+        """What guided_output returns, as samplers name it: the config's prediction, or x0 for an EDM network."""
+        return "x0" if self.config.prediction == "edm" else self.config.prediction
+
+    def denoise(self, x_t: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
+        """One network evaluation in the output_prediction's terms (EDM: the preconditioned x0 estimate)."""
+        if self.config.prediction != "edm":
+            return self.unet(x_t, t, labels)
+        c_in, c_skip, c_out = edm_scalings(self.alphas_cumprod[t].view(-1, 1, 1, 1), self.config.sigma_data)
+        return c_skip * x_t + c_out * self.unet(c_in * x_t, t, labels)
+
     def null_labels(self, n: int, device: torch.device) -> Tensor | None:
         """The "no label" class for n images (None for an unconditional model)."""
         return torch.full((n,), self.config.num_classes, device=device) if self.config.conditional else None
@@ -45,14 +57,14 @@ class DiffusionModel(nn.Module):
         """The network output with classifier-free guidance, https://arxiv.org/abs/2207.12598:
 
         out = out(x_t, none) + guidance * (out(x_t, label) - out(x_t, none)); guidance 1 is the conditional
-        model, 0 the unconditional one. Outputs are affine in eps, so this holds for eps, v and x0 alike.
+        model, 0 the unconditional one. Outputs are affine in eps, so this holds for eps, v, x0 and EDM alike.
         """
         if labels is None or not self.config.conditional:
-            return self.unet(x_t, t, self.null_labels(x_t.shape[0], x_t.device))
+            return self.denoise(x_t, t, self.null_labels(x_t.shape[0], x_t.device))
         if guidance == 1.0:
-            return self.unet(x_t, t, labels)
+            return self.denoise(x_t, t, labels)
         null = self.null_labels(x_t.shape[0], x_t.device)
-        both = self.unet(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
+        both = self.denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
         conditional, unconditional = both.chunk(2)
         return unconditional + guidance * (conditional - unconditional)
 
@@ -63,16 +75,17 @@ def make_sampler(model: DiffusionModel, name: str, *, eta: float | None = None):
         raise AigcError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     a = model.alphas_cumprod.cpu()
     if name == "ddim":
-        return SAMPLERS[name](a, prediction=model.config.prediction, eta=0.0 if eta is None else eta)
+        return SAMPLERS[name](a, prediction=model.output_prediction, eta=0.0 if eta is None else eta)
     if eta is not None:
         raise AigcError(f"eta applies to the ddim sampler only, not {name}; choose sampler ddim or drop eta")
-    return SAMPLERS[name](a, prediction=model.config.prediction)
+    return SAMPLERS[name](a, prediction=model.output_prediction)
 
 
 def check_guidance(model: DiffusionModel, guidance: float | None) -> float:
-    """The classifier-free guidance scale to use: 1 when not given; refused for an unconditional model."""
+    """The classifier-free guidance scale to use: the model config's when not given; refused for an unconditional
+    model."""
     if guidance is None:
-        return 1.0
+        return model.config.guidance
     if not math.isfinite(guidance) or guidance < 0:
         raise AigcError(f"guidance must be a number >= 0 (0: unconditional, 1: conditional, > 1: stronger), "
                         f"got {guidance}")
@@ -103,7 +116,7 @@ class DiffusionFamily(FamilyBase):
             "eta": {"type": "float", "min": 0.0, "max": 1.0, "default": 0.0, "only_for": "ddim"},
         }
         if config.conditional:
-            options["guidance"] = {"type": "float", "min": 0.0, "max": 20.0, "default": 1.0}
+            options["guidance"] = {"type": "float", "min": 0.0, "max": 20.0, "default": config.guidance}
         return options
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
@@ -120,27 +133,36 @@ class DiffusionFamily(FamilyBase):
 
     def training_step(self, model: DiffusionModel, batch: Batch, step: int,
                       nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
-        """MSE between the UNet's output and its target at a uniformly drawn timestep."""
+        """MSE between the UNet's output and its target at a drawn timestep (uniform, or log-normal in sigma)."""
+        config = model.config
         x0 = batch["images"]
         B = x0.shape[0]
         noise = ExampleNoise(batch["seeds"], x0.device)
-        t = noise.randint(model.config.num_train_steps)
+        if config.noise_sampling == "lognormal":
+            t = lognormal_timesteps(noise.randn(), model.alphas_cumprod, config.lognormal_mean, config.lognormal_std)
+        else:
+            t = noise.randint(config.num_train_steps)
         eps = noise.randn(*x0.shape[1:]).to(x0.dtype)
         a = model.alphas_cumprod[t].view(B, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # q(x_t | x0) in closed form
-        labels = None
-        if model.config.conditional:
-            drop = noise.rand() < model.config.label_dropout
-            labels = torch.where(drop, model.config.num_classes, batch["labels"])
+        if config.conditional:
+            drop = noise.rand() < config.label_dropout
+            labels = torch.where(drop, config.num_classes, batch["labels"])
         else:
             labels = model.null_labels(B, x0.device)
-        output = nets["model"](x_t, t, labels)
-        target = training_target(model.config.prediction, x0, eps, a)
-        if model.config.min_snr_gamma is None:
+        if config.prediction == "edm":
+            c_in = edm_scalings(a, config.sigma_data)[0]
+            output = nets["model"](c_in * x_t, t, labels)
+            target = edm_target(x0, eps, a, config.sigma_data)
+        else:
+            output = nets["model"](x_t, t, labels)
+            target = training_target(config.prediction, x0, eps, a)
+        if config.min_snr_gamma is None:
             loss = F.mse_loss(output.float(), target)
         else:
             per_example = (output.float() - target).square().flatten(1).mean(1)
-            loss = (min_snr_weights(model.config.prediction, a.flatten(), model.config.min_snr_gamma) * per_example).mean()
+            weights = min_snr_weights(config.prediction, a.flatten(), config.min_snr_gamma, config.sigma_data)
+            loss = (weights * per_example).mean()
         yield StepOutput("model", loss, {"loss": loss.detach()})
 
     @torch.no_grad()

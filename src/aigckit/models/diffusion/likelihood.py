@@ -81,7 +81,7 @@ def variational_bound(model, x0: Tensor, labels: Tensor | None = None, *, timest
 
     def predicted_x0(x_t: Tensor, t: int) -> Tensor:
         output = model.guided_output(x_t.float(), torch.full((B,), t, device=device), labels).double()
-        return to_x0_and_eps(model.config.prediction, output, x_t, a[t])[0].clamp(-1, 1)
+        return to_x0_and_eps(model.output_prediction, output, x_t, a[t])[0].clamp(-1, 1)
 
     x = quantise_8bit(x0.double())
     dims = x[0].numel()

@@ -23,7 +23,7 @@ def repaint(model, image: Tensor, known: Tensor, *, steps: int = 50, jump_length
             labels: Tensor | None = None, guidance: float = 1.0,
             generator: torch.Generator | None = None) -> Tensor:
     """Fill the unknown pixels of `image` (B, C, H, W) in [-1, 1]; known: (B, 1, H, W), 1 where kept."""
-    sampler = DDPMSampler(model.alphas_cumprod.cpu(), prediction=model.config.prediction)
+    sampler = DDPMSampler(model.alphas_cumprod.cpu(), prediction=model.output_prediction)
     sampler.set_timesteps(steps)
     if jump_length < 1 or resamplings < 1:
         raise AigcError(f"jump_length and resamplings must be at least 1, got {jump_length} and {resamplings}")

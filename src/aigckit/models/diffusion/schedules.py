@@ -16,7 +16,8 @@ from torch import Tensor
 from ...errors import AigcError
 
 __all__ = ["SCHEDULES", "PREDICTIONS", "linear_betas", "cosine_betas", "alphas_cumprod", "to_x0_and_eps", "min_snr_weights",
-           "training_target", "trailing_timesteps", "check_prediction", "timestep_index"]
+           "training_target", "edm_scalings", "edm_target", "lognormal_timesteps", "trailing_timesteps",
+           "check_prediction", "timestep_index"]
 
 PREDICTIONS = ("eps", "v", "x0")  # what the network outputs: the noise, v = a * eps - s * x0, or x0 itself
 
@@ -80,7 +81,27 @@ def training_target(prediction: str, x0: Tensor, eps: Tensor, alpha_bar_t: Tenso
     raise _unknown_prediction(prediction)
 
 
-def min_snr_weights(prediction: str, alpha_bar_t: Tensor, gamma: float) -> Tensor:
+def edm_scalings(alpha_bar_t: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor]:
+    """EDM preconditioning (Karras et al. 2022, https://arxiv.org/abs/2206.00364, Table 1) in VP terms: (c_in,
+    c_skip, c_out) with network input c_in * x_t and x0 = c_skip * x_t + c_out * F(c_in * x_t).
+
+    EDM writes x = x0 + sigma * eps with sigma^2 = (1 - alpha_bar) / alpha_bar; our x_t is that x times
+    sqrt(alpha_bar), so each of its coefficients is divided by sqrt(alpha_bar) here. The network's input and its
+    target both have unit variance at every noise level; with sigma_data = 1 this is exactly v-prediction (F = -v).
+    """
+    a, s = alpha_bar_t.sqrt(), (1 - alpha_bar_t).sqrt()
+    d = (s**2 + (a * sigma_data) ** 2).sqrt()
+    return 1 / d, a * sigma_data**2 / d**2, s * sigma_data / d
+
+
+def edm_target(x0: Tensor, eps: Tensor, alpha_bar_t: Tensor, sigma_data: float) -> Tensor:
+    """The F that makes c_skip * x_t + c_out * F equal x0, written without dividing by c_out (which is 0 at t=0)."""
+    a, s = alpha_bar_t.sqrt(), (1 - alpha_bar_t).sqrt()
+    d = (s**2 + (a * sigma_data) ** 2).sqrt()
+    return (s * x0 - a * sigma_data**2 * eps) / (sigma_data * d)
+
+
+def min_snr_weights(prediction: str, alpha_bar_t: Tensor, gamma: float, sigma_data: float = 0.5) -> Tensor:
     """Min-SNR-gamma loss weights (Hang et al. 2023, https://arxiv.org/abs/2303.09556) for the plain MSE on the
     network's output: the weighted loss is min(SNR, gamma) * ||x0 - x0_hat||^2 whatever the network predicts,
     with SNR = alpha_bar / (1 - alpha_bar): high-SNR (nearly clean) steps no longer dominate the gradient."""
@@ -92,7 +113,19 @@ def min_snr_weights(prediction: str, alpha_bar_t: Tensor, gamma: float) -> Tenso
         return clipped / (snr + 1)
     if prediction == "x0":
         return clipped
+    if prediction == "edm":  # ||F - F_hat||^2 = ||x0 - x0_hat||^2 / c_out^2
+        return clipped * edm_scalings(alpha_bar_t, sigma_data)[2] ** 2
     raise _unknown_prediction(prediction)
+
+
+def lognormal_timesteps(normal_draws: Tensor, alphas_cumprod: Tensor, mean: float, std: float) -> Tensor:
+    """Timesteps whose noise level sigma = sqrt((1 - alpha_bar) / alpha_bar) is nearest (in log sigma) to
+    exp(mean + std * draw): EDM's log-normal training distribution on a discrete schedule."""
+    log_sigmas = 0.5 * torch.log((1 - alphas_cumprod) / alphas_cumprod)  # increasing in t
+    wanted = mean + std * normal_draws.to(log_sigmas)
+    above = torch.searchsorted(log_sigmas, wanted.contiguous()).clamp(1, len(log_sigmas) - 1)
+    nearer_below = (wanted - log_sigmas[above - 1]) < (log_sigmas[above] - wanted)
+    return torch.where(nearer_below, above - 1, above)
 
 
 def trailing_timesteps(num_train_steps: int, num_steps: int) -> Tensor:
