@@ -1,0 +1,78 @@
+"""One way every generated image is written: watermarked (unless opted out, which is recorded), its provenance in PNG
+text chunks, and a signed C2PA manifest when signing credentials are configured."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image
+
+from .credentials import SigningCredentials, sign
+from .payload import decode, encode, payload_bits, possible_lengths
+from .png import MetadataValue, png_bytes
+
+__all__ = ["WATERMARK", "NO_WATERMARK", "watermark_image", "marked_png", "read_watermark"]
+
+WATERMARK = "aigckit-image-v1"  # the `watermark` field of a marked image: which detector reads it
+NO_WATERMARK = "off"  # the `watermark` field when the user opted out
+
+
+def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | None,
+                    seed: int | None) -> tuple[Image.Image, dict[str, MetadataValue]]:
+    """`image` with the watermark embedded (payload: the model id and generation id), and the fields recording it.
+
+    Without a seed (classical inpainting) the generation id is drawn at random; the fields record it either way."""
+    from .image_watermark import embed
+
+    n_bits = payload_bits(image.width, image.height)
+    payload = encode(checkpoint_sha256, secrets.randbits(63) if seed is None else seed, n_bits)
+    marked = embed(image, key, payload.bits) if n_bits else image
+    ids = payload.describe()
+    return marked, {"watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
+                    "watermark_generation_id": ids["generation_id"]}
+
+
+def marked_png(image: Image.Image, metadata: Mapping[str, MetadataValue], *, key: bytes | None,
+               credentials: SigningCredentials | None = None, edited_from: bytes | None = None) -> bytes:
+    """PNG bytes of a generated image: watermarked with `key` (None: the user opted out, recorded as
+    watermark=off), `metadata` in text chunks, signed with `credentials` when given (`edited_from`: the input file
+    of an edit, recorded as its parent ingredient)."""
+    fields: dict[str, Any] = dict(metadata)
+    if key is None:
+        fields["watermark"] = NO_WATERMARK
+    else:
+        image, recorded = watermark_image(image, key, fields.get("checkpoint_sha256"), fields.get("seed"))
+        fields.update(recorded)
+    data = png_bytes(image, fields)
+    if credentials is not None:
+        title = f"{fields.get('model') or 'aigckit'} image"
+        data = sign(data, credentials, fields, title=title, edited_from=edited_from)
+    return data
+
+
+def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
+    """Look for our watermark: verdict, p-value, bit accuracy and the decoded ids.
+
+    The payload length is not known after a resize (it follows the grid the image was marked on), so each length
+    the image's size allows is tried, longest first, and the first detected is taken (a try with too long a length
+    reads filler as payload and fails; one too short can still pass, with a wrong split of the ids). Each p-value is
+    multiplied by the number of tries (Bonferroni), so a verdict keeps the detector's false-positive rate."""
+    from .image_watermark import detect, detection_threshold
+
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    lengths = possible_lengths(image.width, image.height)
+    threshold = detection_threshold(image.width, image.height)
+    tries = []
+    for n_bits in lengths:
+        found = detect(image, key, n_bits)
+        p_value = min(1.0, found.p_value * len(lengths))
+        tries.append((p_value, found, n_bits))
+        if p_value <= threshold:
+            break
+    p_value, best, n_bits = tries[-1] if tries[-1][0] <= threshold else min(tries, key=lambda t: t[0])
+    detected = p_value <= threshold
+    return {"detected": detected, "p_value": p_value, "bit_accuracy": best.bit_accuracy, "payload_bits": n_bits,
+            "payload": decode(best.bits).describe() if detected else None}
