@@ -1,0 +1,120 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as photos
+from sklearn.datasets import load_digits
+
+from aigckit.errors import AigcError
+from aigckit.provenance import capacity, detect, detection_threshold, embed
+from aigckit.provenance.image_watermark import psnr
+
+KEY = b"test-key"
+
+
+def photo(size: int, mode: str = "RGB") -> Image.Image:
+    image = Image.fromarray(photos.astronaut()).resize((size, size), Image.LANCZOS)
+    return image.convert(mode)
+
+
+def digits(n: int, size: int) -> list[Image.Image]:
+    """scikit-learn's bundled 8x8 digits, scaled to `size` px: generated-looking small images."""
+    images = load_digits().images[:n]
+    return [Image.fromarray((d * 255 / 16).round().astype(np.uint8)).resize((size, size), Image.BICUBIC)
+            for d in images]
+
+
+def bits(n: int, seed: int = 0) -> list[int]:
+    return np.random.default_rng(seed).integers(0, 2, n).tolist()
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert(image.mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("size", [16, 32, 64, 256])
+def test_round_trip_is_invisible_and_detected(size, mode):
+    image = photo(size, mode)
+    payload = bits(min(48, capacity(size, size)))
+    marked = embed(image, KEY, payload)
+    assert marked.size == image.size and marked.mode == mode
+    assert psnr(image, marked) >= 38
+    found = detect(marked, KEY, len(payload))
+    assert found.bits == payload
+    assert found.detected and found.p_value <= detection_threshold(size, size)
+    assert found.bit_accuracy == 1.0
+
+
+def test_flat_image_is_decoded():
+    image = Image.new("L", (64, 64), 128)
+    payload = bits(48, seed=1)
+    marked = embed(image, KEY, payload)
+    assert psnr(image, marked) >= 38
+    found = detect(marked, KEY, 48)
+    assert found.bits == payload and found.detected and found.p_value <= 1e-6
+
+
+def test_survives_jpeg_75_at_32_px():
+    accuracies = []
+    for i, image in enumerate(digits(10, 32)):
+        payload = bits(32, seed=i)
+        found = detect(jpeg(embed(image, KEY, payload), 75), KEY, 32)
+        accuracies.append(np.mean(np.array(found.bits) == payload))
+    assert np.mean(accuracies) >= 0.95
+
+
+def test_survives_halving_and_jpeg_50_at_256_px():
+    image, payload = photo(256), bits(48, seed=2)
+    marked = embed(image, KEY, payload)
+    halved = marked.resize((128, 128), Image.BICUBIC).resize((256, 256), Image.BICUBIC)
+    for attacked in (halved, marked.resize((192, 192), Image.BICUBIC), jpeg(marked, 50)):
+        found = detect(attacked, KEY, 48)
+        assert found.detected
+        assert np.mean(np.array(found.bits) == payload) >= 0.95
+
+
+def test_crop_is_not_survived():
+    # documented limit: a 5 % centre crop of a photo moves the projections by many quantizer steps
+    image, payload = photo(256), bits(48, seed=3)
+    marked = embed(image, KEY, payload)
+    assert not detect(marked.crop((6, 6, 250, 250)), KEY, 48).detected
+
+
+def test_false_positive_rate_on_unmarked_images():
+    images = digits(300, 32)
+    p_values = np.array([detect(image, f"key-{i % 7}".encode(), 32).p_value for i, image in enumerate(images)])
+    assert (p_values <= detection_threshold(32, 32)).sum() == 0
+    # the null is exact (binomial) up to the Bonferroni factor: small p-values are no more common than nominal
+    assert np.mean(p_values <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(images))
+
+
+def test_wrong_key_is_not_detected():
+    image, payload = photo(64), bits(48, seed=4)
+    marked = embed(image, KEY, payload)
+    assert detect(marked, KEY, 48).detected
+    assert not detect(marked, b"another key", 48).detected
+
+
+def test_capacity_per_size():
+    assert capacity(8, 8) == 4
+    assert capacity(16, 31) == 8
+    assert capacity(32, 32) == 32
+    assert capacity(64, 64) == capacity(512, 300) == 64
+    with pytest.raises(AigcError, match="at least 8 px"):
+        capacity(7, 100)
+
+
+def test_user_errors_are_one_line():
+    image = photo(32)
+    for call in (lambda: embed(image, KEY, bits(33)),
+                 lambda: embed(Image.new("L", (7, 7)), KEY, [1]),
+                 lambda: embed(image, KEY, [0, 2]),
+                 lambda: embed(image.convert("RGBA"), KEY, [1]),
+                 lambda: detect(Image.new("L", (6, 40)), KEY)):
+        with pytest.raises(AigcError) as error:
+            call()
+        assert "\n" not in str(error.value)
