@@ -38,7 +38,7 @@ def test_json_output_is_the_typed_metadata(tmp_path):
     save_png(image(), path, META)
     result = runner.invoke(app, [str(path), "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["metadata"]
     assert {k: data[k] for k in META} == META and list(data)[:2] == ["model", "checkpoint_sha256"]
 
 

@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - older typer
 from .common import err_console
 from .compare import compare_command
 from .demo import demo_command
+from .detect import detect_command
 from .evaluate import eval_command
 from .generate import generate_command
 from .info import info_command
@@ -64,6 +65,7 @@ app.command("models")(models_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)
 app.command("info")(info_command)
+app.command("detect")(detect_command)
 app.add_typer(watermark_app, name="watermark")
 
 

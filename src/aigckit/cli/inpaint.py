@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_path
+from ..atomic import atomic_write_bytes
 from ..errors import AigcError
 from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
                      require_image_model, say_precision, user_errors)
@@ -42,10 +43,15 @@ def inpaint_command(
     guidance: Annotated[Optional[float], typer.Option(help="repaint, with --label: classifier-free guidance")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="latent: optimisation steps")] = None,
     precision: PrecisionOption = "auto",
+    watermark: Annotated[bool, typer.Option("--watermark/--no-watermark", help="embed the invisible watermark, "
+                                            "which moves known pixels by a few levels (the opt-out, which keeps "
+                                            "them exactly, is recorded in the PNG)")] = True,
 ) -> None:
-    """Rebuild the masked part of an image; known pixels are kept exactly."""
+    """Rebuild the masked part of an image; known pixels are kept (exactly with --no-watermark)."""
     from ..pipelines import load
-    from ..pipelines.inpaint import inpaint
+    from ..pipelines.inpaint import CLASSICAL_METHODS, inpaint
+    from ..provenance.marking import configured, marked_png, png_of
+    from ..serving.catalog import checkpoint_sha256
 
     options = {"steps": steps, "jump_length": jump_length, "resamplings": resamplings, "iterations": iterations}
     require_at_least(1, **options)
@@ -54,12 +60,25 @@ def inpaint_command(
     check_output_file(out)
     check_precision(precision)
     source, hole = _open(image, "image"), _open(mask, "mask")
+    key, credentials = configured(watermark)
     pipeline = None
     if run_dir is not None:
         pipeline = load(run_dir, precision=precision)
         require_image_model(pipeline, run_dir, "inpaint")
         say_precision(pipeline)
+    model = pipeline if method not in CLASSICAL_METHODS else None  # the run, when its model repaints
+    if model is not None and seed is None:
+        seed = secrets.randbits(63)  # drawn here so that it is recorded and marked
     result = inpaint(source, hole, method=method, pipeline=pipeline, seed=seed, label=label, **options)
-    with atomic_path(out) as tmp:
-        result.save(tmp, format="PNG")
-    err_console.print(f"wrote {out}")
+    metadata = {"model": Path(run_dir).resolve().name if model else None,
+                "checkpoint_sha256": checkpoint_sha256(Path(model.checkpoint)) if model else None,
+                "seed": seed, "label": label, "method": method or (model.family.inpaint_method if model else "telea"),
+                "input": image.name, **options}
+    edited_from = None
+    if credentials is not None:  # the input file as the manifest's parent ingredient (as PNG if c2pa cannot read it)
+        raw = image.read_bytes()
+        edited_from = raw if raw.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) else png_of(source)
+    data, _ = marked_png(result, metadata, key=key, credentials=credentials, edited_from=edited_from)
+    atomic_write_bytes(out, data)
+    marks = ("watermarked" if key else "not watermarked") + (", signed" if credentials else "")
+    err_console.print(f"wrote {out} ({marks})")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -11,7 +12,12 @@ from ..errors import AigcError
 from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
                      require_image_model, say_precision, user_errors)
 
-__all__ = ["sample_command"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..pipelines import ImagePipeline
+
+__all__ = ["sample_command", "withhold_near_copies"]
 
 
 def parse_labels(text: str | None) -> list[int] | None:
@@ -37,20 +43,60 @@ def sample_command(
     guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance >= 0")] = None,
     eta: Annotated[Optional[float], typer.Option(help="diffusion, ddim: noise in [0, 1]")] = None,
     precision: PrecisionOption = "auto",
+    watermark: Annotated[bool, typer.Option("--watermark/--no-watermark", help="embed the invisible watermark "
+                                            "(the opt-out is recorded in the PNG)")] = True,
+    guard: Annotated[bool, typer.Option("--guard", help="withhold near-copies of training images (the rule of "
+                                        "aigckit eval's memorisation)")] = False,
 ) -> None:
-    """Sample n images from a trained run and save them as a grid."""
+    """Sample n images from a trained run and save them as a grid, watermarked, with its provenance."""
+    from PIL import Image
+
+    from ..atomic import atomic_write_bytes
+    from ..imaging import make_grid, to_pil
     from ..pipelines import load
+    from ..provenance.marking import configured, marked_png
+    from ..serving.catalog import checkpoint_sha256
 
     require_at_least(1, n=n, nrow=nrow)
     check_seed(seed)
     label_list = parse_labels(labels)
     check_output_file(out)
     check_precision(precision)
+    key, credentials = configured(watermark)  # a key or certificate problem is reported before any sampling
     pipeline = load(run_dir, precision=precision)
     require_image_model(pipeline, run_dir, "sample")
     say_precision(pipeline)
+    seed = secrets.randbits(63) if seed is None else seed  # drawn here so that it is recorded and marked
     options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
     images = pipeline.sample(n, labels=label_list, seed=seed,
                              **{k: v for k, v in options.items() if v is not None})
-    pipeline.save_grid(images, out, nrow=nrow)
-    err_console.print(f"wrote {out} ({n} images from {pipeline.checkpoint}; {pipeline.precision.describe()})")
+    metadata = {"model": Path(run_dir).resolve().name, "architecture": pipeline.config.name,
+                "checkpoint_sha256": checkpoint_sha256(Path(pipeline.checkpoint)), "seed": seed, "n": n,
+                "labels": labels, **options}
+    if guard:
+        images, metadata["guard_withheld"] = withhold_near_copies(images, pipeline)
+    grid = to_pil(make_grid(images, nrow)[None])[0]
+    upscale = max(1, 64 // images.shape[-1])  # small images enlarged for viewing, as ImagePipeline.save_grid does
+    grid = grid.resize((grid.width * upscale, grid.height * upscale), Image.Resampling.NEAREST)
+    data, _ = marked_png(grid, metadata, key=key, credentials=credentials)
+    atomic_write_bytes(out, data)
+    marks = ("watermarked" if key else "not watermarked") + (", signed" if credentials else "")
+    err_console.print(f"wrote {out} ({len(images)} images from {pipeline.checkpoint}, seed {seed}; {marks}; "
+                      f"{pipeline.precision.describe()})")
+
+
+def withhold_near_copies(images: Tensor, pipeline: ImagePipeline) -> tuple[Tensor, int]:
+    """The images that are no near-copy of a training image, and how many were withheld; AigcError if all were."""
+    from ..provenance.guard import guard_for
+
+    guard = guard_for(pipeline.checkpoint, pipeline.config.image_size)
+    copies, _ = guard.near_copies(images)
+    withheld = int(copies.sum())
+    if withheld == len(images):
+        raise AigcError(f"the memorisation guard withheld all {withheld} images: each is closer to a training "
+                        f"image than {guard.threshold:.3g} (1/3 of the typical training distance); sample again "
+                        f"with another --seed, or drop --guard")
+    if withheld:
+        err_console.print(f"guard: withheld {withheld} of {len(images)} images, near-copies of training images "
+                          f"(closer than {guard.threshold:.3g})")
+    return images[~copies], withheld

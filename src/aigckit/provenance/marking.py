@@ -3,20 +3,28 @@ text chunks, and a signed C2PA manifest when signing credentials are configured.
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
-from .credentials import SigningCredentials, sign
+from .credentials import SigningCredentials, sign, signing_credentials
+from .keys import watermark_key
 from .payload import decode, encode, payload_bits, possible_lengths
 from .png import MetadataValue, png_bytes
 
-__all__ = ["WATERMARK", "NO_WATERMARK", "watermark_image", "marked_png", "read_watermark"]
+__all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "marked_png", "read_watermark", "png_of"]
 
 WATERMARK = "aigckit-image-v1"  # the `watermark` field of a marked image: which detector reads it
 NO_WATERMARK = "off"  # the `watermark` field when the user opted out
+
+
+def configured(watermark: bool) -> tuple[bytes | None, SigningCredentials | None]:
+    """What a writer of images needs: the watermark key (made on first use; None when `watermark` is off) and the
+    signing credentials (None when none are configured)."""
+    return (watermark_key() if watermark else None), signing_credentials()
 
 
 def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | None,
@@ -35,10 +43,11 @@ def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | Non
 
 
 def marked_png(image: Image.Image, metadata: Mapping[str, MetadataValue], *, key: bytes | None,
-               credentials: SigningCredentials | None = None, edited_from: bytes | None = None) -> bytes:
-    """PNG bytes of a generated image: watermarked with `key` (None: the user opted out, recorded as
-    watermark=off), `metadata` in text chunks, signed with `credentials` when given (`edited_from`: the input file
-    of an edit, recorded as its parent ingredient)."""
+               credentials: SigningCredentials | None = None,
+               edited_from: bytes | None = None) -> tuple[bytes, dict[str, Any]]:
+    """PNG bytes of a generated image and the fields they record: watermarked with `key` (None: the user opted
+    out, recorded as watermark=off), `metadata` in text chunks, signed with `credentials` when given
+    (`edited_from`: the input file of an edit, recorded as its parent ingredient)."""
     fields: dict[str, Any] = dict(metadata)
     if key is None:
         fields["watermark"] = NO_WATERMARK
@@ -49,7 +58,14 @@ def marked_png(image: Image.Image, metadata: Mapping[str, MetadataValue], *, key
     if credentials is not None:
         title = f"{fields.get('model') or 'aigckit'} image"
         data = sign(data, credentials, fields, title=title, edited_from=edited_from)
-    return data
+    return data, fields
+
+
+def png_of(image: Image.Image) -> bytes:
+    """The image encoded as a plain PNG (an edit's input as its manifest ingredient)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
@@ -75,4 +91,4 @@ def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
     p_value, best, n_bits = tries[-1] if tries[-1][0] <= threshold else min(tries, key=lambda t: t[0])
     detected = p_value <= threshold
     return {"detected": detected, "p_value": p_value, "bit_accuracy": best.bit_accuracy, "payload_bits": n_bits,
-            "payload": decode(best.bits).describe() if detected else None}
+            "payload": decode(best.bits).describe() if detected else None, "bits": best.bits if detected else None}

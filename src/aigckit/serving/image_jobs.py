@@ -21,7 +21,7 @@ from ..errors import AigcError
 from ..imaging import to_pil
 from ..layers.noise import BatchGenerators
 from ..pipelines.inpaint import CLASSICAL_METHODS, inpaint
-from ..provenance.png import png_bytes
+from ..provenance.marking import configured, marked_png, png_of
 from .batching import Stopped
 from .catalog import ServedModel
 from .jobs import Job
@@ -59,6 +59,7 @@ class EditWork:
     label: int | None
     response_format: str
     options: dict[str, Any] = field(default_factory=dict)
+    watermark: bool = True  # False: the client opted out (recorded in each PNG)
 
 
 def draw_seeds(seed: int | None, n: int) -> list[int]:
@@ -103,13 +104,38 @@ def run_generations(served: ServedModel, jobs: list[Job], store: Any) -> None:
         start += work.n
         metadata = [_metadata(served, work.options, seed, (work.labels or [None] * work.n)[i], work.request.prompt,
                               seconds / len(seeds)) for i, seed in enumerate(work.seeds)]
+        guard = None
+        if work.request.guard:
+            part, metadata, guard = _withhold_near_copies(served, part, metadata)
         # PNG encoding and the fsynced writes run beside the engine, which goes on to its next batch
-        PUBLISHERS.submit(_finish, job, to_pil(part), metadata, work.request.response_format, store)
+        PUBLISHERS.submit(_finish, job, to_pil(part) if len(part) else [], metadata, work.request.response_format,
+                          store, work.request.watermark, guard)
 
 
-def _finish(job: Job, images: list[Image.Image], metadata: list[dict], response_format: str, store: Any) -> None:
+def _withhold_near_copies(served: ServedModel, images: torch.Tensor,
+                          metadata: list[dict]) -> tuple[torch.Tensor, list[dict], dict]:
+    """The images that are no near-copy of a training image, their metadata, and what the guard did."""
+    from ..provenance.guard import guard_for
+
+    pipeline = served.get()
+    guard = guard_for(pipeline.checkpoint, pipeline.config.image_size)
+    copies, _ = guard.near_copies(images)
+    kept = [i for i in range(len(images)) if not copies[i]]
+    report = {"checked": len(images), "withheld": len(images) - len(kept), "threshold": guard.threshold,
+              "withheld_seeds": [meta["seed"] for meta, copy in zip(metadata, copies.tolist()) if copy]}
+    return images[kept], [metadata[i] for i in kept], report
+
+
+def _finish(job: Job, images: list[Image.Image], metadata: list[dict], response_format: str, store: Any,
+            watermark: bool = True, guard: dict | None = None) -> None:
     try:
-        job.finish(publish_images(images, metadata, response_format, store))
+        body = publish_images(images, metadata, response_format, store, watermark=watermark)
+        if guard is not None:
+            body["aigckit_guard"] = guard
+        job.finish(body)
+    except AigcError as error:  # a watermark key or signing credentials that cannot be used
+        log.error("job %s: %s", job.id, error)
+        job.fail(f"the server could not mark the images: {error}")
     except Exception:
         log.exception("writing the images of job %s failed", job.id)
         job.fail("the server could not store the images; the server log has the details")
@@ -132,7 +158,8 @@ def run_edits(served: ServedModel | None, jobs: list[Job], store: Any) -> None:
             method = work.method or pipeline.family.inpaint_method
             metadata.append(_metadata(served, {"method": method, **work.options}, seed, work.label, None,
                                       time.perf_counter() - started))
-        job.finish(publish_images(results, metadata, work.response_format, store))
+        job.finish(publish_images(results, metadata, work.response_format, store, watermark=work.watermark,
+                                  edited_from=png_of(work.image)))
 
 
 def _metadata(served: ServedModel | None, options: dict, seed: int, label: int | None, prompt: str | None,
@@ -143,13 +170,16 @@ def _metadata(served: ServedModel | None, options: dict, seed: int, label: int |
             "aigckit_version": __version__}
 
 
-def publish_images(images: list[Image.Image], metadata: list[dict], response_format: str, store: Any) -> dict:
-    """Write each image once (by content hash, its provenance in PNG text chunks) and build the response body."""
+def publish_images(images: list[Image.Image], metadata: list[dict], response_format: str, store: Any, *,
+                   watermark: bool = True, edited_from: bytes | None = None) -> dict:
+    """Write each image once (by content hash; watermarked unless `watermark` is False, its provenance in PNG text
+    chunks, signed when credentials are configured) and build the response body; `edited_from`: an edit's input."""
+    key, credentials = configured(watermark)
     data = []
     for image, meta in zip(images, metadata):
-        png = png_bytes(image, meta)
+        png, fields = marked_png(image, meta, key=key, credentials=credentials, edited_from=edited_from)
         sha = store.put(png)
-        item: dict[str, Any] = {"revised_prompt": None, "aigckit": {**meta, "sha256": sha}}
+        item: dict[str, Any] = {"revised_prompt": None, "aigckit": {**fields, "sha256": sha}}
         if response_format == "url":
             item["url"] = f"/v1/files/{sha}.png"
         else:

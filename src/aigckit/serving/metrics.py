@@ -36,6 +36,8 @@ class ServerMetrics:
                                     buckets=ROWS, registry=r)
         self.tokens = Counter("aigckit_tokens", "Tokens generated (finished text jobs)", ["model"], registry=r)
         self.images = Counter("aigckit_images", "Images generated (finished image jobs)", ["model"], registry=r)
+        self.guard_withheld = Counter("aigckit_guard_withheld", "Images the memorisation guard withheld (near-copies "
+                                      "of training images)", ["model"], registry=r)
         self.jobs = Counter("aigckit_jobs", "Jobs ended, by status", ["model", "type", "status"], registry=r)
         self.queued_seconds = Histogram("aigckit_job_queued_seconds", "Time a job waited before it ran", ["model"],
                                         buckets=SECONDS, registry=r)
@@ -63,6 +65,8 @@ class ServerMetrics:
             self.tokens.labels(job.model_id).inc(job.result["usage"]["completion_tokens"])
         else:
             self.images.labels(job.model_id).inc(len(job.result.get("data", [])))
+            if "aigckit_guard" in job.result:
+                self.guard_withheld.labels(job.model_id).inc(job.result["aigckit_guard"]["withheld"])
 
     def render(self, state: Any) -> tuple[bytes, str]:
         """The metrics in Prometheus' text format, queue depths read now."""

@@ -32,6 +32,8 @@ class ImageGenerationRequest(Strict):
     eta: float | None = None
     seed: int | None = Field(None, ge=0, lt=2**53)  # exact in JSON numbers (JavaScript too)
     user: str | None = None
+    watermark: bool = True  # false: no invisible watermark (recorded in the PNG)
+    guard: bool = False  # true: withhold near-copies of training images (aigckit eval's memorisation rule)
 
 
 class ImageEditRequest(Strict):
