@@ -164,3 +164,37 @@ def test_a_self_signed_certificate_is_refused_in_one_line(tmp_path, chain):
     bad = SigningCredentials(chain[2].read_bytes(), chain[1].read_bytes())  # the CA's certificate, the signer's key
     with pytest.raises(AigcError, match="C2PA signing failed"):
         sign(photo_png(), bad, GENERATION, title="x")
+
+
+def test_inpaint_writes_a_signed_edit_that_info_validates_and_a_tampered_copy_fails(chain, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from aigckit.cli import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("AIGCKIT_WATERMARK_KEY", "credentials-test-secret-0123")
+    monkeypatch.setenv(CERT_ENV, str(chain[0]))
+    monkeypatch.setenv(KEY_ENV, str(chain[1]))
+    Image.fromarray(skdata.camera()).resize((64, 64)).save(tmp_path / "in.png")
+    hole = np.zeros((64, 64), dtype=np.uint8)
+    hole[24:40, 24:40] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    runner = CliRunner()
+    result = runner.invoke(app, ["inpaint", "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
+                                 "--out", str(tmp_path / "out.png")])
+    assert result.exit_code == 0 and "watermarked, signed" in result.stderr, result.output
+    info = json.loads(runner.invoke(app, ["info", str(tmp_path / "out.png"), "--json"]).stdout)
+    assert info["c2pa"]["valid"] and info["c2pa"]["actions"] == ["c2pa.opened", "c2pa.edited"]
+    assert info["c2pa"]["generation"]["method"] == "telea" and info["c2pa"]["generation"]["watermark"] == "aigckit-image-v1"
+    assert info["watermark"]["detected"] and info["metadata"]["input"] == "in.png"
+    table = runner.invoke(app, ["info", str(tmp_path / "out.png")]).stdout
+    assert "Valid (signingCredential.untrusted)" in table and "input (parentOf)" in table
+
+    with Image.open(tmp_path / "out.png") as image:
+        pixels = np.asarray(image).copy()
+    pixels[0, 0] ^= 4
+    repacked = io.BytesIO()
+    Image.fromarray(pixels).save(repacked, format="PNG")
+    (tmp_path / "tampered.png").write_bytes(_replace_idat((tmp_path / "out.png").read_bytes(), repacked.getvalue()))
+    info = json.loads(runner.invoke(app, ["info", str(tmp_path / "tampered.png"), "--json"]).stdout)
+    assert info["c2pa"]["state"] == "Invalid" and "assertion.dataHash.mismatch" in info["c2pa"]["failures"]
