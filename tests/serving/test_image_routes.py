@@ -113,7 +113,9 @@ def test_edits_repaint_only_the_mask(client, model):
     assert answer.status_code == 200, answer.text
     result = pixels(answer.json()["data"][0])
     known = hole == 0
-    assert np.array_equal(result[known], np.asarray(image)[known])
+    # known pixels are kept, apart from the invisible watermark every image carries (a few levels at most)
+    assert np.abs(result[known].astype(int) - np.asarray(image)[known].astype(int)).max() <= 10
+    assert answer.json()["data"][0]["aigckit"]["watermark"] == "aigckit-image-v1"
 
 
 def test_edits_refuse_a_model_that_cannot_inpaint_and_a_bad_upload(client):
