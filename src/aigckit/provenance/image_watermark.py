@@ -41,6 +41,7 @@ from scipy.fft import dctn, idctn
 from scipy.stats import binom
 
 from ..errors import AigcError
+from . import image_watermark_sync as sync
 
 __all__ = ["GRIDS", "CAPACITY", "REFERENCE_BITS", "DETECTION_P", "PSNR_TARGET", "WatermarkDetection",
            "capacity", "embed", "detect", "detection_threshold", "psnr"]
@@ -51,6 +52,8 @@ REFERENCE_BITS = {64: 48, 32: 24, 16: 24, 8: 16}  # keyed bits the detector know
 BAND = {64: 16, 32: 8, 16: 8, 8: 8}  # K: the band is the DCT coefficients (u, v) with u, v < K, DC excluded
 # p-value at or below which `detect` says detected, by the grid of the image it is given (its shorter side)
 DETECTION_P = {64: 1e-6, 32: 1e-6, 16: 1e-4, 8: 1e-3}
+CROP_GRID = 64  # the grid whose images are searched for crops, and whose border is left unmarked for it
+WINDOW = (4, 6)  # grid pixels from the edge: unmarked up to the first, fully marked from the second
 PSNR_TARGET = 42.0  # dB the embedder aims at before rounding; measured results are 40-42 dB
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -87,6 +90,8 @@ class _Layout:
     reference: np.ndarray  # (REFERENCE_BITS,) 0/1, the keyed reference bits
     filler: np.ndarray  # (CAPACITY,) 0/1, keyed bits for payload slots a shorter payload leaves free
     dither: np.ndarray  # (slots,) in [0, 1): keyed offset of each slot's quantizer, in steps
+    basis: np.ndarray  # (slots, N * N): p = basis @ grid.ravel() are the projections of a grid plane
+    lift: np.ndarray  # (N * N, slots): the least-energy grid change moving the projections by d is lift @ d
 
     @property
     def slots(self) -> int:
@@ -113,7 +118,28 @@ def _layout(key: bytes, grid: int) -> _Layout:
     reference = _rng(key, "reference", grid).integers(0, 2, REFERENCE_BITS[grid])
     filler = _rng(key, "filler", grid).integers(0, 2, CAPACITY[grid])
     dither = _rng(key, "dither", grid).random(slots)
-    return _Layout(grid, band, u, v, slot, weight, reference, filler, dither)
+    dct = dctn(np.eye(grid), axes=[0], norm="ortho")  # dct[u, x]: the orthonormal DCT-II basis
+    basis = np.zeros((slots, grid, grid))
+    np.add.at(basis, slot, weight[:, None, None] * dct[u][:, :, None] * dct[v][:, None, :])
+    window = _window(grid).ravel()
+    basis = basis.reshape(slots, -1) * window
+    basis -= np.outer(basis.sum(axis=1) / window.sum(), window)  # blind to a constant, as DCT basis functions are
+    values, vectors = np.linalg.eigh(basis @ basis.T)
+    basis = (vectors / np.sqrt(values)) @ vectors.T @ basis  # symmetric orthonormalisation: unit, orthogonal rows
+    lift = basis.T  # rows orthonormal: the least-energy change for a projection change d is basis^T d
+    return _Layout(grid, band, u, v, slot, weight, reference, filler, dither, basis, lift)
+
+
+def _window(grid: int) -> np.ndarray:
+    """(N, N) weights of the grid's pixels: on the 64 grid 0 on the outer 4 pixels (what a crop removing up to
+    a tenth of the image takes away), rising as a raised cosine to 1 at 6 from the edge; all ones on smaller
+    grids, which are not searched for crops (their few coefficients do not spare a border)."""
+    if grid < CROP_GRID:
+        return np.ones((grid, grid))
+    edge = np.minimum(np.arange(grid), np.arange(grid)[::-1]) + 0.5  # distance of each pixel centre to the edge
+    ramp = np.clip((edge - WINDOW[0]) / (WINDOW[1] - WINDOW[0]), 0, 1)
+    w = 0.5 - 0.5 * np.cos(np.pi * ramp)
+    return np.outer(w, w)
 
 
 def _grid_for(side: int) -> int:
@@ -157,10 +183,7 @@ def _resize(plane: np.ndarray, width: int, height: int, *, smooth: bool = False)
 
 def _projections(luma: np.ndarray, layout: _Layout) -> np.ndarray:
     """(slots,) projections p_j = <D, w_j> of the luminance's band coefficients D on the grid."""
-    g = layout.grid
-    coefficients = dctn(_resize(luma, g, g), norm="ortho")  # (N, N)
-    values = coefficients[layout.u, layout.v] * layout.weight  # (M,)
-    return np.bincount(layout.slot, weights=values, minlength=layout.slots)
+    return layout.basis @ _resize(luma, layout.grid, layout.grid).ravel()
 
 
 def _code(layout: _Layout, payload: Sequence[int]) -> np.ndarray:
@@ -216,9 +239,7 @@ def embed(image: Image.Image, key: bytes, payload: Sequence[int], *, method: str
         goal = p + code * step / np.sqrt(12)  # the same energy, added blind
     marked = pixels
     for _ in range(3 if method != "ss" else 1):  # measure what rounding, clipping and resampling left; correct
-        coefficients = np.zeros((g, g))
-        np.add.at(coefficients, (layout.u, layout.v), (goal - p)[layout.slot] * layout.weight)
-        change = _resize(idctn(coefficients, norm="ortho"), width, height, smooth=True)
+        change = _resize((layout.lift @ (goal - p)).reshape(g, g), width, height, smooth=True)
         marked = np.clip(marked + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
         p = _projections(_luminance(np.round(marked)), layout)
     return Image.fromarray(np.round(marked).astype(np.uint8), mode=image.mode)
@@ -232,11 +253,46 @@ def _decode(p: np.ndarray, layout: _Layout, method: str) -> np.ndarray:
     return (np.round(half).astype(np.int64) % 2)
 
 
+def _verdict(p: np.ndarray, layout: _Layout, method: str, length: int) -> tuple[float, int, np.ndarray, float]:
+    """(p-value of this one hypothesis, grid, payload bits, share of known bits right) for projections p."""
+    known = np.concatenate([layout.filler[length:], layout.reference])  # the bits the detector knows
+    decoded = _decode(p, layout, method)
+    right = int((decoded[length:] == known).sum())
+    return float(binom.sf(right - 1, len(known), 0.5)), layout.grid, decoded[:length], right / len(known)
+
+
+def _affine(luma: np.ndarray, layout: _Layout) -> np.ndarray:
+    """Projections under the best gain/offset hypothesis (see image_watermark_sync)."""
+    high, low = (luma >= 254.5).astype(np.float64), (luma <= 0.5).astype(np.float64)
+    linear = _projections(luma * (1 - high - low), layout)
+    return sync.affine_search(linear, _projections(high, layout), _projections(low, layout),
+                              _step(layout.grid), layout.dither)
+
+
+def _crop(luma: np.ndarray, key: bytes, n_bits: int | None) -> tuple[np.ndarray, _Layout] | None:
+    """Projections and layout under the best crop hypothesis (see image_watermark_sync), None if none applies."""
+    best = None
+    for side, top, left in sync.crop_hypotheses(*luma.shape):
+        grid = _grid_for(side)
+        if grid < CROP_GRID or (n_bits is not None and n_bits > CAPACITY[grid]):
+            continue
+        layout = _layout(key, grid)
+        p = _projections(sync.canvas(luma, side, top, left), layout)
+        fit = float(sync.lattice_fit(p, _step(grid), layout.dither))
+        if best is None or fit > best[0]:
+            best = (fit, p, layout)
+    return None if best is None else best[1:]
+
+
 def detect(image: Image.Image, key: bytes, n_bits: int | None = None, *,
            method: str = "stdm") -> WatermarkDetection:
     """Look for the watermark of `key` in `image`; `n_bits` is the payload length used at embedding (None: the
-    full capacity). Tries every grid the image could have been marked on (it may since have been halved or
-    doubled)."""
+    full capacity).
+
+    Tries every grid the image could have been marked on (it may since have been halved or doubled); where none
+    is detected, searches gains, brightness offsets and contrast (every grid) and small crops (images up to
+    `CROP_SEARCH_MAX_SIDE` px) for the hypothesis whose projections fit the lattices best. The p-value is that of
+    the best hypothesis times the number of (grid, stage) hypotheses the image's size allows (Bonferroni)."""
     if method not in METHODS:
         raise AigcError(f"unknown watermark method {method!r}; choose one of {', '.join(METHODS)}")
     pixels = _pixels(image)
@@ -246,23 +302,28 @@ def detect(image: Image.Image, key: bytes, n_bits: int | None = None, *,
     if n_bits is not None and not 0 <= n_bits <= max(CAPACITY.values()):
         raise AigcError(f"n_bits is {n_bits}; give the payload length used at embedding "
                         f"(0 to {max(CAPACITY.values())})")
-    luma = _luminance(pixels)
-    candidates = []
-    for grid in GRIDS:
-        # a payload longer than a grid's capacity rules that grid out
-        if grid > 2 * side or (n_bits is not None and n_bits > CAPACITY[grid]):
-            continue
-        layout = _layout(bytes(key), grid)
-        length = CAPACITY[grid] if n_bits is None else n_bits
-        known = np.concatenate([layout.filler[length:], layout.reference])  # the bits the detector knows
-        decoded = _decode(_projections(luma, layout), layout, method)
-        right = int((decoded[length:] == known).sum())
-        candidates.append((binom.sf(right - 1, len(known), 0.5), grid, decoded[:length], right / len(known)))
-    if not candidates:
+    luma, key = _luminance(pixels), bytes(key)
+    # a payload longer than a grid's capacity rules that grid out
+    layouts = [_layout(key, grid) for grid in GRIDS
+               if grid <= 2 * side and (n_bits is None or n_bits <= CAPACITY[grid])]
+    if not layouts:
         raise AigcError(f"a {width}x{height} image cannot carry {n_bits} payload bits; "
                         f"give the n_bits used at embedding")
-    best = min(candidates, key=lambda c: (c[0], -c[1]))
-    p_value = float(min(1.0, best[0] * len(candidates)))
+
+    def length(layout: _Layout) -> int:
+        return CAPACITY[layout.grid] if n_bits is None else n_bits
+
+    search = method == "stdm"
+    crops = search and max(height, width) <= sync.CROP_SEARCH_MAX_SIDE
+    hypotheses = len(layouts) * (2 if search else 1) + int(crops)  # fixed by the size: the Bonferroni factor
+    tries = [_verdict(_projections(luma, layout), layout, method, length(layout)) for layout in layouts]
+    if search and min(t[0] for t in tries) * hypotheses > threshold:
+        tries += [_verdict(_affine(luma, layout), layout, method, length(layout)) for layout in layouts]
+        found = _crop(luma, key, n_bits) if crops else None
+        if found is not None:
+            tries.append(_verdict(found[0], found[1], method, length(found[1])))
+    best = min(tries, key=lambda t: (t[0], -t[1]))
+    p_value = float(min(1.0, best[0] * hypotheses))
     return WatermarkDetection(bits=best[2].tolist(), bit_accuracy=float(best[3]), p_value=p_value,
                               detected=p_value <= threshold)
 
