@@ -145,7 +145,8 @@ def test_the_openai_client_generates_and_edits_images_on_a_real_server(served_ru
                                     mask=("mask.png", _png(Image.fromarray(hole)), "image/png"),
                                     response_format="b64_json")
         repaired = np.asarray(Image.open(io.BytesIO(base64.b64decode(edited.data[0].b64_json))))
-        assert np.array_equal(repaired[4:], np.asarray(Image.open(io.BytesIO(first)))[4:])
+        kept = repaired[4:].astype(int) - np.asarray(Image.open(io.BytesIO(first)))[4:].astype(int)
+        assert np.abs(kept).max() <= 10  # known pixels kept, apart from the watermark every image carries
         with pytest.raises(openai.UnprocessableEntityError, match="8x8"):
             client.images.generate(model="diffusion", size="256x256", prompt="x")
 
@@ -166,7 +167,8 @@ def test_an_edit_runs_as_a_job_with_base64_uploads(client):
         time.sleep(0.05)
     assert state["status"] == "done" and state["progress"] == {"step": 1, "total": 1}
     result = pixels(state["result"]["data"][0])
-    assert np.array_equal(result[hole == 0], np.asarray(Image.open(io.BytesIO(image)))[hole == 0])
+    kept = result[hole == 0].astype(int) - np.asarray(Image.open(io.BytesIO(image)))[hole == 0].astype(int)
+    assert np.abs(kept).max() <= 10  # known pixels kept, apart from the watermark every image carries
     bad = client.post("/v1/jobs", json={"type": "images.edits", "request": {**request, "mask": "not base64!"}})
     assert bad.status_code == 422 and "not base64" in bad.json()["error"]["message"]
     huge = client.post("/v1/jobs", json={"type": "images.edits", "request": {**request, "n": 10**12}})
