@@ -3,8 +3,8 @@ threads) on the same cores, at the same total batch, through the real Trainer.
 
     python benchmarks/distributed.py [--rounds 2] [--steps 30]
 
-Models: the DCGAN (base preset, 32x32, total batch 64), the class-conditional diffusion UNet of
-configs/diffusion-mnist.yaml (32x32, total batch 64) and the GPT of configs/gpt-shakespeare-char-10min.yaml (4 x 128,
+Models: the DCGAN (base preset, 32x32, total batch 64), a class-conditional diffusion UNet (32-64-64 channels,
+attention at 8x8; 32x32, total batch 64) and the GPT of configs/gpt-shakespeare-char-10min.yaml (4 x 128,
 block 64, total batch 32), all on the bundled data (digits resized to 32x32; the pydoc text), so no files are needed.
 One and two processes alternate round by round; each figure is the median step time over all timed steps (warm-up
 steps dropped). Writes benchmarks/results/distributed.{json,md}.

@@ -1,110 +1,207 @@
-"""Cross-family quality: a DCGAN, a VAE and a diffusion model trained for the same CPU time, measured alike.
+"""Image quality per CPU-minute: each family trained for the same wall time, measured alike, in one command.
 
-    python benchmarks/quality.py [--minutes 20] [--n 10000] [--datasets mnist,fashion-mnist]
-                                 [--data-root ../shared/data] [--sweep-n 1000]
+    python benchmarks/quality.py [--minutes 10] [--option-minutes 2] [--n 10000] [--option-n 2000]
+                                 [--sweep-n 5000] [--sweep-steps 10,20,50,100,1000]
+                                 [--datasets mnist,fashion-mnist] [--data-root ../shared/data] [--runs runs/quality]
+                                 [--parts main,options,sweep] [--families dcgan,vae,diffusion] [--image-size 32]
 
-For each dataset (standard IDX files under --data-root/<name>), each family trains from its preset in
-configs/ for --minutes of wall time on this machine (train.max_minutes), then `evaluate_run` measures
---n samples against the test split with the dataset's evaluator network. On the diffusion run of the first
-dataset, FID is also measured against sampling steps (10/20/50/100/1000) for DDPM, DDIM and DPM-Solver++.
-Writes benchmarks/results/quality.{json,md}.
+1. For each dataset (standard IDX files under --data-root/<name>), the DCGAN, the VAE and the diffusion model train
+   from their presets (configs/<family>-<dataset>.yaml) for --minutes of wall time (train.max_minutes), then
+   `evaluate_run` measures --n samples against the test split on the dataset evaluator's features, every model at
+   --image-size (a 28x28 model's samples resized exactly as the loader resizes the real images), so that one
+   evaluator measures them all.
+2. The diffusion options: the MNIST diffusion preset with one training option changed at a time (OPTIONS),
+   each trained --option-minutes and measured on --option-n samples, beside the preset itself.
+3. The sampler sweep: on the --minutes MNIST diffusion model, FID, conditional accuracy and seconds per image for
+   DDPM, DDIM and DPM-Solver++ at each of --sweep-steps, --sweep-n samples each, guidance as the preset says.
+
+Every result is kept beside its run (<runs>/<key>/benchmark.json, sweep/<sampler>-<steps>.json) with the settings
+that made it, and reused when a rerun asks for the same, so an interrupted benchmark resumes where it stopped: a
+model cut off mid-training resumes from its last checkpoint (the time budget counts its earlier training).
+Writes benchmarks/results/quality.{json,md} (quality_cuda.* when run on a GPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import time
 from pathlib import Path
 
+import torch
+
+from aigckit.atomic import atomic_write_text
 from aigckit.config import load_config
-from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.evaluation.evaluate import evaluate_run, evaluate_sampler
+from aigckit.machine import cpu_name
 from aigckit.training import train
 
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-FAMILIES = {  # family -> (preset, overrides that put it on a 32x32 grey dataset)
-    "gan": ("dcgan-digits", ["model.base_channels=64", "model.z_dim=100", "train.ema_decay=0.999"]),
-    "vae": ("vae-digits", ["model.latent_dim=16", "model.base_channels=64"]),
-    "diffusion": ("diffusion-mnist", []),
+FAMILIES = ("dcgan", "vae", "diffusion")  # presets configs/<family>-<dataset>.yaml
+# the diffusion preset with one option changed: what each of its choices is worth (filled in by measurement)
+OPTIONS = {
+    "preset (v, Min-SNR-5, EMA, 2x2 patches)": [],
+    "eps prediction": ["model.prediction=eps"],
+    "no patches (16-32-64 channels at 32, 16, 8 px)": ["model.patch_size=1", "model.base_channels=16",
+                                                       "model.channel_mults=[1,2,4]"],
+    "no Min-SNR weighting": ["model.min_snr_gamma=null"],
+    "EDM preconditioning + log-normal noise": ["model.prediction=edm", "model.noise_sampling=lognormal",
+                                               "model.min_snr_gamma=null"],
+    "no EMA (live weights)": ["train.use_ema=false"],
 }
-SWEEP_STEPS = (10, 20, 50, 100, 1000)
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--option-minutes", type=float, default=2.0)
     parser.add_argument("--n", type=int, default=10000)
+    parser.add_argument("--option-n", type=int, default=2000)
+    parser.add_argument("--sweep-n", type=int, default=5000)
+    parser.add_argument("--sweep-steps", default="10,20,50,100,1000")
     parser.add_argument("--datasets", default="mnist,fashion-mnist")
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--sweep-n", type=int, default=1000)
     parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
+    parser.add_argument("--parts", default="main,options,sweep", help="which of the three to run (or reuse)")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="which families the main table trains")
+    parser.add_argument("--image-size", type=int, default=32,
+                        help="every model measured at this size, on one evaluator (samples resized as the loader does)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    runs, started = Path(args.runs), time.time()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    started = time.time()
-    rows, sweep = [], None
-    for d_index, dataset in enumerate(args.datasets.split(",")):
-        for family, (preset, extra) in FAMILIES.items():
-            run_dir = Path(args.runs) / f"{family}-{dataset}"
-            shutil.rmtree(run_dir, ignore_errors=True)
-            overrides = [f"data.name={dataset}", f"data.root={args.data_root}/{dataset}", "data.image_size=32",
-                         "train.max_steps=1000000", f"train.max_minutes={args.minutes}", "train.checkpoint_every=2000",
-                         "train.sample_every=2000", *extra]
-            print(f"== {family} on {dataset}: training for {args.minutes} min", flush=True)
-            train(load_config(ROOT / "configs" / f"{preset}.yaml", overrides), run_dir, show_progress=False)
-            steps_done = int(json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1]
-                                        .joinpath("training_state.json").read_text())["step"])
-            want_sweep = family == "diffusion" and d_index == 0
-            result = evaluate_run(run_dir, n=args.n, sweep=())
-            if want_sweep:
-                sweep = sweep_table(run_dir, args.sweep_n)
-            rows.append({"dataset": dataset, "family": family, "model": result["model"], "train_steps": steps_done,
-                         "train_minutes": args.minutes, **{k: result[k] for k in (
-                             "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
-                             "classifier_score", "extractor", "n_samples")},
-                         "conditional_accuracy": (result["conditional_accuracy"] or {}).get("overall"),
-                         "near_copies": result["memorisation"]["near_copy_fraction"],
-                         "bits_per_dim": (result["likelihood"] or {}).get("bits_per_dim"),
-                         "sampler": result["sampler"], "eval_seconds": result["seconds"]})
-            print(json.dumps(rows[-1]), flush=True)
+    rows = [trained_result(runs / f"{family}-{dataset}", f"{family}-{dataset}", [], args.minutes, args.n,
+                           args.data_root, args.image_size)
+            for dataset in args.datasets.split(",") for family in args.families.split(",")] if "main" in parts else []
+    options = [{"option": name, **trained_result(runs / f"option-{slug(name)}", "diffusion-mnist", overrides,
+                                                 args.option_minutes, args.option_n, args.data_root, args.image_size)}
+               for name, overrides in OPTIONS.items()] if "options" in parts else []
+    sweep = [sweep_cell(runs / "diffusion-mnist", sampler, int(steps), args.sweep_n)
+             for sampler in SAMPLERS for steps in args.sweep_steps.split(",")] if "sweep" in parts else []
 
-    results = {"rows": rows, "fid_vs_steps": sweep, "minutes_per_model": args.minutes,
-               "wall_minutes_total": round((time.time() - started) / 60, 1)}
+    results = {"device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
+               "torch": torch.__version__, "minutes_per_model": args.minutes, "option_minutes": args.option_minutes,
+               "rows": rows, "options": options, "fid_vs_steps": sweep,
+               "wall_minutes_this_invocation": round((time.time() - started) / 60, 1)}
+    name = "quality" if device == "cpu" else "quality_cuda"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(markdown(results) + "\n")
+    atomic_write_text(RESULTS / f"{name}.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(RESULTS / f"{name}.md", markdown(results) + "\n")
     print(markdown(results))
 
 
-def sweep_table(run_dir: Path, n: int) -> list[dict]:
-    """FID against sampling steps for the three samplers on one checkpoint."""
-    from aigckit.evaluation.evaluate import evaluate_run as evaluate
+def slug(text: str) -> str:
+    """A folder name for an option."""
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
-    result = evaluate(run_dir, n=n, sweep=SWEEP_STEPS, with_likelihood=False)
-    return result["sweep"]
+
+def cached(path: Path, settings: dict, make) -> dict:
+    """The result stored at `path` if it was made with `settings`, else make() it and store it."""
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored["settings"] == settings:
+            return stored["result"]
+    result = make()
+    atomic_write_text(path, json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
+    return result
+
+
+def trained_result(run_dir: Path, preset: str, overrides: list[str], minutes: float, n: int, data_root: str,
+                   image_size: int) -> dict:
+    """Train `preset` (+ overrides) for `minutes` into run_dir (resuming a cut-off run) and evaluate n samples
+    at image_size."""
+    config_path = ROOT / "configs" / f"{preset}.yaml"
+    dataset = load_config(config_path, []).data.name
+    overrides = [f"data.root={data_root}/{dataset}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
+                 "train.checkpoint_every=250", "train.sample_every=1000000", *overrides]
+    settings = {"preset": preset, "preset_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
+                "overrides": overrides, "n": n, "image_size": image_size}
+
+    def make() -> dict:
+        finished = run_dir / "benchmark.json"
+        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*"))
+        if resume and json.loads((run_dir / "settings.json").read_text()) != settings:
+            resume = False
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+            atomic_write_text(run_dir / "settings.json", json.dumps(settings) + "\n")
+        finished.unlink(missing_ok=True)
+        print(f"== {preset} {' '.join(overrides[3:])}: training for {minutes} min"
+              + (" (resumed)" if resume else ""), flush=True)
+        train(load_config(config_path, overrides), run_dir, resume=resume, show_progress=False)
+        state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+                           .joinpath("training_state.json").read_text())
+        result = evaluate_run(run_dir, n=n, image_size=image_size)
+        row = {"dataset": dataset, "preset": preset, "model": result["model"], "train_steps": int(state["step"]),
+               "train_minutes": minutes, **{k: result[k] for k in (
+                   "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
+                   "classifier_score", "extractor", "n_samples", "sampler", "sampling_precision", "image_size",
+                   "model_image_size")},
+               "conditional_accuracy": (result["conditional_accuracy"] or {}).get("overall"),
+               "near_copies": result["memorisation"]["near_copy_fraction"],
+               "bits_per_dim": (result["likelihood"] or {}).get("bits_per_dim"), "eval_seconds": result["seconds"]}
+        print(json.dumps(row), flush=True)
+        return row
+
+    return cached(run_dir / "benchmark.json", settings, make)
+
+
+def sweep_cell(run_dir: Path, sampler: str, steps: int, n: int) -> dict:
+    """One sampler at one step count on the trained run, cached beside it."""
+    checkpoint = sorted((run_dir / "checkpoints").glob("step-*"))[-1].name
+    settings = {"checkpoint": checkpoint, "n": n}
+
+    def make() -> dict:
+        print(f"== sweep: {sampler} at {steps} steps, {n} samples", flush=True)
+        row = evaluate_sampler(run_dir, sampler=sampler, steps=steps, n=n)
+        print(json.dumps(row), flush=True)
+        return row
+
+    return cached(run_dir / "sweep" / f"{sampler}-{steps}.json", settings, make)
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Each model trained {results['minutes_per_model']} min on 2 CPU cores; evaluator-network features; "
-             f"whole benchmark {results['wall_minutes_total']} min.", "",
+    """The three tables of the README."""
+    lines = [f"Each model trained {results['minutes_per_model']} min on {results['device']}; dataset-evaluator "
+             "features; FID/KID on the test split.", "",
              "| dataset | model | steps | FID | KID (×1e3) | precision | recall | density | coverage | "
              "class. score | cond. acc. | bits/dim |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
-        bpd = f"{r['bits_per_dim']:.3f}" if r["bits_per_dim"] is not None else "—"
-        acc = f"{r['conditional_accuracy']:.3f}" if r["conditional_accuracy"] is not None else "—"
         lines.append(f"| {r['dataset']} | {r['model']} | {r['train_steps']} | {r['fid']:.3f} | "
-                     f"{r['kid_mean'] * 1e3:.2f} ± {r['kid_std'] * 1e3:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['density']:.3f} | {r['coverage']:.3f} | {r['classifier_score']:.2f} | {acc} | {bpd} |")
-    if results["fid_vs_steps"]:
-        steps = sorted({r["steps"] for r in results["fid_vs_steps"]})
-        lines += ["", "FID against sampling steps (diffusion, first dataset, "
-                  f"{results['fid_vs_steps'][0]['n_samples']} samples):", "",
+                     f"{r['kid_mean'] * 1e3:.2f} ± {r['kid_std'] * 1e3:.2f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['density']:.3f} | {r['coverage']:.3f} | {r['classifier_score']:.2f} | "
+                     f"{number(r['conditional_accuracy'])} | {number(r['bits_per_dim'])} |")
+    if results["options"]:
+        lines += ["", f"Diffusion options (MNIST preset with one change, {results['option_minutes']} min each, "
+                  f"{results['options'][0]['n_samples']} samples):", "",
+                  "| option | steps | FID | cond. acc. |", "|---|---|---|---|"]
+        for r in results["options"]:
+            lines.append(f"| {r['option']} | {r['train_steps']} | {r['fid']:.3f} | "
+                         f"{number(r['conditional_accuracy'])} |")
+    sweep = results["fid_vs_steps"]
+    if sweep:
+        steps = sorted({r["steps"] for r in sweep})
+        lines += ["", f"Samplers on the {results['minutes_per_model']}-min MNIST diffusion model "
+                  f"({sweep[0]['n_samples']} samples per cell, guidance {sweep[0]['guidance']}): "
+                  "FID / conditional accuracy / ms per image", "",
                   "| sampler | " + " | ".join(str(s) for s in steps) + " |", "|---|" + "---|" * len(steps)]
-        for sampler in ("ddpm", "ddim", "dpm-solver++"):
-            fids = {r["steps"]: r["fid"] for r in results["fid_vs_steps"] if r["sampler"] == sampler}
-            lines.append(f"| {sampler} | " + " | ".join(f"{fids[s]:.3f}" for s in steps) + " |")
+        for sampler in SAMPLERS:
+            cells = {r["steps"]: r for r in sweep if r["sampler"] == sampler}
+            lines.append(f"| {sampler} | " + " | ".join(
+                f"{cells[s]['fid']:.3f} / {number(cells[s]['conditional_accuracy'])} / "
+                f"{cells[s]['seconds_per_image'] * 1e3:.1f}" for s in steps) + " |")
     return "\n".join(lines)
+
+
+def number(value: float | None) -> str:
+    """Three decimals, or a dash for a figure the model has none of."""
+    return "—" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -118,3 +118,20 @@ def test_an_unlabelled_folder_needs_the_inception_extractor_and_its_weights(unla
         evaluate_run(run, n=12, extractor="inception", cache_dir=tmp_path)
     with pytest.raises(AigcError, match="does not exist"):
         evaluate_run(run, n=12, extractor="inception", inception_weights=tmp_path / "missing.pth", cache_dir=tmp_path)
+
+
+def test_samples_measured_at_another_size_go_through_the_loaders_resize(tmp_path):
+    """28x28 MNIST test images, treated as a model's samples and measured at 32, equal the loader's own 32x32
+    images bit for bit: both sides of an FID at another size see the same transform."""
+    from pathlib import Path
+
+    from aigckit.data import load_dataset
+    from aigckit.evaluation.evaluate import resize_as_loaded
+
+    root = Path(__file__).parents[3] / "shared" / "data" / "mnist"
+    native = load_dataset(DataConfig(name="mnist", root=str(root), image_size=28), "test")
+    resized = load_dataset(DataConfig(name="mnist", root=str(root), image_size=32), "test")
+    rows = torch.arange(0, 10000, 97)
+    samples = native.batch(rows)["images"]
+    assert samples.shape[-1] == 28
+    torch.testing.assert_close(resize_as_loaded(samples, 32), resized.batch(rows)["images"], atol=0, rtol=0)

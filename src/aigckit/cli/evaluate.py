@@ -81,6 +81,8 @@ def eval_command(
     guidance: Annotated[Optional[float], typer.Option(help="diffusion: classifier-free guidance")] = None,
     sweep: Annotated[Optional[str], typer.Option(help="diffusion: FID per sampler at these step counts, e.g. 10,20,50")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="measure at this size (samples resized as the data loader resizes); default the model's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON object on stdout")] = False,
     precision: PrecisionOption = "auto",
 ) -> None:
@@ -103,7 +105,7 @@ def eval_command(
     _check_inputs(run_dir, n, extractor, options, sweep_steps, seed, precision)
 
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
-                          sweep=sweep_steps, precision=precision, **options)
+                          sweep=sweep_steps, precision=precision, image_size=image_size, **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:

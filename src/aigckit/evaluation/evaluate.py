@@ -19,6 +19,7 @@ from ..cache import default_cache_dir
 from ..config import DataConfig, config_from_dict, parse_yaml
 from ..data import load_dataset
 from ..data.base import data_fingerprint, data_identity
+from ..data.transforms import resize_pixels, to_model_range
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..pipelines import ImagePipeline, TextPipeline, load
@@ -26,7 +27,7 @@ from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
 
-__all__ = ["evaluate_run", "evaluate_sampler", "run_config", "manifold_subset"]
+__all__ = ["evaluate_run", "evaluate_sampler", "run_config", "manifold_subset", "resize_as_loaded"]
 
 MANIFOLD_LIMIT = 5000  # precision/recall and density/coverage use at most this many points per side
 MEMORISATION_LIMIT = 1000
@@ -108,6 +109,12 @@ def _real_features(extractor: _Extractor, data: DataConfig, cache_dir: Path) -> 
     return out
 
 
+def resize_as_loaded(images: Tensor, size: int) -> Tensor:
+    """Images in [-1, 1] stored as 8-bit pixels and resized to `size` exactly as the dataset loader resizes."""
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().numpy()
+    return to_model_range(resize_pixels(pixels, size))
+
+
 def _generate(pipeline: ImagePipeline, n: int, batch_size: int, seed: int, options: dict) -> tuple[Tensor, Tensor | None]:
     labels = torch.arange(n) % pipeline.num_classes if pipeline.num_classes else None
     images = []
@@ -150,11 +157,14 @@ def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[
 def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evaluator",
                  inception_weights: str | Path | None = None, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
-                 sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto") -> dict[str, Any]:
+                 sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto",
+                 image_size: int | None = None) -> dict[str, Any]:
     """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json.
 
     precision: what the samples are generated in ('auto': as training chooses for this machine); features,
-    statistics and likelihoods are always computed in fp32."""
+    statistics and likelihoods are always computed in fp32. image_size: measure at this size instead of the
+    model's (models of several sizes on one evaluator): the samples, stored as 8-bit images, are resized exactly
+    as the dataset loader resizes the real images."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
     config = run_config(run_dir)
@@ -167,8 +177,10 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         raise AigcError(f"--sweep needs a model whose sampler and steps can be chosen; {pipeline.config.name} "
                         f"models have none, so drop --sweep")
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    # the run's own data settings (root, channels, validation share), at the model's size
-    data = dataclasses.replace(config.data, image_size=pipeline.config.image_size)
+    # the run's own data settings (root, channels, validation share), at the model's size or the one asked for
+    if image_size is not None and image_size < 8:
+        raise AigcError(f"image_size must be at least 8 (the evaluator's input), got {image_size}")
+    data = dataclasses.replace(config.data, image_size=image_size or pipeline.config.image_size)
     train_set = load_dataset(data, "train")
     train = train_set.images
     features = _Extractor(extractor, data, train_set.labels is not None, cache_dir,
@@ -178,6 +190,8 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
 
     options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
     images, labels = _generate(pipeline, n, batch_size, seed, options)
+    if images.shape[-1] != data.image_size:
+        images = resize_as_loaded(images, data.image_size)
     fake_features, fake_logits = features(images)
     fake_stats = FeatureStatistics(fake_features.shape[1]).update(fake_features)
     kid_mean, kid_std = kid(real["features"], fake_features)
@@ -198,6 +212,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
     result: dict[str, Any] = {
         "run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": pipeline.family.name,
         "model": pipeline.config.name, "dataset": data.name, "real_split": "test", "image_size": data.image_size,
+        "model_image_size": pipeline.config.image_size,
         "channels": int(images.shape[1]), "data_fingerprint": data_fingerprint(data, "test"),
         "n_samples": n, "n_real": int(real["features"].shape[0]),
         **features.info, "fallback": features.fallback,
@@ -217,7 +232,8 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
                          "typical_train_nn_distance": copies["typical_train_nn_distance"],
                          "n_checked": int(min(n, MEMORISATION_LIMIT)),
                          "worst_pairs_png": str(out_dir / "nearest-training-images.png")},
-        "likelihood": _likelihood(pipeline, data, seed) if with_likelihood else None,
+        "likelihood": (_likelihood(pipeline, dataclasses.replace(data, image_size=pipeline.config.image_size), seed)
+                       if with_likelihood else None),
     }
     if sweep:
         result["sweep"] = _steps_sweep(pipeline, features, real_stats, sweep, min(n, 2000), batch_size, seed)

@@ -230,3 +230,26 @@ def test_a_min_snr_run_trains(tmp_path):
     Trainer(config, tmp_path, show_progress=False).fit()
     losses = [row["loss"] for row in read_metrics(tmp_path / "metrics.csv")]
     assert losses[-1] < losses[0]
+
+
+def test_a_patch_folded_unet_keeps_the_image_shape_and_trains(tmp_path):
+    """patch_size 2: the UNet runs at half resolution on 4x the channels and folds back to the image's shape."""
+    from aigckit.models.diffusion.unet import UNet
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    unet = UNet(DiffusionConfig(image_size=16, channels=3, base_channels=8, channel_mults=(1, 2), patch_size=2))
+    assert unet.conv_in.in_channels == 12 and unet.out[-1].out_channels == 12
+    assert unet(torch.randn(2, 3, 16, 16), torch.tensor([5, 500])).shape == (2, 3, 16, 16)
+    config = tiny_config({"name": "diffusion", "patch_size": 2, "prediction": "v"},
+                         train={"max_steps": 30, "log_every": 10})
+    Trainer(config, tmp_path, show_progress=False).fit()
+    losses = [row["loss"] for row in read_metrics(tmp_path / "metrics.csv")]
+    assert losses[-1] < losses[0]
+
+
+def test_patch_size_must_divide_the_image_with_its_levels():
+    from aigckit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="divisible by 8 for 3 UNet levels on patches of 2"):
+        DiffusionConfig(image_size=28, channel_mults=(1, 2, 2), patch_size=2)

@@ -77,14 +77,15 @@ class UNet(nn.Module):
         super().__init__()
         base, mults = config.base_channels, config.channel_mults
         emb_dim = 4 * base
-        self.base = base
+        self.base, self.patch = base, config.patch_size
+        pixels = config.channels * self.patch**2  # channels of a patch-folded image
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # index num_classes is the "no label" class used with probability label_dropout during training
         self.class_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.conditional else None
-        self.conv_in = nn.Conv2d(config.channels, base, 3, padding=1)
+        self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
         self.down = nn.ModuleList()
-        skips, c, size = [base], base, config.image_size
+        skips, c, size = [base], base, config.image_size // self.patch
         for level, mult in enumerate(mults):
             for _ in range(config.num_res_blocks):
                 block = nn.ModuleList([ResBlock(c, base * mult, emb_dim, config.dropout)])
@@ -113,7 +114,7 @@ class UNet(nn.Module):
                 self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"),
                                               nn.Conv2d(c, c, 3, padding=1)]))  # H -> 2H
                 size *= 2
-        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, config.channels, 3, padding=1))
+        self.out = nn.Sequential(_norm(c), nn.SiLU(), nn.Conv2d(c, pixels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
@@ -122,7 +123,7 @@ class UNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, self.base))
         if self.class_embed is not None:
             emb = emb + self.class_embed(labels)
-        h = self.conv_in(x)
+        h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         hs = [h]
         for block in self.down:
             h = self._run(block, h, emb)
@@ -133,7 +134,8 @@ class UNet(nn.Module):
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
             h = self._run(block, h, emb)
-        return self.out(h)
+        out = self.out(h)
+        return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
 
     @staticmethod
     def _run(block: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
