@@ -33,6 +33,15 @@ def _deterministic_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _private_config_folder(tmp_path_factory, monkeypatch):
+    """Watermark keys and signing settings live in a throwaway config folder, never the user's ~/.config."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    for name in ("AIGCKIT_WATERMARK_KEY", "AIGCKIT_C2PA_CERT", "AIGCKIT_C2PA_KEY", "AIGCKIT_C2PA_TSA_URL",
+                 "AIGCKIT_C2PA_TRUST_ANCHORS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def trained_diffusion(tmp_path_factory):
     """A class-conditional diffusion model trained briefly on 8x8 digits (about 30 s); its run directory."""
