@@ -20,13 +20,6 @@ SHA = "c0ffee" + "0" * 58
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def private_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    for name in ("AIGCKIT_C2PA_CERT", "AIGCKIT_C2PA_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
 
 @pytest.fixture()
 def images(tmp_path):

@@ -21,7 +21,6 @@ from helpers import tiny_config
 
 @pytest.fixture(autouse=True)
 def private_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv(KEY_ENV, "guard-test-secret-0123456789")
 
 

@@ -28,11 +28,8 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def private_config(tmp_path, monkeypatch):
-    """Keys from the environment, never a key file in the real config folder; no signing configured."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    """The key from the environment (conftest already gives a throwaway config folder and no signing)."""
     monkeypatch.setenv(KEY_ENV, KEY)
-    for name in ("AIGCKIT_C2PA_CERT", "AIGCKIT_C2PA_KEY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
