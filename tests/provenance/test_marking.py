@@ -111,3 +111,26 @@ def test_server_marks_generations_unless_asked_not_to(run, tmp_path):
     assert [item["aigckit"]["watermark_generation_id"] for item in marked] == ["3", "0"]  # seeds 11, 12: low 2 bits
     assert read_metadata(base64.b64decode(plain["b64_json"]))["watermark"] == "off"
     assert not read_watermark(Image.open(io.BytesIO(base64.b64decode(plain["b64_json"]))), KEY.encode())["detected"]
+
+
+def test_server_marks_edits_unless_asked_not_to(run, tmp_path):
+    rng = np.random.default_rng(1)
+    image, hole = rng.integers(0, 256, (64, 64), dtype=np.uint8), np.zeros((64, 64), dtype=np.uint8)
+    hole[20:40, 20:40] = 255
+    files = {"image": ("i.png", png_bytes(image), "image/png"), "mask": ("m.png", png_bytes(hole), "image/png")}
+    with TestClient(create_app(runs=[run], data_dir=tmp_path / "serve")) as client:
+        marked, plain = (client.post("/v1/images/edits", files=files, data={"model": "telea", **extra})
+                         for extra in ({}, {"watermark": "false"}))
+        marked, plain = (base64.b64decode(r.json()["data"][0]["b64_json"]) for r in (marked, plain))
+    assert read_metadata(marked)["watermark"] == "aigckit-image-v1"
+    assert read_watermark(Image.open(io.BytesIO(marked)), KEY.encode())["detected"]
+    assert read_metadata(plain)["watermark"] == "off"
+    known = hole == 0
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(plain)))[known], image[known])
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """A grey PNG file of `pixels`."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

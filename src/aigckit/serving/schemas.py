@@ -49,6 +49,7 @@ class ImageEditRequest(Strict):
     steps: int | None = Field(None, ge=1)
     label: int | None = None
     response_format: Literal["b64_json", "url"] = "b64_json"
+    watermark: bool = True  # false: no invisible watermark (recorded in the PNG)
 
 
 class StreamOptions(Strict):

@@ -136,8 +136,10 @@ async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Cal
     picture = open_upload(image(), "image", limits.max_image_side)
     hole = open_upload(mask(), "mask", limits.max_image_side)
     if request.model in CLASSICAL_METHODS:
-        return EditWork(picture, hole, request.model, seeds, None, request.response_format)
-    return EditWork(picture, hole, None, seeds, request.label, request.response_format, options)
+        return EditWork(picture, hole, request.model, seeds, None, request.response_format,
+                        watermark=request.watermark)
+    return EditWork(picture, hole, None, seeds, request.label, request.response_format, options,
+                    watermark=request.watermark)
 
 
 def decode_upload(text: str, what: str, limit: int) -> bytes:

@@ -42,11 +42,12 @@ async def edit_images(
     steps: Annotated[int | None, Form(ge=1)] = None,
     label: Annotated[int | None, Form()] = None,
     response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+    watermark: Annotated[bool, Form(description="false: no invisible watermark (recorded in the PNG)")] = True,
 ) -> dict:
     """Inpaint the white part of `mask` with the model's own method (RePaint, VAE latent search) or OpenCV's."""
     limit = state.settings.limits.max_upload_bytes
     edit = ImageEditRequest(model=model, prompt=prompt, n=n, seed=seed, steps=steps, label=label,
-                            response_format=response_format)
+                            response_format=response_format, watermark=watermark)
     image_bytes, mask_bytes = await _read(image, "image", limit), await _read(mask, "mask", limit)
     work = await prepare_edit(state, edit, lambda: image_bytes, lambda: mask_bytes)
     return await await_job(request, submit_edit(state, model, work, key))
