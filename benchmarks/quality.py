@@ -1,7 +1,7 @@
 """Image quality per CPU-minute: each family trained for the same wall time, measured alike, in one command.
 
     python benchmarks/quality.py [--minutes 10] [--option-minutes 2] [--n 10000] [--option-n 2000]
-                                 [--sweep-n 5000] [--sweep-steps 10,20,50,100,1000]
+                                 [--sweep-n 5000] [--sweep-steps 10,20,50,100,1000] [--sweep-long ddpm,ddim,dpm-solver++]
                                  [--datasets mnist,fashion-mnist] [--data-root ../shared/data] [--runs runs/quality]
                                  [--parts main,options,sweep] [--families dcgan,vae,diffusion] [--image-size 32]
 
@@ -13,7 +13,8 @@
 2. The diffusion options: the MNIST diffusion preset with one training option changed at a time (OPTIONS),
    each trained --option-minutes and measured on --option-n samples, beside the preset itself.
 3. The sampler sweep: on the --minutes MNIST diffusion model, FID, conditional accuracy and seconds per image for
-   DDPM, DDIM and DPM-Solver++ at each of --sweep-steps, --sweep-n samples each, guidance as the preset says.
+   DDPM, DDIM and DPM-Solver++ at each of --sweep-steps, --sweep-n samples each, guidance as the preset says;
+   the largest step count only for the samplers in --sweep-long (at 1,000 steps a cell costs 50 times one at 20).
 
 Every result is kept beside its run (<runs>/<key>/benchmark.json, sweep/<sampler>-<steps>.json) with the settings
 that made it, and reused when a rerun asks for the same, so an interrupted benchmark resumes where it stopped: a
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 
 from aigckit.atomic import atomic_write_text
-from aigckit.config import load_config
+from aigckit.config import RunConfig, load_config, to_dict
 from aigckit.evaluation.evaluate import evaluate_run, evaluate_sampler
 from aigckit.machine import cpu_name
 from aigckit.training import train
@@ -53,6 +54,7 @@ OPTIONS = {
     "no EMA (live weights)": ["train.use_ema=false"],
 }
 SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+SAMPLING_FIELDS = {"sampler": "sampler", "steps": "sampling_steps", "guidance": "guidance"}  # evaluate_run's names
 
 
 def main() -> None:
@@ -63,6 +65,8 @@ def main() -> None:
     parser.add_argument("--option-n", type=int, default=2000)
     parser.add_argument("--sweep-n", type=int, default=5000)
     parser.add_argument("--sweep-steps", default="10,20,50,100,1000")
+    parser.add_argument("--sweep-long", default=",".join(SAMPLERS),
+                        help="the samplers that also run the largest of --sweep-steps")
     parser.add_argument("--datasets", default="mnist,fashion-mnist")
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--runs", default=str(ROOT / "runs" / "quality"))
@@ -81,8 +85,11 @@ def main() -> None:
     options = [{"option": name, **trained_result(runs / f"option-{slug(name)}", "diffusion-mnist", overrides,
                                                  args.option_minutes, args.option_n, args.data_root, args.image_size)}
                for name, overrides in OPTIONS.items()] if "options" in parts else []
-    sweep = [sweep_cell(runs / "diffusion-mnist", sampler, int(steps), args.sweep_n)
-             for sampler in SAMPLERS for steps in args.sweep_steps.split(",")] if "sweep" in parts else []
+    steps_list = sorted(int(steps) for steps in args.sweep_steps.split(","))
+    guidance = load_config(ROOT / "configs" / "diffusion-mnist.yaml", []).model.guidance
+    sweep = [sweep_cell(runs / "diffusion-mnist", sampler, steps, args.sweep_n, guidance)
+             for sampler in SAMPLERS for steps in steps_list
+             if steps < steps_list[-1] or sampler in args.sweep_long.split(",")] if "sweep" in parts else []
 
     results = {"device": torch.cuda.get_device_name() if device == "cuda" else cpu_name(),
                "torch": torch.__version__, "minutes_per_model": args.minutes, "option_minutes": args.option_minutes,
@@ -98,6 +105,15 @@ def main() -> None:
 def slug(text: str) -> str:
     """A folder name for an option."""
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def training_and_sampling(config: RunConfig) -> tuple[str, dict]:
+    """The sha256 of everything in a config that training reads, and the sampling settings it holds (sampler,
+    steps, guidance: only sampling reads them, so changing them in a preset measures the trained model again)."""
+    resolved = to_dict(config)
+    sampling = {name: resolved["model"].pop(field) for name, field in SAMPLING_FIELDS.items()
+                if field in resolved["model"]}
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest(), sampling
 
 
 def cached(path: Path, settings: dict, make) -> dict:
@@ -119,25 +135,29 @@ def trained_result(run_dir: Path, preset: str, overrides: list[str], minutes: fl
     dataset = load_config(config_path, []).data.name
     overrides = [f"data.root={data_root}/{dataset}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
                  "train.checkpoint_every=250", "train.sample_every=1000000", *overrides]
-    settings = {"preset": preset, "preset_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
-                "overrides": overrides, "n": n, "image_size": image_size}
+    config = load_config(config_path, overrides)
+    training, sampling = training_and_sampling(config)
+    training_settings = {"preset": preset, "training_config_sha256": training, "overrides": overrides}
+    settings = {**training_settings, "sampling": sampling, "n": n, "image_size": image_size}
 
     def make() -> dict:
         finished = run_dir / "benchmark.json"
-        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*"))
-        if resume and json.loads((run_dir / "settings.json").read_text()) != settings:
-            resume = False
-        if not resume:
+        checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))
+        same = checkpoints and json.loads((run_dir / "settings.json").read_text()) == training_settings
+        done = same and json.loads(checkpoints[-1].joinpath("training_state.json").read_text())[
+            "elapsed_seconds"] >= minutes * 60
+        if not same:
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir.mkdir(parents=True)
-            atomic_write_text(run_dir / "settings.json", json.dumps(settings) + "\n")
+            atomic_write_text(run_dir / "settings.json", json.dumps(training_settings) + "\n")
         finished.unlink(missing_ok=True)
-        print(f"== {preset} {' '.join(overrides[3:])}: training for {minutes} min"
-              + (" (resumed)" if resume else ""), flush=True)
-        train(load_config(config_path, overrides), run_dir, resume=resume, show_progress=False)
+        if not done:  # a finished run with other sampling settings is only measured again
+            print(f"== {preset} {' '.join(overrides[3:])}: training for {minutes} min"
+                  + (" (resumed)" if same else ""), flush=True)
+            train(config, run_dir, resume=bool(same), show_progress=False)
         state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1]
                            .joinpath("training_state.json").read_text())
-        result = evaluate_run(run_dir, n=n, image_size=image_size)
+        result = evaluate_run(run_dir, n=n, image_size=image_size, **sampling)
         row = {"dataset": dataset, "preset": preset, "model": result["model"], "train_steps": int(state["step"]),
                "train_minutes": minutes, **{k: result[k] for k in (
                    "fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
@@ -152,14 +172,14 @@ def trained_result(run_dir: Path, preset: str, overrides: list[str], minutes: fl
     return cached(run_dir / "benchmark.json", settings, make)
 
 
-def sweep_cell(run_dir: Path, sampler: str, steps: int, n: int) -> dict:
+def sweep_cell(run_dir: Path, sampler: str, steps: int, n: int, guidance: float | None) -> dict:
     """One sampler at one step count on the trained run, cached beside it."""
     checkpoint = sorted((run_dir / "checkpoints").glob("step-*"))[-1].name
-    settings = {"checkpoint": checkpoint, "n": n}
+    settings = {"checkpoint": checkpoint, "n": n, "guidance": guidance}
 
     def make() -> dict:
         print(f"== sweep: {sampler} at {steps} steps, {n} samples", flush=True)
-        row = evaluate_sampler(run_dir, sampler=sampler, steps=steps, n=n)
+        row = evaluate_sampler(run_dir, sampler=sampler, steps=steps, n=n, guidance=guidance)
         print(json.dumps(row), flush=True)
         return row
 
@@ -195,7 +215,7 @@ def markdown(results: dict) -> str:
             cells = {r["steps"]: r for r in sweep if r["sampler"] == sampler}
             lines.append(f"| {sampler} | " + " | ".join(
                 f"{cells[s]['fid']:.3f} / {number(cells[s]['conditional_accuracy'])} / "
-                f"{cells[s]['seconds_per_image'] * 1e3:.1f}" for s in steps) + " |")
+                f"{cells[s]['seconds_per_image'] * 1e3:.1f}" if s in cells else "not run" for s in steps) + " |")
     return "\n".join(lines)
 
 

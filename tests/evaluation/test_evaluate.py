@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from aigckit.cli import app
 from aigckit.config import load_config
-from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.evaluation.evaluate import evaluate_run, evaluate_sampler
 from aigckit.evaluation.report import compare_runs
 from aigckit.training import Trainer
 
@@ -50,3 +50,13 @@ def test_eval_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "must be one of evaluator, inception" in result.stderr
     result = runner.invoke(app, ["eval", str(tmp_path)])
     assert result.exit_code == 2 and "no config.yaml" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_cell_samples_at_the_guidance_asked_for(trained_diffusion, eval_cache):
+    cells = {g: evaluate_sampler(trained_diffusion, sampler="ddim", steps=10, n=200, guidance=g, cache_dir=eval_cache)
+             for g in (1.0, 4.0)}
+    default = evaluate_sampler(trained_diffusion, sampler="ddim", steps=10, n=200, cache_dir=eval_cache)
+    assert [cells[g]["guidance"] for g in (1.0, 4.0)] == [1.0, 4.0]
+    assert default["guidance"] == load_config(trained_diffusion / "config.yaml", []).model.guidance
+    assert cells[1.0]["fid"] != cells[4.0]["fid"]  # the guided samples differ

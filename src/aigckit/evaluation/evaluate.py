@@ -244,15 +244,16 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
 
 def _steps_sweep(pipeline, features, real_stats, steps_list, n, batch_size, seed) -> list[dict]:
     """FID for each sampler at each step count, on n samples."""
-    return [_sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed)
+    return [_sampler_row(pipeline, features, real_stats, sampler, steps, None, n, batch_size, seed)
             for sampler in SWEEP_SAMPLERS for steps in steps_list]
 
 
-def _sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed) -> dict[str, Any]:
+def _sampler_row(pipeline, features, real_stats, sampler, steps, guidance, n, batch_size, seed) -> dict[str, Any]:
     """FID, conditional accuracy (labelled data) and sampling seconds per image for one sampler and step count;
-    guidance is the model's default."""
+    guidance None: the model's default."""
+    options = {"sampler": sampler, "steps": steps, **({} if guidance is None else {"guidance": guidance})}
     started = time.perf_counter()
-    images, labels = _generate(pipeline, n, batch_size, seed, {"sampler": sampler, "steps": steps})
+    images, labels = _generate(pipeline, n, batch_size, seed, options)
     seconds = time.perf_counter() - started
     fake_features, logits = features(images)
     stats = FeatureStatistics(real_stats.sum.shape[0]).update(fake_features)
@@ -260,13 +261,14 @@ def _sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, 
                 if logits is not None and labels is not None else None)
     return {"sampler": sampler, "steps": steps, "n_samples": n, "fid": fid(real_stats, stats),
             "conditional_accuracy": accuracy, "seconds_per_image": seconds / n,
-            "guidance": _sampler_settings(pipeline, {}).get("guidance")}
+            "guidance": _sampler_settings(pipeline, options).get("guidance")}
 
 
-def evaluate_sampler(run_dir: str | Path, *, sampler: str, steps: int, n: int, batch_size: int = 250, seed: int = 0,
-                     cache_dir: Path | None = None, precision: str = "auto") -> dict[str, Any]:
+def evaluate_sampler(run_dir: str | Path, *, sampler: str, steps: int, n: int, guidance: float | None = None,
+                     batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
+                     precision: str = "auto") -> dict[str, Any]:
     """One cell of a sampler sweep: FID on the dataset evaluator's features, conditional accuracy and seconds per
-    image for n samples of a diffusion run with `sampler` at `steps` (guidance: the model config's)."""
+    image for n samples of a diffusion run with `sampler` at `steps` (guidance None: the model config's)."""
     run_dir = Path(run_dir)
     pipeline = load(run_dir, precision=precision)
     if not {"sampler", "steps"} <= pipeline.family.sample_options:
@@ -276,5 +278,5 @@ def evaluate_sampler(run_dir: str | Path, *, sampler: str, steps: int, n: int, b
     features = _Extractor("evaluator", data, True, cache_dir, None)
     real = _real_features(features, data, cache_dir)
     real_stats = FeatureStatistics(real["features"].shape[1]).update(real["features"])
-    return {**_sampler_row(pipeline, features, real_stats, sampler, steps, n, batch_size, seed),
+    return {**_sampler_row(pipeline, features, real_stats, sampler, steps, guidance, n, batch_size, seed),
             "extractor": features.info["extractor"], "sampling_precision": pipeline.precision.describe()}
