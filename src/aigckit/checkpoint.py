@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT_VERSION",
     "atomic_directory",
     "atomic_write_text",
+    "checkpoint_sha256",
     "save_pretrained",
     "save_state_dict",
     "from_pretrained",
@@ -58,6 +59,21 @@ def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_sha256(checkpoint: Path) -> str:
+    """What identifies a checkpoint: the digest aigckit's config.json records of itself (it covers every file's
+    sha256), or for a transformers directory the sha256 of its config and weight files."""
+    manifest = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    if "config_sha256" in manifest:
+        return manifest["config_sha256"]
+    digest = hashlib.sha256()
+    for path in sorted(checkpoint.glob("*.json")) + sorted(checkpoint.glob("*.safetensors")):
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

@@ -12,7 +12,7 @@ from torch import Tensor
 from .atomic import atomic_path
 from .errors import AigcError
 
-__all__ = ["to_pil", "make_grid", "save_grid", "from_pil"]
+__all__ = ["to_pil", "make_grid", "grid_image", "save_grid", "from_pil"]
 
 
 def to_pil(images: Tensor) -> list[Image.Image]:
@@ -45,14 +45,20 @@ def make_grid(images: Tensor, nrow: int, padding: int = 2) -> Tensor:
     return grid
 
 
+def grid_image(images: Tensor, nrow: int = 8, upscale: int = 1) -> Image.Image:
+    """Images as one PIL grid; `upscale` enlarges small images with nearest pixels."""
+    image = to_pil(make_grid(images, nrow)[None])[0]
+    if upscale > 1:
+        image = image.resize((image.width * upscale, image.height * upscale), Image.Resampling.NEAREST)
+    return image
+
+
 def save_grid(images: Tensor, path: str | Path, nrow: int = 8, upscale: int = 1) -> Path:
     """Save images as one PNG grid (atomically); `upscale` enlarges small images with nearest pixels."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise AigcError(f"{path}: grids are written as PNG; give a file name ending in .png")
-    image = to_pil(make_grid(images, nrow)[None])[0]
-    if upscale > 1:
-        image = image.resize((image.width * upscale, image.height * upscale), Image.Resampling.NEAREST)
+    image = grid_image(images, nrow, upscale)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path

@@ -17,7 +17,7 @@ from aigckit.provenance.marking import read_watermark
 from aigckit.provenance.payload import MAX_BITS, decode, encode
 from aigckit.provenance.png import read_metadata
 from aigckit.serving import create_app
-from aigckit.serving.catalog import checkpoint_sha256
+from aigckit.checkpoint import checkpoint_sha256
 from aigckit.checkpoint import latest_checkpoint
 from aigckit.training import Trainer
 from helpers import tiny_config

@@ -51,7 +51,7 @@ def inpaint_command(
     from ..pipelines import load
     from ..pipelines.inpaint import CLASSICAL_METHODS, inpaint
     from ..provenance.marking import configured, marked_png, png_of
-    from ..serving.catalog import checkpoint_sha256
+    from ..checkpoint import checkpoint_sha256
 
     options = {"steps": steps, "jump_length": jump_length, "resamplings": resamplings, "iterations": iterations}
     require_at_least(1, **options)

@@ -49,13 +49,11 @@ def sample_command(
                                         "aigckit eval's memorisation)")] = False,
 ) -> None:
     """Sample n images from a trained run and save them as a grid, watermarked, with its provenance."""
-    from PIL import Image
-
     from ..atomic import atomic_write_bytes
-    from ..imaging import make_grid, to_pil
+    from ..checkpoint import checkpoint_sha256
+    from ..imaging import grid_image
     from ..pipelines import load
     from ..provenance.marking import configured, marked_png
-    from ..serving.catalog import checkpoint_sha256
 
     require_at_least(1, n=n, nrow=nrow)
     check_seed(seed)
@@ -75,10 +73,8 @@ def sample_command(
                 "labels": labels, **options}
     if guard:
         images, metadata["guard_withheld"] = withhold_near_copies(images, pipeline)
-    grid = to_pil(make_grid(images, nrow)[None])[0]
     upscale = max(1, 64 // images.shape[-1])  # small images enlarged for viewing, as ImagePipeline.save_grid does
-    grid = grid.resize((grid.width * upscale, grid.height * upscale), Image.Resampling.NEAREST)
-    data, _ = marked_png(grid, metadata, key=key, credentials=credentials)
+    data, _ = marked_png(grid_image(images, nrow, upscale), metadata, key=key, credentials=credentials)
     atomic_write_bytes(out, data)
     marks = ("watermarked" if key else "not watermarked") + (", signed" if credentials else "")
     err_console.print(f"wrote {out} ({len(images)} images from {pipeline.checkpoint}, seed {seed}; {marks}; "

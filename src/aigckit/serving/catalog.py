@@ -4,8 +4,6 @@ Requests name a model by id only; an id resolves to one of the folders given at 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import checkpoint_sha256
 from ..errors import AigcError
 from ..pipelines import ImagePipeline, TextPipeline, load
 
@@ -25,21 +24,6 @@ def best_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
-
-
-def checkpoint_sha256(checkpoint: Path) -> str:
-    """What identifies a checkpoint: the digest aigckit's config.json records of itself (it covers every file's
-    sha256), or for a transformers directory the sha256 of its config and weight files."""
-    manifest = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
-    if "config_sha256" in manifest:
-        return manifest["config_sha256"]
-    digest = hashlib.sha256()
-    for path in sorted(checkpoint.glob("*.json")) + sorted(checkpoint.glob("*.safetensors")):
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
