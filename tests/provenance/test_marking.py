@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from skimage import data as skdata
 from typer.testing import CliRunner
 
 from aigckit.cli import app
 from aigckit.provenance.image_watermark import psnr
 from aigckit.provenance.keys import KEY_ENV
-from aigckit.provenance.marking import read_watermark
+from aigckit.provenance.marking import read_watermark, watermark_image
 from aigckit.provenance.payload import MAX_BITS, decode, encode
 from aigckit.provenance.png import read_metadata
 from aigckit.serving import create_app
@@ -134,3 +135,13 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("side, shown", [(32, 32), (64, 64), (64, 128), (16, 16)])
+def test_read_watermark_finds_the_payload_of_any_marking_size_in_one_search(side, shown):
+    photo = Image.fromarray(skdata.astronaut()).resize((side, side), Image.Resampling.LANCZOS)
+    marked, fields = watermark_image(photo, KEY.encode(), "ab" * 32, seed=12345)
+    found = read_watermark(marked.resize((shown, shown), Image.Resampling.BICUBIC), KEY.encode())
+    assert found["detected"], found
+    assert found["payload_bits"] == fields["watermark_bits"] and decode(found["bits"]).matches_seed(12345)
+    assert not read_watermark(photo.resize((shown, shown)), KEY.encode())["detected"]

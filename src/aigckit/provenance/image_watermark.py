@@ -46,7 +46,7 @@ puts on SDXL images) refuses images under 256 px and decodes nothing on a flat i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -284,12 +284,12 @@ def _affine(luma: np.ndarray, layout: _Layout) -> np.ndarray:
                               _step(layout.grid), layout.dither)
 
 
-def _crop(luma: np.ndarray, key: bytes, n_bits: int | None) -> tuple[np.ndarray, _Layout] | None:
+def _crop(luma: np.ndarray, key: bytes, lengths: Mapping[int, int]) -> tuple[np.ndarray, _Layout] | None:
     """Projections and layout under the best crop hypothesis (see image_watermark_sync), None if none applies."""
     best = None
     for side, top, left in sync.crop_hypotheses(*luma.shape):
         grid = _grid_for(side)
-        if grid < CROP_GRID or (n_bits is not None and n_bits > CAPACITY[grid]):
+        if grid < CROP_GRID or grid not in lengths or lengths[grid] > CAPACITY[grid]:
             continue
         layout = _layout(key, grid)
         p = _projections(sync.canvas(luma, side, top, left), layout)
@@ -299,10 +299,11 @@ def _crop(luma: np.ndarray, key: bytes, n_bits: int | None) -> tuple[np.ndarray,
     return None if best is None else best[1:]
 
 
-def detect(image: Image.Image, key: bytes, n_bits: int | None = None, *,
+def detect(image: Image.Image, key: bytes, n_bits: int | Mapping[int, int] | None = None, *,
            method: str = "stdm") -> WatermarkDetection:
     """Look for the watermark of `key` in `image`; `n_bits` is the payload length used at embedding (None: the
-    full capacity).
+    full capacity; a mapping: the length for each grid the image may have been marked on, as when the embedder
+    chose it by the image's size and the image may since have been resized).
 
     Tries every grid the image could have been marked on (it may since have been halved or doubled); where none
     is detected, searches gains, brightness offsets and contrast (every grid) and small crops (images up to
@@ -314,19 +315,21 @@ def detect(image: Image.Image, key: bytes, n_bits: int | None = None, *,
     height, width = pixels.shape[:2]
     side = min(width, height)
     threshold = DETECTION_P[_grid_for(side)]
-    if n_bits is not None and not 0 <= n_bits <= max(CAPACITY.values()):
+    lengths = (dict(n_bits) if isinstance(n_bits, Mapping)
+               else {grid: CAPACITY[grid] if n_bits is None else n_bits for grid in GRIDS})
+    if any(not 0 <= bits <= max(CAPACITY.values()) for bits in lengths.values()):
         raise AigcError(f"n_bits is {n_bits}; give the payload length used at embedding "
                         f"(0 to {max(CAPACITY.values())})")
     luma, key = _luminance(pixels), bytes(key)
     # a payload longer than a grid's capacity rules that grid out
     layouts = [_layout(key, grid) for grid in GRIDS
-               if grid <= 2 * side and (n_bits is None or n_bits <= CAPACITY[grid])]
+               if grid <= 2 * side and grid in lengths and lengths[grid] <= CAPACITY[grid]]
     if not layouts:
         raise AigcError(f"a {width}x{height} image cannot carry {n_bits} payload bits; "
                         f"give the n_bits used at embedding")
 
     def length(layout: _Layout) -> int:
-        return CAPACITY[layout.grid] if n_bits is None else n_bits
+        return lengths[layout.grid]
 
     search = method == "stdm"
     crops = search and max(height, width) <= sync.CROP_SEARCH_MAX_SIDE
@@ -334,7 +337,7 @@ def detect(image: Image.Image, key: bytes, n_bits: int | None = None, *,
     tries = [_verdict(_projections(luma, layout), layout, method, length(layout)) for layout in layouts]
     if search and min(t[0] for t in tries) * hypotheses > threshold:
         tries += [_verdict(_affine(luma, layout), layout, method, length(layout)) for layout in layouts]
-        found = _crop(luma, key, n_bits) if crops else None
+        found = _crop(luma, key, lengths) if crops else None
         if found is not None:
             tries.append(_verdict(found[0], found[1], method, length(found[1])))
     best = min(tries, key=lambda t: (t[0], -t[1]))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from .credentials import SigningCredentials, sign, signing_credentials
 from .keys import watermark_key
-from .payload import decode, encode, payload_bits, possible_lengths
+from .payload import decode, encode, payload_bits
 from .png import MetadataValue, png_bytes
 
 __all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "marked_png", "read_watermark", "png_of"]
@@ -71,24 +71,14 @@ def png_of(image: Image.Image) -> bytes:
 def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
     """Look for our watermark: verdict, p-value, bit accuracy and the decoded ids.
 
-    The payload length is not known after a resize (it follows the grid the image was marked on), so each length
-    the image's size allows is tried, longest first, and the first detected is taken (a try with too long a length
-    reads filler as payload and fails; one too short can still pass, with a wrong split of the ids). Each p-value is
-    multiplied by the number of tries (Bonferroni), so a verdict keeps the detector's false-positive rate."""
-    from .image_watermark import detect, detection_threshold
+    The payload length follows the size the image was marked at (`payload_bits`), which a resize hides; each grid
+    the detector tries stands for one marking size, so it reads the length that size implies, and one search
+    covers every length without more hypotheses than the grids themselves."""
+    from .image_watermark import GRIDS, detect
 
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
-    lengths = possible_lengths(image.width, image.height)
-    threshold = detection_threshold(image.width, image.height)
-    tries = []
-    for n_bits in lengths:
-        found = detect(image, key, n_bits)
-        p_value = min(1.0, found.p_value * len(lengths))
-        tries.append((p_value, found, n_bits))
-        if p_value <= threshold:
-            break
-    p_value, best, n_bits = tries[-1] if tries[-1][0] <= threshold else min(tries, key=lambda t: t[0])
-    detected = p_value <= threshold
-    return {"detected": detected, "p_value": p_value, "bit_accuracy": best.bit_accuracy, "payload_bits": n_bits,
-            "payload": decode(best.bits).describe() if detected else None, "bits": best.bits if detected else None}
+    found = detect(image, key, {grid: payload_bits(grid, grid) for grid in GRIDS})
+    detected, n_bits = found.detected, len(found.bits)
+    return {"detected": detected, "p_value": found.p_value, "bit_accuracy": found.bit_accuracy, "payload_bits": n_bits,
+            "payload": decode(found.bits).describe() if detected else None, "bits": found.bits if detected else None}

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import AigcError
 
-__all__ = ["MAX_BITS", "Payload", "payload_bits", "possible_lengths", "encode", "decode"]
+__all__ = ["MAX_BITS", "Payload", "payload_bits", "encode", "decode"]
 
 MAX_BITS = 48
 
@@ -54,15 +54,6 @@ def payload_bits(width: int, height: int) -> int:
     from .image_watermark import capacity
 
     return min(capacity(width, height), MAX_BITS)
-
-
-def possible_lengths(width: int, height: int) -> list[int]:
-    """Payload lengths an image of this size may carry: marked at its own size, or at another grid before being
-    resized (the detector's grids up to twice its shorter side), longest first."""
-    from .image_watermark import CAPACITY, GRIDS
-
-    side = min(width, height)
-    return sorted({min(CAPACITY[grid], MAX_BITS) for grid in GRIDS if grid <= 2 * side}, reverse=True)
 
 
 def _split(n_bits: int) -> tuple[int, int]:
