@@ -25,6 +25,7 @@ from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
 from .serve import serve_command
+from .stylize import convert_command, stylize_command
 from .train import train_command
 from .watermark import watermark_app
 
@@ -58,6 +59,8 @@ app.command("train")(train_command)
 app.command("sample")(sample_command)
 app.command("generate")(generate_command)
 app.command("inpaint")(inpaint_command)
+app.command("stylize")(stylize_command)
+app.command("convert")(convert_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
 app.command("datasets")(datasets_command)

@@ -1,0 +1,120 @@
+"""`aigckit stylize --content C.jpg --style S.jpg --out O.png`: neural style transfer, and `aigckit convert`
+for the VGG-19 weights it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from PIL import Image, UnidentifiedImageError
+
+from ..atomic import atomic_write_bytes
+from ..errors import AigcError
+from .common import PrecisionOption, check_output_file, check_precision, err_console, require_at_least, user_errors
+
+__all__ = ["stylize_command", "convert_command"]
+
+METHODS = ("gatys",)  # fast and AdaIN networks: not built yet (issue 14)
+
+
+def _open(path: Path, option: str) -> Image.Image:
+    if not path.is_file():
+        raise AigcError(f"{option} {path} is not a file; give a PNG or JPEG file")
+    try:
+        with Image.open(path) as image:
+            return image.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise AigcError(f"{option} {path} is not an image PIL can read; give a PNG or JPEG file") from None
+
+
+@user_errors
+def stylize_command(
+    content: Annotated[Path, typer.Option(help="the image whose content is kept")],
+    style: Annotated[Path, typer.Option(help="the image whose style is taken")],
+    out: Annotated[Path, typer.Option(help="PNG file to write the result to")] = Path("stylized.png"),
+    method: Annotated[str, typer.Option(help="gatys (optimises the image)")] = "gatys",
+    size: Annotated[int, typer.Option(help="the result's longer side in pixels (the content is resized to it)")] = 256,
+    steps: Annotated[int, typer.Option(help="optimiser iterations")] = 300,
+    optimizer: Annotated[str, typer.Option(help="lbfgs or adam")] = "lbfgs",
+    content_weight: Annotated[float, typer.Option(help="weight of the content loss")] = 1.0,
+    style_weight: Annotated[float, typer.Option(help="weight of the style loss (both losses are relative to "
+                                                     "their targets)")] = 1e3,
+    tv_weight: Annotated[float, typer.Option(help="weight of the total-variation smoothness loss")] = 0.0,
+    preserve_color: Annotated[bool, typer.Option("--preserve-color", help="transfer luminance only and keep the "
+                                                 "content's colours")] = False,
+    vgg_weights: Annotated[Optional[Path], typer.Option(help="VGG-19 safetensors file (see `aigckit convert`) "
+                                                        "[default: $AIGCKIT_VGG19 or the cache folder]")] = None,
+    download: Annotated[bool, typer.Option("--download/--no-download", help="fetch torchvision's VGG-19 weights "
+                                           "into the cache folder when they are missing and a network answers")] = True,
+    save_every: Annotated[Optional[int], typer.Option(help="also write the image every N steps "
+                                                      "(OUT-stepN.png)")] = None,
+    precision: PrecisionOption = "auto",
+    watermark: Annotated[bool, typer.Option("--watermark/--no-watermark", help="embed the invisible watermark "
+                                            "(the opt-out is recorded in the PNG)")] = True,
+) -> None:
+    """Render the content image in the style of the style image (Gatys et al.), watermarked, with its provenance."""
+    from rich.progress import Progress
+
+    from ..pipelines.stylize import OPTIMIZERS, stylize_gatys
+    from ..provenance.marking import configured, marked_png
+    from ..style.features import RandomMultiScale, feature_network
+
+    if method not in METHODS:
+        raise AigcError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    if optimizer not in OPTIMIZERS:
+        raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+    require_at_least(1, steps=steps, save_every=save_every)
+    require_at_least(16, size=size)
+    check_output_file(out)
+    check_precision(precision)
+    content_image, style_image = _open(content, "--content"), _open(style, "--style")
+    key, credentials = configured(watermark)
+    network = feature_network(vgg_weights, download=download)
+    if isinstance(network, RandomMultiScale):
+        err_console.print(f"features: {network.description}: no VGG-19 weights in $AIGCKIT_VGG19 or the cache "
+                          f"folder and none downloaded (`aigckit convert` makes them), so random filters' texture "
+                          f"statistics stand in")
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("gatys", total=steps)
+
+        def on_step(step: int, losses: dict[str, float], image) -> None:
+            progress.update(task, completed=step, description=f"gatys  style {losses['style']:.3g}  "
+                                                              f"content {losses['content']:.3g}")
+            if save_every and step % save_every == 0 and step < steps:
+                snapshot = out.with_name(f"{out.stem}-step{step}.png")
+                atomic_write_bytes(snapshot, marked_png(image(), {"method": "gatys", "step": step},
+                                                        key=key)[0])
+
+        result = stylize_gatys(content_image, style_image, size=size, steps=steps, optimizer=optimizer,
+                               content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                               preserve_color=preserve_color, features=network, precision=precision,
+                               on_step=on_step)
+    info = result.info
+    metadata = {"method": "gatys", "content": content.name, "style": style.name, "features": info["features"],
+                "optimizer": optimizer, "steps": steps, "size": size, "content_weight": content_weight,
+                "style_weight": style_weight, "tv_weight": tv_weight,
+                "preserve_color": int(preserve_color)}
+    data, _ = marked_png(result.image, metadata, key=key, credentials=credentials)
+    atomic_write_bytes(out, data)
+    final = info["final_losses"]
+    err_console.print(f"wrote {out} ({result.image.width}x{result.image.height}, {info['seconds']:.1f} s; style "
+                      f"loss {info['first_losses']['style']:.3g} -> {final['style']:.3g}; "
+                      f"{'watermarked' if key else 'not watermarked'})")
+
+
+@user_errors
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="torchvision's vgg19-dcbb9e9d.pth")],
+    out: Annotated[Optional[Path], typer.Option(help="safetensors file to write [default: where stylize looks: "
+                                                     "$AIGCKIT_VGG19 or the cache folder]")] = None,
+) -> None:
+    """Convert torchvision's VGG-19 weights to safetensors once (read with torch.load(weights_only=True))."""
+    from ..style.features import convert_vgg19, default_vgg19_path
+
+    out = out or default_vgg19_path()
+    if out.suffix != ".safetensors":
+        raise AigcError(f"--out {out}: the weights are written as safetensors; give a name ending in .safetensors")
+    convert_vgg19(source, out)
+    err_console.print(f"wrote {out}")

@@ -1,0 +1,41 @@
+"""The losses of neural style transfer (Gatys et al. 2016): content as feature MSE, style as Gram-matrix MSE,
+and total variation.
+
+Content and style losses are relative: each layer's squared error divided by the mean square of its target, so
+that one set of weights means the same for every feature network (VGG-19's activations and random filters'
+differ by orders of magnitude) and every image size."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["gram", "content_loss", "style_loss", "total_variation"]
+
+
+def gram(features: Tensor) -> Tensor:
+    """Gram matrices (B, C, C) of features (B, C, H, W), divided by C*H*W so that layers and sizes compare; one
+    batched matmul in fp32 (bf16 sums of H*W products lose the small differences the loss is made of)."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def _relative_error(value: Tensor, target: Tensor) -> Tensor:
+    return torch.mean((value - target) ** 2) / torch.mean(target ** 2).clamp_min(1e-12)
+
+
+def content_loss(features: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """Relative squared difference of the content layers' activations, averaged over layers."""
+    return sum(_relative_error(features[name].float(), target) for name, target in targets.items()) / len(targets)
+
+
+def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor]) -> Tensor:
+    """Relative squared difference of Gram matrices, averaged over the style layers."""
+    return sum(_relative_error(gram(features[name]), target)
+               for name, target in target_grams.items()) / len(target_grams)
+
+
+def total_variation(image: Tensor) -> Tensor:
+    """Mean absolute difference of neighbouring pixels: a smoothness prior against high-frequency artefacts."""
+    return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()

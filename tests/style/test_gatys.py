@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+from typer.testing import CliRunner
+
+from aigckit.cli import app
+from aigckit.errors import AigcError
+from aigckit.pipelines.stylize import stylize_gatys
+from aigckit.provenance.marking import read_watermark
+from aigckit.provenance.keys import watermark_key
+from aigckit.provenance.png import read_metadata
+from aigckit.style.features import VGG_LAYERS, RandomMultiScale, VGG19Features, convert_vgg19, load_vgg19
+
+runner = CliRunner()
+CONTENT = Image.fromarray(skdata.astronaut())
+STYLE = Image.fromarray(skdata.coffee())
+
+
+@pytest.mark.parametrize("optimizer, steps", [("adam", 40), ("lbfgs", 10)])
+def test_the_style_loss_falls_during_optimisation(optimizer, steps):
+    result = stylize_gatys(CONTENT, STYLE, size=48, steps=steps, optimizer=optimizer, features=RandomMultiScale(0))
+    first, final = result.info["first_losses"], result.info["final_losses"]
+    assert final["style"] < 0.3 * first["style"], (first, final)
+    assert result.image.size == (48, 48) and result.image.mode == "RGB"
+    assert result.info["features"].startswith("random multi-scale features")
+
+
+def test_colour_preservation_keeps_the_content_colours_and_grey_stays_grey():
+    result = stylize_gatys(CONTENT, STYLE, size=40, steps=5, preserve_color=True, features=RandomMultiScale(0))
+    content = CONTENT.resize(result.image.size, Image.Resampling.LANCZOS)
+    chroma = [np.asarray(im.convert("YCbCr"), dtype=float)[..., 1:] for im in (result.image, content)]
+    assert np.abs(chroma[0] - chroma[1]).mean() < 2.0  # the content's Cb and Cr, up to rounding
+    plain = stylize_gatys(CONTENT, STYLE, size=40, steps=5, features=RandomMultiScale(0))
+    plain_chroma = np.asarray(plain.image.convert("YCbCr"), dtype=float)[..., 1:]
+    assert np.abs(plain_chroma - chroma[1]).mean() > 2 * np.abs(chroma[0] - chroma[1]).mean()
+    grey = stylize_gatys(Image.fromarray(skdata.camera()), STYLE, size=32, steps=2, features=RandomMultiScale(0))
+    assert grey.image.mode == "L" and grey.image.size == (32, 32)
+
+
+def test_vgg_layers_are_named_at_torchvision_indices():
+    # the PyTorch tutorial's and torchvision's indices of vgg19().features
+    assert [VGG_LAYERS[n] for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")] == \
+        [1, 6, 11, 20, 22, 29]
+    out = VGG19Features()(torch.rand(1, 3, 32, 32), ("relu1_1", "relu3_1", "relu5_1"))
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
+        "relu1_1": (64, 32, 32), "relu3_1": (256, 8, 8), "relu5_1": (512, 2, 2)}
+    with pytest.raises(AigcError, match="unknown VGG-19 layer 'relu6_1'"):
+        VGG19Features()(torch.rand(1, 3, 32, 32), ("relu6_1",))
+
+
+def test_the_weights_converter_round_trips(tmp_path):
+    torch.manual_seed(0)
+    original = VGG19Features()
+    state = {**original.state_dict(), "features.34.weight": torch.zeros(512, 512, 3, 3),
+             "classifier.0.weight": torch.zeros(8, 8)}  # torchvision's file holds more than we keep
+    torch.save(state, tmp_path / "vgg19.pth")
+    loaded = load_vgg19(convert_vgg19(tmp_path / "vgg19.pth", tmp_path / "vgg19.safetensors"))
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(loaded(x, ("relu4_2",))["relu4_2"], original(x, ("relu4_2",))["relu4_2"])
+    assert loaded.description.startswith("VGG-19 ImageNet weights (vgg19.safetensors")
+
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(AigcError, match="does not hold torchvision's VGG-19 weights"):
+        convert_vgg19(tmp_path / "other.pth", tmp_path / "other.safetensors")
+    assert not (tmp_path / "other.safetensors").exists()
+
+
+def test_stylize_cli_writes_a_marked_png_and_says_which_features(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGCKIT_VGG19", str(tmp_path / "absent.safetensors"))
+    CONTENT.save(tmp_path / "c.png")
+    STYLE.save(tmp_path / "s.jpg")
+    common = ["stylize", "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.jpg"), "--size", "32",
+              "--steps", "4", "--no-download"]
+    result = runner.invoke(app, [*common, "--out", str(tmp_path / "o.png"), "--save-every", "2"])
+    assert result.exit_code == 0, result.output
+    assert "random multi-scale features" in result.output and "stand in" in result.output
+    metadata = read_metadata(tmp_path / "o.png")
+    assert metadata["method"] == "gatys" and metadata["features"].startswith("random multi-scale")
+    assert metadata["style_weight"] == 1000.0 and metadata["steps"] == 4
+    assert read_watermark(Image.open(tmp_path / "o.png"), watermark_key())["detected"]
+    assert (tmp_path / "o-step2.png").is_file() and not (tmp_path / "o-step4.png").exists()
+
+    torch.save(VGG19Features().state_dict(), tmp_path / "vgg19.pth")
+    assert runner.invoke(app, ["convert", str(tmp_path / "vgg19.pth"), "--out", str(tmp_path / "v.safetensors")]
+                         ).exit_code == 0
+    result = runner.invoke(app, [*common, "--out", str(tmp_path / "v.png"), "--vgg-weights",
+                                 str(tmp_path / "v.safetensors"), "--no-watermark"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(tmp_path / "v.png")["features"].startswith("VGG-19 ImageNet weights (v.safetensors")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "picasso"], "unknown method 'picasso'; available: gatys"),
+    (["--optimizer", "sgd"], "unknown optimizer 'sgd'; use lbfgs or adam"),
+    (["--size", "8"], "--size must be at least 16"),
+    (["--vgg-weights", "nowhere.safetensors"], "--vgg-weights nowhere.safetensors is not a file"),
+])
+def test_stylize_refuses_bad_options_in_one_line(tmp_path, args, message):
+    CONTENT.resize((32, 32)).save(tmp_path / "c.png")
+    result = runner.invoke(app, ["stylize", "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "c.png"),
+                                 "--out", str(tmp_path / "o.png"), "--steps", "1", "--no-download", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o.png").exists()
