@@ -81,6 +81,8 @@ def test_stylize_cli_writes_a_marked_png_and_says_which_features(tmp_path, monke
     metadata = read_metadata(tmp_path / "o.png")
     assert metadata["method"] == "gatys" and metadata["features"].startswith("random multi-scale")
     assert metadata["style_weight"] == 1000.0 and metadata["steps"] == 4
+    assert metadata["scored_with"].startswith("random multi-scale features (seed 1") and metadata["patch_fd"] >= 0
+    assert "content SSIM" in result.output
     assert read_watermark(Image.open(tmp_path / "o.png"), watermark_key())["detected"]
     assert (tmp_path / "o-step2.png").is_file() and not (tmp_path / "o-step4.png").exists()
 

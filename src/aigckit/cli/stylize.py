@@ -56,6 +56,7 @@ def stylize_command(
     """Render the content image in the style of the style image (Gatys et al.), watermarked, with its provenance."""
     from rich.progress import Progress
 
+    from ..evaluation.metrics.style import style_scores
     from ..pipelines.stylize import OPTIMIZERS, stylize_gatys
     from ..provenance.marking import configured, marked_png
     from ..style.features import RandomMultiScale, feature_network
@@ -92,16 +93,21 @@ def stylize_command(
                                preserve_color=preserve_color, features=network, precision=precision,
                                on_step=on_step)
     info = result.info
+    scores = style_scores(result.image, content_image, style_image)
     metadata = {"method": "gatys", "content": content.name, "style": style.name, "features": info["features"],
                 "optimizer": optimizer, "steps": steps, "size": size, "content_weight": content_weight,
                 "style_weight": style_weight, "tv_weight": tv_weight,
-                "preserve_color": int(preserve_color)}
+                "preserve_color": int(preserve_color), **{k: round(v, 6) if isinstance(v, float) else v
+                                                          for k, v in scores.items()}}
     data, _ = marked_png(result.image, metadata, key=key, credentials=credentials)
     atomic_write_bytes(out, data)
     final = info["final_losses"]
     err_console.print(f"wrote {out} ({result.image.width}x{result.image.height}, {info['seconds']:.1f} s; style "
                       f"loss {info['first_losses']['style']:.3g} -> {final['style']:.3g}; "
                       f"{'watermarked' if key else 'not watermarked'})")
+    err_console.print(f"scores ({scores['scored_with']}): style distance {scores['style_distance']:.3g}, patch FD "
+                      f"{scores['patch_fd']:.3g}, content SSIM {scores['content_ssim']:.3f}, edge correlation "
+                      f"{scores['edge_correlation']:.3f}")
 
 
 @user_errors
