@@ -35,7 +35,8 @@ def stylize_command(
     out: Annotated[Path, typer.Option(help="PNG file to write the result to")] = Path("stylized.png"),
     method: Annotated[str, typer.Option(help="gatys (optimises the image)")] = "gatys",
     size: Annotated[int, typer.Option(help="the result's longer side in pixels (the content is resized to it)")] = 256,
-    steps: Annotated[int, typer.Option(help="optimiser iterations")] = 300,
+    steps: Annotated[int, typer.Option(help="L-BFGS: evaluations of the losses (as the PyTorch tutorial counts "
+                                           "them); Adam: iterations")] = 300,
     optimizer: Annotated[str, typer.Option(help="lbfgs or adam")] = "lbfgs",
     content_weight: Annotated[float, typer.Option(help="weight of the content loss")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="weight of the style loss (both losses are relative to "

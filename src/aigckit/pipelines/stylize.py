@@ -88,8 +88,8 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
                   on_step: Callable[[int, dict[str, float], Callable[[], Image.Image]], None] | None = None,
                   ) -> StyleResult:
     """Render `content` in the style of `style` by optimising the image (started from the content) with L-BFGS or
-    Adam for `steps` iterations. `on_step(step, losses, image)` is called after every iteration (`image()` gives
-    the current result). Grey content gives a grey result. The output has the content's aspect ratio, its
+    Adam for `steps` evaluations of the losses (Adam: iterations). `on_step(step, losses, image)` is called after
+    every one (`image()` gives the current image). Grey content gives a grey result. The output has the content's aspect ratio, its
     longer side `size` (stated in the info)."""
     if optimizer not in OPTIMIZERS:
         raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
@@ -146,22 +146,18 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
                 x.clamp_(0, 1)
             record()
     else:
-        lbfgs = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, history_size=50, tolerance_grad=0.0,
-                                  tolerance_change=0.0, line_search_fn="strong_wolfe")
-        evaluations = 0
+        # a step is one evaluation of the losses, as the PyTorch tutorial counts them; one step() call runs them all
+        lbfgs = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
+                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
 
         def closure() -> Tensor:
-            nonlocal evaluations
             lbfgs.zero_grad(set_to_none=True)
             loss = objective()
             loss.backward()
-            evaluations += 1
+            record()
             return loss
 
-        while len(history) < steps:  # one iteration per step() call, so that progress is reported per iteration
-            lbfgs.param_groups[0]["max_iter"] = 1
-            lbfgs.step(closure)
-            record()
+        lbfgs.step(closure)
         with torch.no_grad():
             x.clamp_(0, 1)
 
