@@ -8,7 +8,7 @@ arithmetic as the trained network, so the times hold though the picture does not
 weights, and L-BFGS, for --steps evaluations of the losses. The tutorial's way
 (https://pytorch.org/tutorials/advanced/neural_style_tutorial.html): loss modules inside a Sequential copy of the
 network, NCHW fp32, the image clamped inside every closure, L-BFGS with PyTorch's defaults (no line search).
-Ours: `aigckit.pipelines.stylize.stylize_gatys` (channels_last, strong-Wolfe line search, in fp32 and in the
+Ours: `aigckit.pipelines.style.stylize_gatys` (channels_last, strong-Wolfe line search, in fp32 and in the
 precision `auto` picks). Reported: seconds to reach the loss the tutorial's way ends at, seconds per evaluation,
 and the final losses. Writes benchmarks/results/style_transfer.{json,md}.
 """
@@ -25,7 +25,7 @@ from PIL import Image
 from skimage import data as skdata
 from torch import Tensor, nn
 
-from aigckit.pipelines.stylize import prepare_pair, stylize_gatys
+from aigckit.pipelines.style import prepare_pair, stylize_gatys
 from aigckit.precision import resolve_precision
 from aigckit.style.features import VGG_LAYERS, VGG19Features, load_vgg19
 from aigckit.style.losses import gram
@@ -127,10 +127,8 @@ def main() -> None:
         rows[name] = {"seconds_to_target": reached, "seconds_total": history[-1][0],
                       "seconds_per_evaluation": history[-1][0] / len(history), "final_loss": history[-1][1],
                       "evaluations": len(history)}
-        speedup = f"{baseline / reached:.2f}×" if reached else "not reached"
-        lines.append(f"| {name} | {reached:.1f} | {speedup} | {rows[name]['seconds_per_evaluation']:.3f} | "
-                     f"{history[-1][1]:.4g} |" if reached else
-                     f"| {name} | not reached | — | {rows[name]['seconds_per_evaluation']:.3f} | {history[-1][1]:.4g} |")
+        cells = (f"{reached:.1f} | {baseline / reached:.2f}×" if reached else "not reached | —")
+        lines.append(f"| {name} | {cells} | {rows[name]['seconds_per_evaluation']:.3f} | {history[-1][1]:.4g} |")
     write_results("style_transfer", {"machine": machine(), "torch": torch.__version__, "size": args.size,
                                      "steps": args.steps, "features": network.description, "target_loss": target,
                                      "runs": rows}, lines)

@@ -58,7 +58,7 @@ def stylize_command(
     from rich.progress import Progress
 
     from ..evaluation.metrics.style import style_scores
-    from ..pipelines.stylize import OPTIMIZERS, stylize_gatys
+    from ..pipelines.style import OPTIMIZERS, stylize_gatys
     from ..provenance.marking import configured, marked_png
     from ..style.features import RandomMultiScale, feature_network
 

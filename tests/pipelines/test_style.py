@@ -6,12 +6,11 @@ from skimage import data as skdata
 from typer.testing import CliRunner
 
 from aigckit.cli import app
-from aigckit.errors import AigcError
-from aigckit.pipelines.stylize import stylize_gatys
+from aigckit.pipelines.style import stylize_gatys
 from aigckit.provenance.marking import read_watermark
 from aigckit.provenance.keys import watermark_key
 from aigckit.provenance.png import read_metadata
-from aigckit.style.features import VGG_LAYERS, RandomMultiScale, VGG19Features, convert_vgg19, load_vgg19
+from aigckit.style.features import RandomMultiScale, VGG19Features
 
 runner = CliRunner()
 CONTENT = Image.fromarray(skdata.astronaut())
@@ -37,36 +36,6 @@ def test_colour_preservation_keeps_the_content_colours_and_grey_stays_grey():
     assert np.abs(plain_chroma - chroma[1]).mean() > 2 * np.abs(chroma[0] - chroma[1]).mean()
     grey = stylize_gatys(Image.fromarray(skdata.camera()), STYLE, size=32, steps=2, features=RandomMultiScale(0))
     assert grey.image.mode == "L" and grey.image.size == (32, 32)
-
-
-def test_vgg_layers_are_named_at_torchvision_indices():
-    # the PyTorch tutorial's and torchvision's indices of vgg19().features
-    assert [VGG_LAYERS[n] for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")] == \
-        [1, 6, 11, 20, 22, 29]
-    out = VGG19Features()(torch.rand(1, 3, 32, 32), ("relu1_1", "relu3_1", "relu5_1"))
-    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
-        "relu1_1": (64, 32, 32), "relu3_1": (256, 8, 8), "relu5_1": (512, 2, 2)}
-    with pytest.raises(AigcError, match="unknown VGG-19 layer 'relu6_1'"):
-        VGG19Features()(torch.rand(1, 3, 32, 32), ("relu6_1",))
-
-
-def test_the_weights_converter_round_trips(tmp_path):
-    torch.manual_seed(0)
-    original = VGG19Features()
-    state = {**original.state_dict(), "features.34.weight": torch.zeros(512, 512, 3, 3),
-             "classifier.0.weight": torch.zeros(8, 8)}  # torchvision's file holds more than we keep
-    torch.save(state, tmp_path / "vgg19.pth")
-    loaded = load_vgg19(convert_vgg19(tmp_path / "vgg19.pth", tmp_path / "vgg19.safetensors"))
-    for key, value in original.state_dict().items():
-        assert torch.equal(loaded.state_dict()[key], value), key
-    x = torch.rand(1, 3, 32, 32)
-    assert torch.equal(loaded(x, ("relu4_2",))["relu4_2"], original(x, ("relu4_2",))["relu4_2"])
-    assert loaded.description.startswith("VGG-19 ImageNet weights (vgg19.safetensors")
-
-    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(AigcError, match="does not hold torchvision's VGG-19 weights"):
-        convert_vgg19(tmp_path / "other.pth", tmp_path / "other.safetensors")
-    assert not (tmp_path / "other.safetensors").exists()
 
 
 def test_stylize_cli_writes_a_marked_png_and_says_which_features(tmp_path, monkeypatch):

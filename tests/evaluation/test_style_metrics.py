@@ -5,7 +5,7 @@ from scipy import ndimage
 from skimage import data as skdata
 
 from aigckit.evaluation.metrics.style import edge_correlation, style_scores
-from aigckit.pipelines.stylize import stylize_gatys
+from aigckit.pipelines.style import stylize_gatys
 from aigckit.style.features import RandomMultiScale
 
 CONTENT = Image.fromarray(skdata.astronaut()).resize((48, 48), Image.Resampling.LANCZOS)

@@ -87,10 +87,10 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
                   precision: str = "auto",
                   on_step: Callable[[int, dict[str, float], Callable[[], Image.Image]], None] | None = None,
                   ) -> StyleResult:
-    """Render `content` in the style of `style` by optimising the image (started from the content) with L-BFGS or
-    Adam for `steps` evaluations of the losses (Adam: iterations). `on_step(step, losses, image)` is called after
-    every one (`image()` gives the current image). Grey content gives a grey result. The output has the content's aspect ratio, its
-    longer side `size` (stated in the info)."""
+    """Render `content` in the style of `style` by optimising the image (started from the content) with L-BFGS for
+    `steps` evaluations of the losses, or Adam for `steps` iterations; `on_step(step, losses, image)` is called
+    after every one (`image()` gives the current image). Grey content gives a grey result. The output has the
+    content's aspect ratio, its longer side `size` (stated in the info)."""
     if optimizer not in OPTIMIZERS:
         raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
     if steps < 1:
