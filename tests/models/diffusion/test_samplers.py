@@ -65,7 +65,7 @@ def test_ddim_steps_match_diffusers(schedule, prediction, eta):
     assert torch.equal(ours.timesteps, theirs.timesteps)
     x_ours = x_theirs = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     for t in ours.timesteps.tolist():
-        x_theirs = theirs.step(fake_model(x_theirs, t), t, x_theirs, eta=eta,
+        x_theirs = theirs.step(fake_model(x_theirs, t), t, x_theirs, eta=eta, use_clipped_model_output=True,
                                generator=torch.Generator().manual_seed(t)).prev_sample
         x_ours = ours.step(fake_model(x_ours, t), t, x_ours, generator=torch.Generator().manual_seed(t))
         assert torch.allclose(x_ours, x_theirs, atol=1e-5, rtol=0), t
