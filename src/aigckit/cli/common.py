@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.markup import escape
 
 from ..errors import AigcError
 
-__all__ = ["user_errors", "err_console", "check_output_file", "check_seed", "require_image_model", "PrecisionOption",
+__all__ = ["user_errors", "err_console", "check_output_file", "open_image", "check_seed", "require_image_model", "PrecisionOption",
            "check_precision", "say_precision",
            "require_at_least"]
 
@@ -82,3 +83,15 @@ def say_precision(pipeline: Any) -> None:
     """The warning of an explicit bf16 that this machine emulates, if any (one line on stderr)."""
     if pipeline.precision.warning:
         err_console.print(f"[bold yellow]warning:[/] {escape(pipeline.precision.warning)}", markup=True)
+
+
+def open_image(path: Path, option: str) -> Image.Image:
+    """The image file given to `option` (e.g. '--image'), read whole; one line for a missing or unreadable file."""
+    what = option.removeprefix("--")
+    if not path.is_file():
+        raise AigcError(f"the {what} {path} is not a file; give {option} a PNG or JPEG file")
+    try:
+        with Image.open(path) as image:
+            return image.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise AigcError(f"the {what} {path} is not an image PIL can read; give a PNG or JPEG file") from None

@@ -7,24 +7,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes
-from ..errors import AigcError
-from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
+from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, open_image, require_at_least,
                      require_image_model, say_precision, user_errors)
 
 __all__ = ["inpaint_command"]
-
-
-def _open(path: Path, what: str) -> Image.Image:
-    if not path.is_file():
-        raise AigcError(f"the {what} {path} is not a file; give --{what} a PNG or JPEG file")
-    try:
-        with Image.open(path) as image:
-            return image.copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise AigcError(f"the {what} {path} is not an image PIL can read; give a PNG or JPEG file") from None
 
 
 @user_errors
@@ -59,7 +47,7 @@ def inpaint_command(
     options = {k: v for k, v in {**options, "guidance": guidance}.items() if v is not None}
     check_output_file(out)
     check_precision(precision)
-    source, hole = _open(image, "image"), _open(mask, "mask")
+    source, hole = open_image(image, "--image"), open_image(mask, "--mask")
     key, credentials = configured(watermark)
     pipeline = None
     if run_dir is not None:

@@ -7,25 +7,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_write_bytes
 from ..errors import AigcError
-from .common import PrecisionOption, check_output_file, check_precision, err_console, require_at_least, user_errors
+from .common import (PrecisionOption, check_output_file, check_precision, err_console, open_image,
+                     require_at_least, user_errors)
 
 __all__ = ["stylize_command", "convert_command"]
 
 METHODS = ("gatys",)  # fast and AdaIN networks: not built yet (issue 14)
-
-
-def _open(path: Path, option: str) -> Image.Image:
-    if not path.is_file():
-        raise AigcError(f"{option} {path} is not a file; give a PNG or JPEG file")
-    try:
-        with Image.open(path) as image:
-            return image.copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise AigcError(f"{option} {path} is not an image PIL can read; give a PNG or JPEG file") from None
 
 
 @user_errors
@@ -70,7 +60,7 @@ def stylize_command(
     require_at_least(16, size=size)
     check_output_file(out)
     check_precision(precision)
-    content_image, style_image = _open(content, "--content"), _open(style, "--style")
+    content_image, style_image = open_image(content, "--content"), open_image(style, "--style")
     key, credentials = configured(watermark)
     network = feature_network(vgg_weights, download=download)
     if isinstance(network, RandomMultiScale):
