@@ -14,6 +14,7 @@ from .common import PrecisionOption, check_precision, check_seed, err_console, s
 __all__ = ["eval_command"]
 
 TABLE_KEYS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
+STYLE_KEYS = ["style_distance", "patch_fd", "content_ssim", "edge_correlation"]
 TEXT_KEYS = ["val_loss", "perplexity", "bits_per_char", "distinct_1", "distinct_2", "distinct_3", "self_bleu",
              "repetition_rate"]
 EXTRACTORS = ("evaluator", "inception")
@@ -55,6 +56,12 @@ def _check_inputs(run_dir: Path, n: int, extractor: str, options: dict[str, Any]
             raise AigcError(f"--n must be at least {MIN_TEXTS} for a language model (self-BLEU compares texts), "
                             f"got {n}")
         return
+    if pipeline.family.name == "style":
+        given = [name for name, used in {**{f"--{name}": True for name in options}, "--sweep": bool(sweep),
+                                          "--extractor inception": extractor == "inception"}.items() if used]
+        if given:
+            raise AigcError(f"{run_dir} holds a stylizer, scored on held-out content with style features of its "
+                            f"own; drop {', '.join(given)}")
     if n < MIN_IMAGES:
         raise AigcError(f"--n must be at least {MIN_IMAGES} (precision/recall needs each image's 3rd nearest "
                         f"neighbour among the samples), got {n}")
@@ -114,6 +121,17 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
+    if result["family"] == "style":
+        table = Table(title=f"{run_dir} — {result['model']}, {result['n_images']} held-out {result['dataset']} "
+                            f"images; scored with {result['scored_with']}")
+        for column in ("metric", "stylised", "unchanged content"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for key in STYLE_KEYS:
+            table.add_row(key, _cell(result[key]), _cell(result["unchanged_content"][key]))
+        table.add_row("ms per image", _cell(result["ms_per_image"]), "")
+        Console().print(table)
+        err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
+        return
     table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result.get('n_samples', 0)} "
                         f"samples, {result.get('extractor', 'validation text')}")
     table.add_column("metric")

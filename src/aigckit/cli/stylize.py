@@ -15,15 +15,20 @@ from .common import (PrecisionOption, check_output_file, check_precision, err_co
 
 __all__ = ["stylize_command", "convert_command"]
 
-METHODS = ("gatys",)  # fast and AdaIN networks: not built yet (issue 14)
+METHODS = ("gatys", "fast", "adain")
 
 
 @user_errors
 def stylize_command(
     content: Annotated[Path, typer.Option(help="the image whose content is kept")],
-    style: Annotated[Path, typer.Option(help="the image whose style is taken")],
+    style: Annotated[Optional[Path], typer.Option(help="the image whose style is taken (gatys, adain; a fast "
+                                                  "network has learned its own)")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write the result to")] = Path("stylized.png"),
-    method: Annotated[str, typer.Option(help="gatys (optimises the image)")] = "gatys",
+    method: Annotated[str, typer.Option(help="gatys (optimises the image), fast or adain (one pass of a trained "
+                                             "network: --run)")] = "gatys",
+    run: Annotated[Optional[Path], typer.Option(help="fast, adain: the run directory of the trained network")] = None,
+    alpha: Annotated[float, typer.Option(help="adain: 0 keeps the content's feature statistics, 1 takes the "
+                                              "style's")] = 1.0,
     size: Annotated[int, typer.Option(help="the result's longer side in pixels (the content is resized to it)")] = 256,
     steps: Annotated[int, typer.Option(help="L-BFGS: evaluations of the losses (as the PyTorch tutorial counts "
                                            "them); Adam: iterations")] = 300,
@@ -54,6 +59,13 @@ def stylize_command(
 
     if method not in METHODS:
         raise AigcError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    if method != "gatys":
+        return _stylize_with_network(method, run, content, style, out, size, alpha, preserve_color, precision,
+                                     watermark)
+    if run is not None:
+        raise AigcError("--run names a trained network, which gatys does not use; drop it or pick --method fast/adain")
+    if style is None:
+        raise AigcError("gatys needs the style image: pass --style")
     if optimizer not in OPTIMIZERS:
         raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
     require_at_least(1, steps=steps, save_every=save_every)
@@ -96,6 +108,45 @@ def stylize_command(
     err_console.print(f"wrote {out} ({result.image.width}x{result.image.height}, {info['seconds']:.1f} s; style "
                       f"loss {info['first_losses']['style']:.3g} -> {final['style']:.3g}; "
                       f"{'watermarked' if key else 'not watermarked'})")
+    err_console.print(f"scores ({scores['scored_with']}): style distance {scores['style_distance']:.3g}, patch FD "
+                      f"{scores['patch_fd']:.3g}, content SSIM {scores['content_ssim']:.3f}, edge correlation "
+                      f"{scores['edge_correlation']:.3f}")
+
+
+def _stylize_with_network(method: str, run: Path | None, content: Path, style: Path | None, out: Path, size: int,
+                          alpha: float, preserve_color: bool, precision: str, watermark: bool) -> None:
+    """`stylize --method fast|adain`: one forward pass of a trained stylizer, scored and written like gatys."""
+    from ..evaluation.metrics.style import style_scores
+    from ..pipelines import load
+    from ..pipelines.style import learned_style, stylize_with_pipeline
+    from ..provenance.marking import configured, marked_png
+
+    if run is None:
+        raise AigcError(f"--method {method} runs a trained network: pass --run RUN_DIR (aigckit train "
+                        f"configs/{'fast-style' if method == 'fast' else 'adain'}-photos.yaml makes one)")
+    require_at_least(16, size=size)
+    check_output_file(out)
+    check_precision(precision)
+    content_image = open_image(content, "--content")
+    style_image = open_image(style, "--style") if style is not None else None
+    key, credentials = configured(watermark)
+    pipeline = load(run, precision=precision)
+    held = {"fast-style": "fast", "adain": "adain"}.get(pipeline.config.name)
+    if held is not None and held != method:
+        raise AigcError(f"{run} holds a {held} network; pass --method {held}")
+    result = stylize_with_pipeline(pipeline, content_image, style_image, size=size, alpha=alpha,
+                                   preserve_color=preserve_color)
+    scores = style_scores(result.image, content_image,
+                          style_image if style_image is not None else learned_style(pipeline))
+    metadata = {**{k: v for k, v in result.info.items() if isinstance(v, (str, int, float, bool))},
+                "run": str(run), "content": content.name, **({"style": style.name} if style is not None else {}),
+                "preserve_color": int(preserve_color),
+                **{k: round(v, 6) if isinstance(v, float) else v for k, v in scores.items()}}
+    data, _ = marked_png(result.image, metadata, key=key, credentials=credentials)
+    atomic_write_bytes(out, data)
+    err_console.print(f"wrote {out} ({result.image.width}x{result.image.height}, {method} network, "
+                      f"{result.info['seconds'] * 1000:.0f} ms; features it trained with: "
+                      f"{result.info['features']}; {'watermarked' if key else 'not watermarked'})")
     err_console.print(f"scores ({scores['scored_with']}): style distance {scores['style_distance']:.3g}, patch FD "
                       f"{scores['patch_fd']:.3g}, content SSIM {scores['content_ssim']:.3f}, edge correlation "
                       f"{scores['edge_correlation']:.3f}")

@@ -33,6 +33,7 @@ MANIFOLD_LIMIT = 5000  # precision/recall and density/coverage use at most this 
 MEMORISATION_LIMIT = 1000
 LIKELIHOOD_IMAGES = 250  # validation images the likelihood bound is averaged over
 SWEEP_SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+STYLIZED_IMAGES = 100  # held-out content images a stylizer run is scored on
 
 
 def run_config(run_dir: Path):
@@ -173,6 +174,10 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         from .language import evaluate_language_model
 
         return evaluate_language_model(run_dir, pipeline, config.data, n=min(n, 100), seed=seed)
+    if pipeline.family.name == "style":
+        from .stylizer import evaluate_stylizer
+
+        return evaluate_stylizer(run_dir, pipeline, config.data, n=min(n, STYLIZED_IMAGES))
     if sweep and not {"sampler", "steps"} <= pipeline.family.sample_options:
         raise AigcError(f"--sweep needs a model whose sampler and steps can be chosen; {pipeline.config.name} "
                         f"models have none, so drop --sweep")

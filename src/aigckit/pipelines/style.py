@@ -24,7 +24,7 @@ from ..precision import resolve_precision
 from ..style.features import FeatureNetwork, feature_network
 from ..style.losses import content_loss, gram, style_loss, total_variation
 
-__all__ = ["StyleResult", "stylize_gatys", "prepare_pair", "OPTIMIZERS"]
+__all__ = ["StyleResult", "stylize_gatys", "stylize_with_run", "stylize_with_pipeline", "learned_style", "prepare_pair", "OPTIMIZERS"]
 
 OPTIMIZERS = ("lbfgs", "adam")
 ADAM_LR = 0.02  # pixels in [0, 1]
@@ -174,3 +174,84 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
             "first_losses": history[0], "final_losses": history[-1],
             "seconds": round(time.perf_counter() - started, 2)}
     return StyleResult(result, info)
+
+
+def _model_input(image: Image.Image, size: int, channels: int, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """`image` resized so that its longer side is `size`, reflection-padded to multiples of `multiple`: (1, C, H, W)
+    in [-1, 1], and the resized (width, height) to crop the output back to."""
+    scale = size / max(image.size)
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    image = image.convert("RGB" if channels == 3 else "L").resize((width, height), Image.Resampling.LANCZOS)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32).reshape(height, width, channels))
+    x = pixels.permute(2, 0, 1)[None] / 127.5 - 1
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return x, (width, height)
+
+
+def _output_image(x: Tensor, width: int, height: int) -> Image.Image:
+    pixels = ((x[0, :, :height, :width].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    pixels = pixels.permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def stylize_with_run(run_dir: str | Any, content: Image.Image, style: Image.Image | None = None, *, size: int = 256,
+                     alpha: float = 1.0, preserve_color: bool = False, precision: str = "auto") -> StyleResult:
+    """`stylize_with_pipeline` on the newest checkpoint of a stylizer run."""
+    from .image import load
+
+    started = time.perf_counter()
+    result = stylize_with_pipeline(load(run_dir, precision=precision), content, style, size=size, alpha=alpha,
+                                   preserve_color=preserve_color)
+    result.info.update(run=str(run_dir), seconds_with_loading=round(time.perf_counter() - started, 3))
+    return result
+
+
+def stylize_with_pipeline(pipeline: Any, content: Image.Image, style: Image.Image | None = None, *, size: int = 256,
+                          alpha: float = 1.0, preserve_color: bool = False) -> StyleResult:
+    """Stylise `content` in one forward pass of a trained stylizer: a fast-style network (its own style; `style`
+    must be None) or AdaIN (`style` required, `alpha` from 0: the content's statistics, to 1: the style's). The
+    content is resized so that its longer side is `size` (aspect kept; padded by reflection to what the network
+    needs and cropped back); AdaIN's style is resized to the same size. Grey content gives a grey result."""
+    started = time.perf_counter()
+    if pipeline.family.name != "style":
+        raise AigcError(f"{pipeline.config.name} models are not stylizers; train one with "
+                        f"configs/fast-style-photos.yaml or configs/adain-photos.yaml, or use --method gatys")
+    config, model = pipeline.config, pipeline.model
+    if size < 16:
+        raise AigcError(f"--size must be at least 16 pixels, got {size}")
+    if config.name == "fast-style" and style is not None:
+        raise AigcError("a fast-style network has learned its one style; drop --style (or use an adain run)")
+    if config.name == "adain" and style is None:
+        raise AigcError("an adain network needs the style image: pass --style")
+    if not 0 <= alpha <= 1:
+        raise AigcError(f"--alpha must be between 0 and 1, got {alpha}")
+    grey = content.mode in ("L", "LA", "I", "I;16", "1")
+    multiple = 4 if config.name == "fast-style" else 2 ** (len(model.encoder_layers()) - 1)
+    x, (width, height) = _model_input(content, size, config.channels, multiple)
+    options: dict[str, Any] = {"content": x}
+    if style is not None:
+        options.update(style=_model_input(style.resize((width, height), Image.Resampling.LANCZOS), size,
+                                          config.channels, multiple)[0], alpha=alpha)
+    with torch.no_grad():
+        output = pipeline.sample(1, **options)
+    result = _output_image(output, width, height)
+    if preserve_color and config.channels == 3:
+        result = _with_content_colour(result, content)
+    if grey and result.mode != "L":
+        result = result.convert("L")
+    info = {"method": "fast" if config.name == "fast-style" else "adain", "checkpoint": str(pipeline.checkpoint), "features": model.features_used, "size": list(result.size),
+            "content_size": list(content.size), "resized": "content resized so that its longer side is the size"
+            + ("; style resized to match" if style is not None else ""), "preserve_color": preserve_color,
+            "precision": pipeline.precision.name, "seconds": round(time.perf_counter() - started, 3)}
+    if config.name == "adain":
+        info["alpha"] = alpha
+    return StyleResult(result, info)
+
+
+def learned_style(pipeline: Any) -> Image.Image:
+    """The style image a fast-style network learned (stored in its weights), as a PIL image."""
+    style = pipeline.model.style_image
+    return _output_image(style, style.shape[-1], style.shape[-2])

@@ -27,7 +27,8 @@ from .catalog import ServedModel
 from .jobs import Job
 from .schemas import ImageGenerationRequest
 
-__all__ = ["GenerationWork", "EditWork", "generation_key", "run_generations", "run_edits", "publish_images"]
+__all__ = ["GenerationWork", "EditWork", "StylizeWork", "generation_key", "run_generations", "run_edits",
+           "run_stylize", "publish_images"]
 
 log = logging.getLogger("aigckit.serving")
 PUBLISHERS = ThreadPoolExecutor(4, thread_name_prefix="publish")  # shared by every image engine of the process
@@ -160,6 +161,33 @@ def run_edits(served: ServedModel | None, jobs: list[Job], store: Any) -> None:
                                       time.perf_counter() - started))
         job.finish(publish_images(results, metadata, work.response_format, store, watermark=work.watermark,
                                   edited_from=png_of(work.image)))
+
+
+@dataclass
+class StylizeWork:
+    """A checked stylize request: the content image, the style image (adain) and the options."""
+
+    content: Image.Image
+    style: Image.Image | None
+    options: dict[str, Any]  # size, alpha (adain), preserve_color
+    response_format: str
+    watermark: bool = True
+    seeds: list[int] = field(default_factory=lambda: [0])  # one image, no noise; the engine counts rows by seeds
+
+
+def run_stylize(served: ServedModel, jobs: list[Job], store: Any) -> None:
+    """Stylise (one job at a time) with the served network."""
+    from ..pipelines.style import stylize_with_pipeline
+
+    for job in jobs:
+        work: StylizeWork = job.params
+        started = time.perf_counter()
+        result = stylize_with_pipeline(served.get(), work.content, work.style, **work.options)
+        job.progress(1, 1)
+        options = {"method": result.info["method"], "features": result.info["features"], **work.options}
+        metadata = _metadata(served, options, 0, None, None, time.perf_counter() - started)
+        job.finish(publish_images([result.image], [metadata], work.response_format, store,
+                                  watermark=work.watermark, edited_from=png_of(work.content)))
 
 
 def _metadata(served: ServedModel | None, options: dict, seed: int, label: int | None, prompt: str | None,

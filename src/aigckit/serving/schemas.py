@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageEditRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
+__all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageEditRequest",
+           "ImageStylizeRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
            "StreamOptions"]
 
 
@@ -48,6 +49,18 @@ class ImageEditRequest(Strict):
     seed: int | None = Field(None, ge=0, lt=2**53)
     steps: int | None = Field(None, ge=1)
     label: int | None = None
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    watermark: bool = True  # false: no invisible watermark (recorded in the PNG)
+
+
+class ImageStylizeRequest(Strict):
+    """POST /v1/images/stylize (multipart: the content `image` and, for AdaIN, the `style` image as files): one
+    forward pass of a served stylizer."""
+
+    model: str = Field(min_length=1)  # a served fast-style or adain run
+    size: int = Field(256, ge=16)  # the result's longer side (the content is resized to it, aspect kept)
+    alpha: float = Field(1.0, ge=0, le=1)  # adain: 0 keeps the content's feature statistics, 1 takes the style's
+    preserve_color: bool = False  # keep the content's colours, take the style's luminance only
     response_format: Literal["b64_json", "url"] = "b64_json"
     watermark: bool = True  # false: no invisible watermark (recorded in the PNG)
 

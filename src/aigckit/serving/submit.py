@@ -17,15 +17,16 @@ from ..pipelines import TextPipeline
 from ..pipelines.inpaint import CLASSICAL_METHODS
 from .batching import BatchingEngine
 from .errors import APIError
-from .image_jobs import (EditWork, GenerationWork, draw_seeds, generation_key, open_upload, run_edits,
-                         run_generations)
+from .image_jobs import (EditWork, GenerationWork, StylizeWork, draw_seeds, generation_key, open_upload, run_edits,
+                         run_generations, run_stylize)
 from .jobs import Job, QueueFull, TextChoice
-from .schemas import ChatCompletionRequest, CompletionRequest, ImageEditRequest, ImageGenerationRequest
+from .schemas import (ChatCompletionRequest, CompletionRequest, ImageEditRequest, ImageGenerationRequest,
+                      ImageStylizeRequest)
 from .state import ServerState
 from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
 
-__all__ = ["submit_images", "submit_edit", "submit_text", "await_job", "engine_for", "preload", "prepare_edit",
-           "decode_upload"]
+__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_text", "await_job", "engine_for", "preload",
+           "prepare_edit", "prepare_stylize", "decode_upload"]
 
 
 async def preload(state: ServerState, model_id: str) -> None:
@@ -71,6 +72,8 @@ def _image_key(job: Job) -> tuple | None:
 def _run_image_jobs(served, jobs: list[Job], store) -> None:
     if isinstance(jobs[0].params, GenerationWork):
         run_generations(served, jobs, store)
+    elif isinstance(jobs[0].params, StylizeWork):
+        run_stylize(served, jobs, store)
     else:
         run_edits(served, jobs, store)
 
@@ -140,6 +143,40 @@ async def prepare_edit(state: ServerState, request: ImageEditRequest, image: Cal
                         watermark=request.watermark)
     return EditWork(picture, hole, None, seeds, request.label, request.response_format, options,
                     watermark=request.watermark)
+
+
+async def prepare_stylize(state: ServerState, request: ImageStylizeRequest, content: Callable[[], bytes],
+                          style: Callable[[], bytes | None]) -> StylizeWork:
+    """Check a stylize request against its model and the limits, then read its images (callables that give their
+    bytes: an unknown model is a 404 before any upload is decoded)."""
+    await preload(state, request.model)
+    pipeline = state.model(request.model, "image").get()
+    if pipeline.family.name != "style":
+        raise APIError(422, f"{request.model} is not a stylizer ({pipeline.family.name} models generate); serve a "
+                            f"fast-style or adain run")
+    limits = state.settings.limits
+    if request.size > limits.max_image_side:
+        raise APIError(422, f"size is {request.size}; this server makes images of at most {limits.max_image_side} "
+                            f"a side")
+    style_bytes = style()
+    if pipeline.config.name == "fast-style" and (style_bytes is not None or request.alpha != 1.0):
+        raise APIError(422, f"{request.model} is a fast-style network with its one learned style; drop style and "
+                            f"alpha")
+    if pipeline.config.name == "adain" and style_bytes is None:
+        raise APIError(422, f"{request.model} is an AdaIN network: send the style image as the file `style`")
+    options: dict[str, Any] = {"size": request.size, "preserve_color": request.preserve_color}
+    if pipeline.config.name == "adain":
+        options["alpha"] = request.alpha
+    return StylizeWork(open_upload(content(), "image", limits.max_image_side),
+                       open_upload(style_bytes, "style", limits.max_image_side) if style_bytes is not None else None,
+                       options, request.response_format, request.watermark)
+
+
+def submit_stylize(state: ServerState, model_id: str, work: StylizeWork, key_name: str | None = None) -> Job:
+    """Queue a stylize request on the model's engine."""
+    job = state.jobs.create("images.stylize", model_id, work, key_name=key_name,
+                            record={"model": model_id, **work.options})
+    return _queue(state, job, engine_for(state, model_id))
 
 
 def decode_upload(text: str, what: str, limit: int) -> bytes:

@@ -23,7 +23,8 @@ from ..atomic import atomic_path
 from ..errors import AigcError
 
 __all__ = ["VGG19Features", "RandomMultiScale", "FeatureNetwork", "convert_vgg19", "feature_network",
-           "default_vgg19_path", "VGG19_URL", "VGG_LAYERS"]
+           "default_vgg19_path", "VGG19_URL", "VGG_LAYERS", "resolve_features", "loss_network", "encoder_network",
+           "random_vgg19"]
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # torchvision's ImageNet weights
 VGG19_SHA256_PREFIX = "dcbb9e9d"  # torchvision names each file by the start of its sha256
@@ -95,18 +96,45 @@ class VGG19Features(FeatureNetwork):
                     break
         return out
 
+    def truncate(self, last: str) -> VGG19Features:
+        """Keep the layers up to `last` (relu<block>_<conv>) only; returns self."""
+        self.features = self.features[:VGG_LAYERS[last] + 1]
+        return self
+
+    def layer_widths(self) -> list[tuple[str, int]]:
+        """(relu name, channels) of every ReLU kept, in order: what a decoder mirrors."""
+        index_names = {index: name for name, index in VGG_LAYERS.items()}
+        return [(index_names[i], self.features[i - 1].out_channels)
+                for i in range(len(self.features)) if i in index_names]
+
+
+def random_vgg19(seed: int, last: str = "relu3_1") -> VGG19Features:
+    """VGG-19's layout up to `last` with seeded random filters (He initialisation, zero-mean): the encoder that
+    stands in for VGG-19 without its weights."""
+    network = VGG19Features().truncate(last)
+    generator = torch.Generator().manual_seed(seed)
+    for module in network.features:
+        if isinstance(module, nn.Conv2d):
+            weight = torch.randn(module.weight.shape, generator=generator) * (2 / module.weight[0].numel()) ** 0.5
+            module.weight.data = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
+            module.bias.data.zero_()
+    network.description = f"random VGG-19 layout up to {last} (seed {seed}; no VGG-19 weights)"
+    return network.eval().requires_grad_(False)
+
 
 class RandomMultiScale(FeatureNetwork):
-    """Two seeded random 3x3 conv + ReLU layers applied at 1, 1/2, 1/4 and 1/8 of the image's size."""
+    """Two seeded random 3x3 conv + ReLU layers applied at 1, 1/2, 1/4 and 1/8 of the image's size, and the pixels
+    themselves ("colour"): the filters are zero-mean, so they see edges and colour contrasts but not brightness or
+    the colour cast, whose second moments the colour layer's Gram matrix (3x3) carries."""
 
     content_layers = ("scale2",)
-    style_layers = ("scale1", "scale2", "scale4", "scale8")
+    style_layers = ("colour", "scale1", "scale2", "scale4", "scale8")
 
     def __init__(self, seed: int = 0, width: int = 128) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         self.scales = nn.ModuleDict()
-        for name in self.style_layers:
+        for name in self.style_layers[1:]:
             first, second = nn.Conv2d(3, width // 2, 3, padding=1), nn.Conv2d(width // 2, width, 3, padding=1)
             for conv in (first, second):  # He initialisation, zero-mean filters: responses to edges, not brightness
                 weight = torch.randn(conv.weight.shape, generator=generator) * (2 / conv.weight[0].numel()) ** 0.5
@@ -117,13 +145,14 @@ class RandomMultiScale(FeatureNetwork):
         self.description = f"random multi-scale features (seed {seed}; no VGG-19 weights)"
 
     def forward(self, image: Tensor, layers: tuple[str, ...]) -> dict[str, Tensor]:
-        """Activations of `layers` (scale1, scale2, scale4, scale8) for images in [0, 1]."""
-        unknown = set(layers) - set(self.scales)
+        """Activations of `layers` (colour, scale1, scale2, scale4, scale8) for images in [0, 1]."""
+        unknown = set(layers) - set(self.style_layers)
         if unknown:
             raise AigcError(f"unknown layer {sorted(unknown)[0]!r} of the random features; known: "
-                            f"{', '.join(self.scales)}")
+                            f"{', '.join(self.style_layers)}")
         x = image - 0.5
-        return {name: self.scales[name](F.avg_pool2d(x, int(name.removeprefix("scale"))) if name != "scale1" else x)
+        return {name: image if name == "colour" else
+                self.scales[name](F.avg_pool2d(x, int(name.removeprefix("scale"))) if name != "scale1" else x)
                 for name in layers}
 
 
@@ -210,3 +239,36 @@ def feature_network(weights: Path | None = None, *, seed: int = 0, download: boo
     if path.is_file() or (download and _download_vgg19(path)):
         return load_vgg19(path)
     return RandomMultiScale(seed)
+
+
+FEATURE_KINDS = ("auto", "vgg19", "random")
+
+
+def resolve_features(kind: str, weights: str | Path | None = None) -> str:
+    """'vgg19' or 'random' for a features setting: 'auto' is vgg19 when its weights file is present (`weights` or
+    the default path), random otherwise; 'vgg19' needs the file."""
+    if kind not in FEATURE_KINDS:
+        raise AigcError(f"unknown features {kind!r}; use {', '.join(FEATURE_KINDS)}")
+    path = Path(weights) if weights is not None else default_vgg19_path()
+    if kind == "vgg19" and not path.is_file():
+        raise AigcError(f"features: vgg19 needs the weights file {path}; {VGG_HELP.format(path=path)}")
+    if weights is not None and not path.is_file():
+        raise AigcError(f"vgg_weights {weights} is not a file; {VGG_HELP.format(path=weights)}")
+    return "vgg19" if kind == "vgg19" or path.is_file() else "random"
+
+
+def loss_network(kind: str, weights: str | Path | None, seed: int) -> FeatureNetwork:
+    """The network whose features a loss compares: VGG-19 (kind 'vgg19') or RandomMultiScale(seed)."""
+    if kind == "vgg19":
+        return load_vgg19(Path(weights) if weights is not None else default_vgg19_path())
+    return RandomMultiScale(seed)
+
+
+def encoder_network(kind: str, weights: str | Path | None, seed: int) -> VGG19Features:
+    """An encoder for AdaIN: VGG-19 up to relu4_1 (kind 'vgg19', as Huang and Belongie), or the random VGG-19
+    layout up to relu3_1 (a deeper random stack carries little more)."""
+    if kind == "vgg19":
+        network = load_vgg19(Path(weights) if weights is not None else default_vgg19_path()).truncate("relu4_1")
+        network.description += ", up to relu4_1"
+        return network
+    return random_vgg19(seed, "relu3_1")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["gram", "content_loss", "style_loss", "total_variation"]
+from .networks import mean_std
+
+__all__ = ["gram", "content_loss", "style_loss", "total_variation", "relative_error", "mean_std_loss"]
 
 
 def gram(features: Tensor) -> Tensor:
@@ -21,21 +23,32 @@ def gram(features: Tensor) -> Tensor:
     return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
-def _relative_error(value: Tensor, target: Tensor) -> Tensor:
+def relative_error(value: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference divided by the target's mean square."""
     return torch.mean((value - target) ** 2) / torch.mean(target ** 2).clamp_min(1e-12)
 
 
 def content_loss(features: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
     """Relative squared difference of the content layers' activations, averaged over layers."""
-    return sum(_relative_error(features[name].float(), target) for name, target in targets.items()) / len(targets)
+    return sum(relative_error(features[name].float(), target) for name, target in targets.items()) / len(targets)
 
 
 def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor]) -> Tensor:
     """Relative squared difference of Gram matrices, averaged over the style layers."""
-    return sum(_relative_error(gram(features[name]), target)
+    return sum(relative_error(gram(features[name]), target)
                for name, target in target_grams.items()) / len(target_grams)
 
 
 def total_variation(image: Tensor) -> Tensor:
     """Mean absolute difference of neighbouring pixels: a smoothness prior against high-frequency artefacts."""
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+
+
+def mean_std_loss(features: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """AdaIN's style loss (Huang and Belongie 2017): the relative squared differences of per-channel means and
+    standard deviations, summed over mean and deviation, averaged over the layers of `targets` (features)."""
+    total = 0.0
+    for name, target in targets.items():
+        (mean, std), (target_mean, target_std) = mean_std(features[name]), mean_std(target)
+        total = total + relative_error(mean, target_mean) + relative_error(std, target_std)
+    return total / len(targets)

@@ -1,4 +1,5 @@
-"""POST /v1/images/generations and /v1/images/edits (OpenAI's shapes), GET /v1/files/{sha256}.png."""
+"""POST /v1/images/generations and /v1/images/edits (OpenAI's shapes), POST /v1/images/stylize (aigckit's,
+multipart like edits), GET /v1/files/{sha256}.png."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from fastapi.responses import FileResponse
 from ..deps import StateDep
 from ..errors import APIError
 from ..security import KeyName
-from ..submit import await_job, prepare_edit, preload, submit_edit, submit_images
-from ..schemas import ImageEditRequest, ImageGenerationRequest
+from ..submit import await_job, prepare_edit, prepare_stylize, preload, submit_edit, submit_images, submit_stylize
+from ..schemas import ImageEditRequest, ImageGenerationRequest, ImageStylizeRequest
 
 router = APIRouter()
 
@@ -51,6 +52,28 @@ async def edit_images(
     image_bytes, mask_bytes = await _read(image, "image", limit), await _read(mask, "mask", limit)
     work = await prepare_edit(state, edit, lambda: image_bytes, lambda: mask_bytes)
     return await await_job(request, submit_edit(state, model, work, key))
+
+
+@router.post("/v1/images/stylize")
+async def stylize_image(
+    request: Request, state: StateDep, key: KeyName,
+    image: Annotated[UploadFile, File(description="the content image")],
+    model: Annotated[str, Form(min_length=1, description="a served fast-style or adain run")],
+    style: Annotated[UploadFile | None, File(description="adain: the style image")] = None,
+    size: Annotated[int, Form(ge=16, description="the result's longer side in pixels")] = 256,
+    alpha: Annotated[float, Form(ge=0, le=1, description="adain: 0 the content's statistics, 1 the style's")] = 1.0,
+    preserve_color: Annotated[bool, Form(description="keep the content's colours")] = False,
+    response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+    watermark: Annotated[bool, Form(description="false: no invisible watermark (recorded in the PNG)")] = True,
+) -> dict:
+    """The content image in a style, in one pass of a trained stylizer (fast-style: its own style; adain: `style`)."""
+    limit = state.settings.limits.max_upload_bytes
+    body = ImageStylizeRequest(model=model, size=size, alpha=alpha, preserve_color=preserve_color,
+                               response_format=response_format, watermark=watermark)
+    content_bytes = await _read(image, "image", limit)
+    style_bytes = await _read(style, "style", limit) if style is not None else None
+    work = await prepare_stylize(state, body, lambda: content_bytes, lambda: style_bytes)
+    return await await_job(request, submit_stylize(state, model, work, key))
 
 
 @router.get("/v1/files/{name}")
