@@ -12,7 +12,8 @@ from torch import Tensor
 
 from .networks import mean_std
 
-__all__ = ["gram", "content_loss", "style_loss", "total_variation", "relative_error", "mean_std_loss"]
+__all__ = ["gram", "content_loss", "style_loss", "total_variation", "relative_error", "symmetric_error",
+           "mean_std_loss"]
 
 
 def gram(features: Tensor) -> Tensor:
@@ -33,10 +34,18 @@ def content_loss(features: dict[str, Tensor], targets: dict[str, Tensor]) -> Ten
     return sum(relative_error(features[name].float(), target) for name, target in targets.items()) / len(targets)
 
 
-def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor]) -> Tensor:
-    """Relative squared difference of Gram matrices, averaged over the style layers."""
-    return sum(relative_error(gram(features[name]), target)
-               for name, target in target_grams.items()) / len(target_grams)
+def symmetric_error(value: Tensor, target: Tensor) -> Tensor:
+    """Mean squared difference divided by the sum of both mean squares: 0 when equal, 1 for a zero value, at most
+    2; unlike relative_error it does not favour shrinking the value towards zero."""
+    return torch.mean((value - target) ** 2) / (torch.mean(value ** 2) + torch.mean(target ** 2)).clamp_min(1e-12)
+
+
+def style_loss(features: dict[str, Tensor], target_grams: dict[str, Tensor], symmetric: bool = False) -> Tensor:
+    """Relative squared difference of Gram matrices, averaged over the style layers; `symmetric`: relative to
+    both Gram matrices (symmetric_error), for networks trained to convergence, where the plain relative error
+    makes a black image (every Gram zero, error 1) cheaper than a photo with more texture than the style."""
+    error = symmetric_error if symmetric else relative_error
+    return sum(error(gram(features[name]), target) for name, target in target_grams.items()) / len(target_grams)
 
 
 def total_variation(image: Tensor) -> Tensor:

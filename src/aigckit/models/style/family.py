@@ -215,7 +215,8 @@ class StyleFamily(FamilyBase):
         output = net(content)
         activations = features(to_unit(output), layers)
         parts = {"content_loss": c.content_weight * content_loss(activations, content_targets),
-                 "style_loss": c.resolved_style_weight * style_loss(activations, model._frozen["grams"]),
+                 "style_loss": c.resolved_style_weight * style_loss(activations, model._frozen["grams"],
+                                                                    symmetric=True),
                  "tv_loss": c.tv_weight * total_variation(output)}
         loss = sum(parts.values())
         return StepOutput("model", loss, {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}})
