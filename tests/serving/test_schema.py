@@ -21,6 +21,8 @@ from aigckit.serving import Limits, create_app  # noqa: E402
 # refused (422), so the "valid data is accepted" check does not apply to them; every other check does.
 UNDESCRIBABLE = {
     "POST /v1/images/edits": "the uploads' bytes must be a readable image of the model's size",
+    "POST /v1/images/stylize": "the uploads' bytes must be readable images; the style one is needed by AdaIN "
+                               "models and refused by fast ones; a model must be a stylizer",
 }
 @pytest.fixture(scope="module")
 def api_schema(served_runs, tmp_path_factory):
