@@ -49,7 +49,8 @@ def stylize_command(
     watermark: Annotated[bool, typer.Option("--watermark/--no-watermark", help="embed the invisible watermark "
                                             "(the opt-out is recorded in the PNG)")] = True,
 ) -> None:
-    """Render the content image in the style of the style image (Gatys et al.), watermarked, with its provenance."""
+    """Render the content image in a style: Gatys' optimisation, or one pass of a trained fast or AdaIN network;
+    watermarked, with its provenance."""
     from rich.progress import Progress
 
     from ..evaluation.metrics.style import style_scores
