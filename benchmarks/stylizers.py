@@ -65,7 +65,7 @@ def _time_network(run_dir: Path, content, style, size: int) -> tuple[object, flo
     """The stylised image and the median seconds of one forward pass at `size` (loading not counted)."""
     pipeline = load(run_dir)
     config = pipeline.config
-    multiple = 4 if config.name == "fast-style" else 2 ** (len(pipeline.model.encoder_layers()) - 1)
+    multiple = pipeline.model.size_multiple()
     x, (width, height) = _model_input(content, size, config.channels, multiple)
     options = {"content": x}
     if config.name == "adain":

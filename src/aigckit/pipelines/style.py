@@ -24,7 +24,8 @@ from ..precision import resolve_precision
 from ..style.features import FeatureNetwork, feature_network
 from ..style.losses import content_loss, gram, style_loss, total_variation
 
-__all__ = ["StyleResult", "stylize_gatys", "stylize_with_run", "stylize_with_pipeline", "learned_style", "prepare_pair", "OPTIMIZERS"]
+__all__ = ["StyleResult", "stylize_gatys", "stylize_with_run", "stylize_with_pipeline", "learned_style", "prepare_pair",
+           "OPTIMIZERS"]
 
 OPTIMIZERS = ("lbfgs", "adam")
 ADAM_LR = 0.02  # pixels in [0, 1]
@@ -229,7 +230,7 @@ def stylize_with_pipeline(pipeline: Any, content: Image.Image, style: Image.Imag
     if not 0 <= alpha <= 1:
         raise AigcError(f"--alpha must be between 0 and 1, got {alpha}")
     grey = content.mode in ("L", "LA", "I", "I;16", "1")
-    multiple = 4 if config.name == "fast-style" else 2 ** (len(model.encoder_layers()) - 1)
+    multiple = model.size_multiple()
     x, (width, height) = _model_input(content, size, config.channels, multiple)
     options: dict[str, Any] = {"content": x}
     if style is not None:
@@ -242,7 +243,8 @@ def stylize_with_pipeline(pipeline: Any, content: Image.Image, style: Image.Imag
         result = _with_content_colour(result, content)
     if grey and result.mode != "L":
         result = result.convert("L")
-    info = {"method": "fast" if config.name == "fast-style" else "adain", "checkpoint": str(pipeline.checkpoint), "features": model.features_used, "size": list(result.size),
+    info = {"method": "fast" if config.name == "fast-style" else "adain", "checkpoint": str(pipeline.checkpoint),
+            "features": model.features_used, "size": list(result.size),
             "content_size": list(content.size), "resized": "content resized so that its longer side is the size"
             + ("; style resized to match" if style is not None else ""), "preserve_color": preserve_color,
             "precision": pipeline.precision.name, "seconds": round(time.perf_counter() - started, 3)}

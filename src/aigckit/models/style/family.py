@@ -133,6 +133,10 @@ class StyleNetwork(nn.Module):
         """The encoder's relu<k>_1 layers, whose statistics are the style; the last is the encoding."""
         return tuple(name for name, _ in self.encoder().layer_widths() if name.endswith("_1"))
 
+    def size_multiple(self) -> int:
+        """What the image's sides must be multiples of: 4 (two downsamplings), or 2^(k-1) for AdaIN's relu<k>_1."""
+        return 4 if self.config.name == "fast-style" else 2 ** (len(self.encoder_layers()) - 1)
+
     def adain_features(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
         """What AdaIN's decoder turns into the image: the content's encoding given the style's per-channel
         statistics, mixed with the content's own encoding by alpha (1: all style, 0: the content's features)."""
