@@ -58,8 +58,10 @@ def test_adain_gives_the_content_the_style_statistics():
 
 
 def test_the_adain_decoder_mirrors_vgg19_up_to_relu4_1_as_the_paper():
-    widths = VGG19Features().truncate("relu4_1").layer_widths()
+    network = VGG19Features().truncate("relu4_1")
+    widths = network.layer_widths()
     assert [name for name, _ in widths][-1] == "relu4_1" and len(widths) == 9
+    assert [w for _, w in widths] == [m.out_channels for m in network.features if isinstance(m, torch.nn.Conv2d)]
     decoder = AdaINDecoder(widths, 3)
     convs = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [

@@ -24,7 +24,7 @@ from ..errors import AigcError
 
 __all__ = ["VGG19Features", "RandomMultiScale", "FeatureNetwork", "convert_vgg19", "feature_network",
            "default_vgg19_path", "VGG19_URL", "VGG_LAYERS", "resolve_features", "loss_network", "encoder_network",
-           "random_vgg19"]
+           "random_vgg19", "vgg19_widths"]
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # torchvision's ImageNet weights
 VGG19_SHA256_PREFIX = "dcbb9e9d"  # torchvision names each file by the start of its sha256
@@ -103,9 +103,15 @@ class VGG19Features(FeatureNetwork):
 
     def layer_widths(self) -> list[tuple[str, int]]:
         """(relu name, channels) of every ReLU kept, in order: what a decoder mirrors."""
-        index_names = {index: name for name, index in VGG_LAYERS.items()}
-        return [(index_names[i], self.features[i - 1].out_channels)
-                for i in range(len(self.features)) if i in index_names]
+        last = max((name for name, index in VGG_LAYERS.items() if index < len(self.features)), key=VGG_LAYERS.get)
+        return vgg19_widths(last)
+
+
+def vgg19_widths(last: str) -> list[tuple[str, int]]:
+    """(relu name, channels) of VGG-19's ReLUs up to `last`, from its layout alone (no network built)."""
+    widths = [(f"relu{block}_{conv}", width) for block, block_widths in enumerate(VGG19_BLOCKS, start=1)
+              for conv, width in enumerate(block_widths, start=1)]
+    return [(name, width) for name, width in widths if VGG_LAYERS[name] <= VGG_LAYERS[last]]
 
 
 def random_vgg19(seed: int, last: str = "relu3_1") -> VGG19Features:

@@ -28,7 +28,8 @@ from ...data.photos import VAL_PHOTOS, bundled_photo, photo_crops
 from ...errors import AigcError
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from ...layers import ExampleNoise
-from ...style.features import FeatureNetwork, VGG19Features, encoder_network, loss_network, resolve_features
+from ...style.features import (FeatureNetwork, VGG19Features, encoder_network, loss_network, resolve_features,
+                               vgg19_widths)
 from ...style.losses import content_loss, gram, mean_std_loss, relative_error, style_loss, total_variation
 from ...style.networks import AdaINDecoder, TransformerNet, adain, to_unit
 from .config import PRESETS, StyleConfig
@@ -101,7 +102,7 @@ class StyleNetwork(nn.Module):
             shape = (1, channels, size, size)
             self.register_buffer("style_image", styles if styles is not None else torch.zeros(shape))
         else:
-            widths = VGG19Features().truncate(ENCODER_LAST[features_used]).layer_widths()
+            widths = vgg19_widths(ENCODER_LAST[features_used])
             self.net = AdaINDecoder(widths, channels)
             shape = (PREVIEW_STYLES, channels, size, size)
             self.register_buffer("preview_styles", styles if styles is not None else torch.zeros(shape))
@@ -131,7 +132,7 @@ class StyleNetwork(nn.Module):
 
     def encoder_layers(self) -> tuple[str, ...]:
         """The encoder's relu<k>_1 layers, whose statistics are the style; the last is the encoding."""
-        return tuple(name for name, _ in self.encoder().layer_widths() if name.endswith("_1"))
+        return tuple(name for name, _ in vgg19_widths(ENCODER_LAST[self.features_used]) if name.endswith("_1"))
 
     def size_multiple(self) -> int:
         """What the image's sides must be multiples of: 4 (two downsamplings), or 2^(k-1) for AdaIN's relu<k>_1."""
