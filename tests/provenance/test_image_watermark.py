@@ -108,11 +108,43 @@ def test_survives_gain_and_contrast(change):
     assert np.mean(np.array(found.bits) == payload) >= 0.95
 
 
-def test_half_area_crop_of_a_photo_is_not_claimed():
-    # documented limit: the missing half of a photo moves every projection by many steps; nothing is detected
+@pytest.mark.parametrize("size", [256, 512])
+def test_photo_survives_crops_keeping_half_or_nine_tenths(size):
+    # guards the tile layer: the main layer decodes nothing after these crops (every projection moved by the
+    # half of the photo that is gone), the tiles found at their offset do
+    image, payload = photo(size), bits(48, seed=3)
+    marked = embed(image, KEY, payload)
+    for cropped in (centre_crop(marked, 0.5), centre_crop(marked, 0.9), marked.crop((13, 7, 13 + size // 2, 7 + size))):
+        found = detect(cropped, KEY, 48)
+        assert found.detected and found.p_value <= 1e-6
+        assert np.mean(np.array(found.bits) == payload) >= 0.9
+
+
+def test_tile_layer_is_what_survives_the_half_crop():
+    # without the tiles (an image marked by the main layer only) the same crop is not detected
+    from aigckit.provenance import image_watermark_tiles as tiles
+
     image, payload = photo(256), bits(48, seed=3)
-    found = detect(centre_crop(embed(image, KEY, payload), 0.5), KEY, 48)
-    assert not found.detected and found.p_value > 1e-3
+    marked = embed(image, KEY, payload)
+    pattern = tiles.pattern(tiles.tiling(KEY), np.array(payload), 256, 256)
+    without = Image.fromarray(np.clip(np.asarray(marked, np.float64) - pattern[..., None], 0, 255).round()
+                              .astype(np.uint8))
+    assert detect(without, KEY, 48).detected  # the main layer alone, uncropped
+    assert not detect(centre_crop(without, 0.5), KEY, 48).detected
+
+
+def test_false_positive_rate_on_unmarked_photo_crops():
+    # photos of 128 px and more are also searched for the tile layer; its p-value must stay exact
+    rng = np.random.default_rng(0)
+    p_values, picture = [], np.asarray(photo(512))
+    for i in range(60):
+        side = int(rng.integers(128, 200))
+        top, left = rng.integers(0, 512 - side, 2)
+        crop = Image.fromarray(picture[top:top + side, left:left + side])
+        p_values.append(detect(crop, f"key-{i}".encode(), 48).p_value)
+    p_values = np.array(p_values)
+    assert (p_values <= 1e-4).sum() == 0
+    assert np.mean(p_values <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(p_values))
 
 
 def test_false_positive_rate_on_unmarked_images():

@@ -15,7 +15,6 @@ import json
 import threading
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..errors import AigcError

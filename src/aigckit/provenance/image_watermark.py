@@ -29,11 +29,14 @@ Why a search, and not gain-invariant quantisation (rational dither modulation): 
 to 100 times the mark on a photo and zero on a flat image, so a step proportional to it either spends far more
 than the PSNR allows or nothing; a gain search over 1,200 hypotheses costs 3 ms and keeps the fixed step.
 
-Not survived (measured, benchmarks/results/image_watermark.md): a crop of a photo (any lost part of a textured
-host moves the global projections by many steps; a half-area crop needs marks local to tiles and a registration
-precise to a hundredth of a grid pixel, which this design does not have), crops of images over 96 px, a crop
-followed by a resize; brightness -10 % on dark-background images (the clipped background and the host's dark
-pixels are lost, not only the mark); halving a 64 px image loses the top of the band (90 % detected).
+Images of 128 px and more on their shorter side carry a second layer with the same payload
+(image_watermark_tiles): a keyed chip pattern tiled at the pixels' own scale, at 48 dB alone, which the detector
+finds after a crop at any offset (half the area of a photo, or less); the detector tries it as one more hypothesis.
+
+Not survived (measured, benchmarks/results/image_watermark.md): crops of images under 128 px that are not flat at
+their border (photos; the crop search re-creates the border by repeating the edge), a crop followed by a resize;
+brightness -10 % on dark-background images under 128 px (the clipped background and the host's dark pixels are
+lost, not only the mark); halving a 64 px image loses the top of the band.
 
 Why this method (benchmarks/image_watermark.py; the same band, slots and PSNR for all three): plain additive
 spread spectrum ("ss") is swamped by the host's own low-frequency energy, which at these frequencies is 10 to 100
@@ -52,11 +55,12 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from scipy.fft import dctn, idctn
+from scipy.fft import dctn
 from scipy.stats import binom
 
 from ..errors import AigcError
 from . import image_watermark_sync as sync
+from . import image_watermark_tiles as tiles
 
 __all__ = ["GRIDS", "CAPACITY", "REFERENCE_BITS", "DETECTION_P", "PSNR_TARGET", "WatermarkDetection",
            "capacity", "embed", "detect", "detection_threshold", "psnr"]
@@ -253,6 +257,10 @@ def embed(image: Image.Image, key: bytes, payload: Sequence[int], *, method: str
     else:
         goal = p + code * step / np.sqrt(12)  # the same energy, added blind
     marked = pixels
+    if method == "stdm" and min(height, width) >= tiles.MIN_SIDE:  # the crop-robust layer first; measured below
+        change = tiles.pattern(tiles.tiling(bytes(key)), np.asarray(bits), height, width)
+        marked = np.clip(marked + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
+        p = _projections(_luminance(np.round(marked)), layout)
     for _ in range(3 if method != "ss" else 1):  # measure what rounding, clipping and resampling left; correct
         change = _resize((layout.lift @ (goal - p)).reshape(g, g), width, height, smooth=True)
         marked = np.clip(marked + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
@@ -299,6 +307,15 @@ def _crop(luma: np.ndarray, key: bytes, lengths: Mapping[int, int]) -> tuple[np.
     return None if best is None else best[1:]
 
 
+def _tiles(luma: np.ndarray, key: bytes, length: int) -> tuple[float, int, np.ndarray, float]:
+    """`_verdict` of the tile layer (image_watermark_tiles): the signs of its correlations at the best shift."""
+    layout = tiles.tiling(key)
+    decoded = (tiles.correlations(luma, layout) > 0).astype(np.int64)
+    known = np.concatenate([layout.filler[length:], layout.reference])
+    right = int((decoded[length:] == known).sum())
+    return float(binom.sf(right - 1, len(known), 0.5)), CROP_GRID, decoded[:length], right / len(known)
+
+
 def detect(image: Image.Image, key: bytes, n_bits: int | Mapping[int, int] | None = None, *,
            method: str = "stdm") -> WatermarkDetection:
     """Look for the watermark of `key` in `image`; `n_bits` is the payload length used at embedding (None: the
@@ -333,13 +350,16 @@ def detect(image: Image.Image, key: bytes, n_bits: int | Mapping[int, int] | Non
 
     search = method == "stdm"
     crops = search and max(height, width) <= sync.CROP_SEARCH_MAX_SIDE
-    hypotheses = len(layouts) * (2 if search else 1) + int(crops)  # fixed by the size: the Bonferroni factor
+    tiled = search and side >= tiles.MIN_SIDE and lengths.get(CROP_GRID, CAPACITY[CROP_GRID] + 1) <= tiles.CAPACITY
+    hypotheses = len(layouts) * (2 if search else 1) + int(crops) + int(tiled)  # fixed by the size: Bonferroni
     tries = [_verdict(_projections(luma, layout), layout, method, length(layout)) for layout in layouts]
     if search and min(t[0] for t in tries) * hypotheses > threshold:
         tries += [_verdict(_affine(luma, layout), layout, method, length(layout)) for layout in layouts]
         found = _crop(luma, key, lengths) if crops else None
         if found is not None:
             tries.append(_verdict(found[0], found[1], method, length(found[1])))
+        if tiled:
+            tries.append(_tiles(luma, key, lengths[CROP_GRID]))
     best = min(tries, key=lambda t: (t[0], -t[1]))
     p_value = float(min(1.0, best[0] * hypotheses))
     return WatermarkDetection(bits=best[2].tolist(), bit_accuracy=float(best[3]), p_value=p_value,
