@@ -32,13 +32,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """A class-conditional tiny diffusion model on digits and a char GPT on pydoc, a few steps each."""
+    """A class-conditional tiny diffusion model on digits, a char GPT on pydoc, and an AdaIN and a fast-style
+    network on the bundled photos, a few steps each."""
     from aigckit.training import Trainer
     from helpers import pydoc_lm_config, tiny_config
 
     root = tmp_path_factory.mktemp("page-runs")
+    stylizer = {"data": {"name": "photos", "image_size": 16}, "train": {"batch_size": 2, "max_steps": 2, "use_ema": False}}
     configs = {"digits-diffusion": tiny_config({"name": "diffusion", "conditional": True}, train={"max_steps": 2}),
-               "pydoc-gpt": pydoc_lm_config({"name": "gpt"}, max_steps=4)}
+               "pydoc-gpt": pydoc_lm_config({"name": "gpt"}, max_steps=4),
+               "photos-adain": tiny_config({"name": "adain", "features": "random"}, **stylizer),
+               "photos-fast-style": tiny_config({"name": "fast-style", "features": "random"}, **stylizer)}
     for name, config in configs.items():
         Trainer(config, root / name, show_progress=False).fit()
     return {name: root / name for name in configs}
@@ -136,7 +140,7 @@ def test_page_loads_offline_with_the_served_models(server, tab):
     page = tab.open(server.url)
     assert page.title() == "aigckit"
     options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
-    assert sorted(options) == ["digits-diffusion", "pydoc-gpt"]
+    assert sorted(options) == ["digits-diffusion", "photos-adain", "photos-fast-style", "pydoc-gpt"]
     page.select_option("#model", "digits-diffusion")
     assert page.is_visible("#image-form") and page.is_visible("#inpaint-form") and page.is_hidden("#text-form")
     assert "8×8" in page.inner_text("#model-info") and "10 classes" in page.inner_text("#model-info")
@@ -255,6 +259,46 @@ def test_a_mask_drawn_on_a_gallery_image_is_inpainted(server, tab, tmp_path):
     page.set_input_files("#upload", str(tmp_path / "upload.png"))
     page.wait_for_function("!document.querySelector('#inpaint').disabled")
     assert page.evaluate("[source.width, source.height, mask.length]") == [8, 8, 64]
+    assert tab.errors == []
+
+
+def test_a_stylizer_takes_the_uploads_and_shows_the_result(server, tab, tmp_path):
+    from aigckit.data.photos import bundled_photo
+
+    bundled_photo("chelsea").resize((60, 40)).save(tmp_path / "content.png")
+    bundled_photo("coffee").resize((32, 32)).save(tmp_path / "style.png")
+    page = tab.open(server.url, "photos-adain")
+    assert page.is_visible("#stylize-form") and page.is_hidden("#image-form") and page.is_hidden("#inpaint-form")
+    assert page.is_visible("#style-file") and page.is_disabled("#stylize")
+    page.set_input_files("#content-file", str(tmp_path / "content.png"))
+    page.wait_for_function("!document.querySelector('#content-preview').hidden")
+    assert page.is_disabled("#stylize")  # AdaIN needs a style image too
+    page.set_input_files("#style-file", str(tmp_path / "style.png"))
+    page.wait_for_function("!document.querySelector('#stylize').disabled")
+    page.fill("#stylize-size", "48")
+    page.fill("#alpha", "0.5")
+    page.check("#preserve-color")
+    with page.expect_request(lambda r: r.url.endswith("/v1/images/stylize")) as sent:
+        page.click("#stylize")
+    wait_for_images(page, "#stylize-results", 1)
+    fields = _multipart(sent.value)
+    assert fields["model"] == b"photos-adain" and fields["alpha"] == b"0.5" and fields["size"] == b"48"
+    assert fields["preserve_color"] == b"true"
+    # both files went as parts (Chromium does not show a file's bytes to Playwright): the server refuses AdaIN
+    # without a style, and the result has the content's 3:2 shape
+    assert {"image", "style"} <= fields.keys()
+    shown = page.get_attribute("#stylize-results img", "src").removeprefix("data:image/png;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(shown))).size == (48, 32)
+    assert "adain" in page.inner_text("#stylize-results figcaption")
+    tab.shot("page-stylize")
+    # a fast-style network has its one style: no style upload, no strength, the content kept
+    page.select_option("#model", "photos-fast-style")
+    assert page.is_hidden("#style-file") and page.is_hidden("#alpha") and page.is_enabled("#stylize")
+    with page.expect_request(lambda r: r.url.endswith("/v1/images/stylize")) as sent:
+        page.click("#stylize")
+    wait_for_images(page, "#stylize-results", 1)
+    fields = _multipart(sent.value)
+    assert fields["model"] == b"photos-fast-style" and "style" not in fields and "alpha" not in fields
     assert tab.errors == []
 
 

@@ -13,6 +13,7 @@ let historyNext = null;   // the `before` cursor of the next history page
 let historyUrls = [];     // object URLs of history images, freed on reload
 let source = null;        // the image to inpaint: {blob, width, height}
 let mask = null;          // Uint8Array(width * height): 1 = repaint
+let stylizeFiles = { content: null, style: null };  // the stylize panel's chosen files
 
 // ------------------------------------------------------------------ talking to the server
 
@@ -111,15 +112,19 @@ const currentModel = () => models.find((m) => m.id === $("model").value);
 
 function showModel() {
   const info = currentModel() && currentModel().aigckit;
-  $("image-form").hidden = !info || info.kind !== "image";
-  $("inpaint-form").hidden = !info || info.kind !== "image" || !info.inpaint_method;
+  const stylizer = Boolean(info) && info.family === "style";
+  $("image-form").hidden = !info || info.kind !== "image" || stylizer;
+  $("inpaint-form").hidden = !info || info.kind !== "image" || stylizer || !info.inpaint_method;
+  $("stylize-form").hidden = !stylizer;
   $("text-form").hidden = !info || info.kind !== "text";
   if (!info) {
     $("model-info").textContent = "no model to show";
     return;
   }
   const parts = [info.family, info.model];
-  if (info.kind === "image") {
+  if (stylizer) {
+    parts.push(`trained on ${info.image_size}×${info.image_size} crops`);
+  } else if (info.kind === "image") {
     parts.push(`${info.image_size}×${info.image_size}`, info.num_classes ? `${info.num_classes} classes` : "unconditional");
   } else {
     parts.push(`context ${info.context_size} tokens`);
@@ -127,7 +132,8 @@ function showModel() {
   parts.push(`checkpoint ${info.checkpoint_sha256.slice(0, 12)}…`);
   $("model-info").textContent = parts.join(" · ");
   $("model-info").title = `checkpoint sha256 ${info.checkpoint_sha256}`;
-  if (info.kind === "image") buildImageForm(info);
+  if (stylizer) buildStylizeForm(info);
+  else if (info.kind === "image") buildImageForm(info);
 }
 
 /** One input per sampling option of the model's family, from its type, choices, range and default. */
@@ -268,8 +274,9 @@ function describe(meta) {
   return META_FIELDS.filter((k) => meta[k] != null).map((k) => `${k}: ${meta[k]}`).join("\n");
 }
 
-/** A thumbnail (drawn enlarged, pixels kept sharp) whose metadata shows on hover and, in full, on click. */
-function addImage(container, item) {
+/** A thumbnail (drawn enlarged, pixels kept sharp) whose metadata shows on hover and, in full, on click; captioned
+ * by its seed unless `captionText` is given. */
+function addImage(container, item, captionText = null) {
   const meta = item.aigckit;
   const figure = document.createElement("figure");
   const button = document.createElement("button");
@@ -278,11 +285,12 @@ function addImage(container, item) {
   button.title = describe(meta);
   const image = new Image();
   image.src = `data:image/png;base64,${item.b64_json}`;
-  image.alt = `generated image, seed ${meta.seed}` + (meta.label != null ? `, class ${meta.label}` : "");
+  image.alt = captionText ? `image, ${captionText}`
+    : `generated image, seed ${meta.seed}` + (meta.label != null ? `, class ${meta.label}` : "");
   button.append(image);
   button.addEventListener("click", () => showMeta(item, button));
   const caption = document.createElement("figcaption");
-  caption.textContent = `seed ${meta.seed}` + (meta.label != null ? ` · class ${meta.label}` : "");
+  caption.textContent = captionText || `seed ${meta.seed}` + (meta.label != null ? ` · class ${meta.label}` : "");
   figure.append(button, caption);
   container.append(figure);
 }
@@ -426,6 +434,76 @@ async function inpaint(event) {
     $("inpaint-status").textContent = "";
   } finally {
     $("inpaint").disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ style transfer: one pass of a trained stylizer
+
+function buildStylizeForm(info) {
+  const adain = info.model === "adain";
+  for (const element of document.querySelectorAll(".adain-only")) element.hidden = !adain;
+  $("stylize-method").textContent = `(${info.model})`;
+  $("stylize-help").textContent = adain
+    ? "Any content image in the style of any style image; the strength mixes the content's feature statistics with the style's."
+    : "Any content image in the one style this network learned.";
+  $("stylize-results").replaceChildren();
+  updateStylizeButton();
+}
+
+function updateStylizeButton() {
+  const adain = !$("style-file").hidden;
+  $("stylize").disabled = !stylizeFiles.content || (adain && !stylizeFiles.style);
+}
+
+/** Keep the chosen file and show it, or say in one line that it is not an image. */
+async function chooseStylizeFile(which, input, preview) {
+  const file = input.files[0] || null;
+  stylizeFiles[which] = null;
+  preview.hidden = true;
+  if (file) {
+    try {
+      (await createImageBitmap(file)).close();
+    } catch {
+      showError(`the ${which} file is not an image this browser can read; use a PNG, JPEG or WebP`);
+      updateStylizeButton();
+      return;
+    }
+    clearError();
+    stylizeFiles[which] = file;
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+  }
+  updateStylizeButton();
+}
+
+async function stylize(event) {
+  event.preventDefault();
+  clearError();
+  const adain = !$("style-file").hidden;
+  $("stylize").disabled = true;
+  $("stylize-results").replaceChildren();
+  $("stylize-status").textContent = "stylizing…";
+  const started = performance.now() / 1000;
+  try {
+    const form = new FormData();
+    form.append("image", stylizeFiles.content, stylizeFiles.content.name || "content.png");
+    if (adain) {
+      form.append("style", stylizeFiles.style, stylizeFiles.style.name || "style.png");
+      form.append("alpha", $("alpha").value);
+    }
+    form.append("model", $("model").value);
+    form.append("size", $("stylize-size").value);
+    form.append("preserve_color", $("preserve-color").checked ? "true" : "false");
+    form.append("response_format", "b64_json");
+    const result = await (await api("/v1/images/stylize", { method: "POST", body: form })).json();
+    for (const item of result.data) addImage($("stylize-results"), item, `${item.aigckit.method} · ${Number(item.aigckit.seconds).toFixed(2)} s`);
+    $("stylize-status").textContent = `done in ${seconds(started, performance.now() / 1000)}`;
+  } catch (error) {
+    showError(error.message);
+    $("stylize-status").textContent = "";
+  } finally {
+    updateStylizeButton();
   }
 }
 
@@ -573,6 +651,10 @@ $("mask").addEventListener("pointermove", paintStroke);
 for (const end of ["pointerup", "pointercancel"]) $("mask").addEventListener(end, () => { lastPoint = null; });
 $("clear-mask").addEventListener("click", () => { if (mask) { mask.fill(0); drawMask(); } });
 $("inpaint-form").addEventListener("submit", inpaint);
+$("content-file").addEventListener("change", () => chooseStylizeFile("content", $("content-file"), $("content-preview")));
+$("style-file").addEventListener("change", () => chooseStylizeFile("style", $("style-file"), $("style-preview")));
+$("alpha").addEventListener("input", () => { $("alpha-value").value = $("alpha").value; });
+$("stylize-form").addEventListener("submit", stylize);
 $("text-form").addEventListener("submit", complete);
 $("stop").addEventListener("click", () => textAbort && textAbort.abort());
 $("more").addEventListener("click", () => loadHistory(true));
