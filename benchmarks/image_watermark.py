@@ -79,6 +79,7 @@ def attacks(rng: np.random.Generator) -> dict[str, Callable[[Image.Image], Image
         "scale1.25": lambda im: resize(im, 1.25),
         "crop10%": lambda im: crop(im, 0.9 ** 0.5),  # a centre crop removing 10 % of the area
         "crop50%": lambda im: crop(im, 0.5 ** 0.5),  # a centre crop keeping half the area
+        "keep10%": lambda im: crop(im, 0.1 ** 0.5),  # a centre crop keeping a tenth (Stable Signature's headline)
         "noise0.02": lambda im: noise(im, rng),
         "bright+10%": lambda im: shift(im, 0.1),
         "bright-10%": lambda im: shift(im, -0.1),

@@ -31,7 +31,8 @@ than the PSNR allows or nothing; a gain search over 1,200 hypotheses costs 3 ms 
 
 Images of 128 px and more on their shorter side carry a second layer with the same payload
 (image_watermark_tiles): a keyed chip pattern tiled at the pixels' own scale, at 48 dB alone, which the detector
-finds after a crop at any offset (half the area of a photo, or less); the detector tries it as one more hypothesis.
+finds after a crop at any offset (half the area of a photo, or a tenth); the detector tries it as one more
+hypothesis on images from 64 px.
 
 Not survived (measured, benchmarks/results/image_watermark.md): crops of images under 128 px that are not flat at
 their border (photos; the crop search re-creates the border by repeating the edge), a crop followed by a resize;
@@ -350,7 +351,7 @@ def detect(image: Image.Image, key: bytes, n_bits: int | Mapping[int, int] | Non
 
     search = method == "stdm"
     crops = search and max(height, width) <= sync.CROP_SEARCH_MAX_SIDE
-    tiled = search and side >= tiles.MIN_SIDE and lengths.get(CROP_GRID, CAPACITY[CROP_GRID] + 1) <= tiles.CAPACITY
+    tiled = search and side >= tiles.SEARCH_MIN_SIDE and lengths.get(CROP_GRID, CAPACITY[CROP_GRID] + 1) <= tiles.CAPACITY
     hypotheses = len(layouts) * (2 if search else 1) + int(crops) + int(tiled)  # fixed by the size: Bonferroni
     tries = [_verdict(_projections(luma, layout), layout, method, length(layout)) for layout in layouts]
     if search and min(t[0] for t in tries) * hypotheses > threshold:

@@ -6,7 +6,8 @@ resizing but not losing part of the host: a crop keeping half of a photo moves i
 steps. This layer is the complement. A 32 x 32 tile of keyed chips, each tile position dealt to one code slot
 (payload, filler or reference bit, as in the main layer), is repeated over the image at the pixels' own scale and
 added to the luminance with a fixed amplitude (`PSNR` alone). Every tile carries the whole code, so any part of the
-image large enough carries it too, at an unknown offset modulo the tile.
+image large enough carries it too, at an unknown offset modulo the tile: images are marked from `MIN_SIDE` px and
+searched from `SEARCH_MIN_SIDE` (a crop keeping a tenth of a 256 px image is 81 px a side).
 
 Detection: the luminance's high-pass residual (the image minus its Gaussian blur: photos keep most of their energy
 below the chips' frequencies), each pixel weighted by the inverse of its neighbourhood's residual energy (textured
@@ -29,10 +30,11 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter, uniform_filter
 
-__all__ = ["TILE", "MIN_SIDE", "PSNR", "CAPACITY", "REFERENCE_BITS", "Tiling", "tiling", "pattern", "correlations"]
+__all__ = ["TILE", "MIN_SIDE", "SEARCH_MIN_SIDE", "PSNR", "CAPACITY", "REFERENCE_BITS", "Tiling", "tiling", "pattern", "correlations"]
 
 TILE = 32  # pixels per side of the repeated tile
 MIN_SIDE = 128  # images at least this large on their shorter side carry the layer (16 tiles and more)
+SEARCH_MIN_SIDE = 64  # images this large are searched for it: a crop of a marked image keeping 2 x 2 tiles
 PSNR = 48.0  # dB of the layer alone; the main layer's target leaves room for it
 CAPACITY = 64  # payload slots (the main layer's 64 grid capacity: the same payload goes into both)
 REFERENCE_BITS = 48
