@@ -11,7 +11,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import AigcError
 
-__all__ = ["read_audio", "write_wav", "resample", "fit_length", "peak_normalise"]
+__all__ = ["read_audio", "write_wav", "resample", "trim_silence", "fit_length", "peak_normalise"]
 
 
 def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -59,15 +59,24 @@ def peak_normalise(samples: np.ndarray, peak: float = 0.95) -> np.ndarray:
     return samples if top == 0 else (samples * (peak / top)).astype(np.float32)
 
 
-def fit_length(samples: np.ndarray, length: int, *, trim_db: float = 40.0, frame: int = 128) -> np.ndarray:
-    """The clip's sound (frames within `trim_db` of its loudest, leading and trailing quiet cut off), centred in
-    `length` samples: padded with silence, or cut to its middle when longer."""
+def trim_silence(samples: np.ndarray, *, trim_db: float = 40.0, frame: int = 128) -> np.ndarray:
+    """The clip without its leading and trailing quiet: whole frames of `frame` samples from the first to the last
+    whose energy is within `trim_db` of the loudest (silence and clips shorter than a frame are returned as
+    they are)."""
     n_frames = len(samples) // frame
-    if n_frames > 0:
-        energy = (samples[:n_frames * frame].reshape(n_frames, frame) ** 2).mean(axis=1)
-        loud = np.flatnonzero(energy >= energy.max() * 10 ** (-trim_db / 10))
-        if energy.max() > 0:
-            samples = samples[loud[0] * frame:(loud[-1] + 1) * frame]
+    if n_frames == 0:
+        return samples
+    energy = (samples[:n_frames * frame].reshape(n_frames, frame) ** 2).mean(axis=1)
+    if energy.max() == 0:
+        return samples
+    loud = np.flatnonzero(energy >= energy.max() * 10 ** (-trim_db / 10))
+    return samples[loud[0] * frame:(loud[-1] + 1) * frame]
+
+
+def fit_length(samples: np.ndarray, length: int, *, trim_db: float = 40.0, frame: int = 128) -> np.ndarray:
+    """The clip's sound (`trim_silence`) centred in `length` samples: padded with silence, or cut to its middle
+    when longer."""
+    samples = trim_silence(samples, trim_db=trim_db, frame=frame)
     if len(samples) >= length:
         start = (len(samples) - length) // 2
         return samples[start:start + length].astype(np.float32)

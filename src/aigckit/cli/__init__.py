@@ -25,6 +25,7 @@ from .inpaint import inpaint_command
 from .listing import datasets_command, models_command
 from .sample import sample_command
 from .serve import serve_command
+from .speak import speak_command
 from .stylize import convert_command, stylize_command
 from .train import train_command
 from .watermark import watermark_app
@@ -57,6 +58,7 @@ app = typer.Typer(cls=OneLineErrors, help="aigckit: train, sample, evaluate and 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("train")(train_command)
 app.command("sample")(sample_command)
+app.command("speak")(speak_command)
 app.command("generate")(generate_command)
 app.command("inpaint")(inpaint_command)
 app.command("stylize")(stylize_command)
