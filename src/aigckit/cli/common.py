@@ -40,13 +40,14 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_output_file(path: Path, option: str = "--out") -> None:
-    """Refuse, before any work, an output PNG path that is a folder, does not end in .png, or whose folder is
+def check_output_file(path: Path, option: str = "--out", suffix: str = ".png") -> None:
+    """Refuse, before any work, an output path that is a folder, does not end in `suffix`, or whose folder is
     missing (a typo there would otherwise create folders nobody asked for)."""
     if path.is_dir():
-        raise AigcError(f"{option} {path} is a folder; give a file name ending in .png")
-    if path.suffix.lower() != ".png":
-        raise AigcError(f"{option} {path}: the result is written as PNG; give a file name ending in .png")
+        raise AigcError(f"{option} {path} is a folder; give a file name ending in {suffix}")
+    if path.suffix.lower() != suffix:
+        raise AigcError(f"{option} {path}: the result is written as {suffix[1:].upper()}; give a file name ending "
+                        f"in {suffix}")
     if not path.parent.is_dir():
         raise AigcError(f"{option} {path}: the folder {path.parent} does not exist; create it or choose another")
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import AigcError
-from .common import PrecisionOption, check_precision, check_seed, err_console, require_at_least, user_errors
+from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
+                     user_errors)
 
 __all__ = ["speak_command"]
 
@@ -30,10 +30,7 @@ def speak_command(
     from ..pipelines import load
     from ..pipelines.speech import audio_spec, speak
 
-    if out.is_dir() or out.suffix.lower() != ".wav":
-        raise AigcError(f"--out {out}: speech is written as WAV; give a file name ending in .wav")
-    if not out.parent.is_dir():
-        raise AigcError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    check_output_file(out, suffix=".wav")
     require_at_least(1, iterations=iterations)
     check_seed(seed)
     check_precision(precision)

@@ -201,6 +201,11 @@ def _resize(plane: np.ndarray, width: int, height: int, *, smooth: bool = False)
     return np.asarray(resized, dtype=np.float64)
 
 
+def _add_luminance(pixels: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Pixels (H, W) or (H, W, 3) with a luminance change (H, W) added to every channel, clipped to 0..255."""
+    return np.clip(pixels + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
+
+
 def _projections(luma: np.ndarray, layout: _Layout) -> np.ndarray:
     """(slots,) projections p_j = <D, w_j> of the luminance's band coefficients D on the grid."""
     return layout.basis @ _resize(luma, layout.grid, layout.grid).ravel()
@@ -259,12 +264,10 @@ def embed(image: Image.Image, key: bytes, payload: Sequence[int], *, method: str
         goal = p + code * step / np.sqrt(12)  # the same energy, added blind
     marked = pixels
     if method == "stdm" and min(height, width) >= tiles.MIN_SIDE:  # the crop-robust layer first; measured below
-        change = tiles.pattern(tiles.tiling(bytes(key)), np.asarray(bits), height, width)
-        marked = np.clip(marked + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
+        marked = _add_luminance(marked, tiles.pattern(tiles.tiling(bytes(key)), np.asarray(bits), height, width))
         p = _projections(_luminance(np.round(marked)), layout)
     for _ in range(3 if method != "ss" else 1):  # measure what rounding, clipping and resampling left; correct
-        change = _resize((layout.lift @ (goal - p)).reshape(g, g), width, height, smooth=True)
-        marked = np.clip(marked + (change[..., None] if pixels.ndim == 3 else change), 0, 255)
+        marked = _add_luminance(marked, _resize((layout.lift @ (goal - p)).reshape(g, g), width, height, smooth=True))
         p = _projections(_luminance(np.round(marked)), layout)
     return Image.fromarray(np.round(marked).astype(np.uint8), mode=image.mode)
 
@@ -351,7 +354,8 @@ def detect(image: Image.Image, key: bytes, n_bits: int | Mapping[int, int] | Non
 
     search = method == "stdm"
     crops = search and max(height, width) <= sync.CROP_SEARCH_MAX_SIDE
-    tiled = search and side >= tiles.SEARCH_MIN_SIDE and lengths.get(CROP_GRID, CAPACITY[CROP_GRID] + 1) <= tiles.CAPACITY
+    tiled = (search and side >= tiles.SEARCH_MIN_SIDE and CROP_GRID in lengths
+             and lengths[CROP_GRID] <= tiles.CAPACITY)
     hypotheses = len(layouts) * (2 if search else 1) + int(crops) + int(tiled)  # fixed by the size: Bonferroni
     tries = [_verdict(_projections(luma, layout), layout, method, length(layout)) for layout in layouts]
     if search and min(t[0] for t in tries) * hypotheses > threshold:
