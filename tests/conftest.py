@@ -70,6 +70,21 @@ def trained_vae(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def speech_run(tmp_path_factory):
+    """A class-conditional diffusion model on FSDD log-mels at 32x32, trained 2 steps; its run directory
+    (named fsdd-diffusion, its model id on a server)."""
+    from aigckit.training import Trainer
+    from helpers import FSDD, tiny_config
+
+    run_dir = tmp_path_factory.mktemp("speech") / "fsdd-diffusion"
+    config = tiny_config({"name": "diffusion", "conditional": True},
+                         data={"name": "fsdd", "root": str(FSDD), "image_size": 32, "download": False},
+                         train={"max_steps": 2, "batch_size": 8})
+    Trainer(config, run_dir, show_progress=False).fit()
+    return run_dir
+
+
+@pytest.fixture(scope="session")
 def eval_cache(tmp_path_factory):
     """One cache of evaluators and real-data statistics for the whole session."""
     return tmp_path_factory.mktemp("cache")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from aigckit.config import config_from_dict
+
+FSDD = Path(__file__).parents[2] / "shared" / "data" / "fsdd"  # the spoken digits beside the repository
+needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="../shared/data/fsdd is not here")
 
 
 def tiny_config(model: dict, *, data: dict | None = None, train: dict | None = None):

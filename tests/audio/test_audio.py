@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +14,8 @@ from aigckit.config import DataConfig
 from aigckit.data import load_dataset
 from aigckit.data.audio import fsdd_files, mel_spec
 from aigckit.errors import AigcError, DataError
+from helpers import FSDD, needs_fsdd
 
-FSDD = Path(__file__).parents[3] / "shared" / "data" / "fsdd"
-needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="../shared/data/fsdd is not here")
 SPEC = MelSpec()
 
 

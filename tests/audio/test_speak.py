@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +13,7 @@ from aigckit.cli import app
 from aigckit.errors import AigcError
 from aigckit.pipelines.speech import join_words, parse_digits
 from aigckit.training import Trainer
-from helpers import tiny_config
-
-FSDD = Path(__file__).parents[3] / "shared" / "data" / "fsdd"
-needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="../shared/data/fsdd is not here")
-
-
-@pytest.fixture(scope="module")
-def speech_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("speech") / "fsdd-diffusion"
-    config = tiny_config({"name": "diffusion", "conditional": True},
-                         data={"name": "fsdd", "root": str(FSDD), "image_size": 32, "download": False},
-                         train={"max_steps": 2, "batch_size": 8})
-    Trainer(config, run_dir, show_progress=False).fit()
-    return run_dir
-
+from helpers import needs_fsdd, tiny_config
 
 @needs_fsdd
 def test_speak_writes_one_word_per_digit(speech_run, tmp_path):

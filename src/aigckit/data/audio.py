@@ -35,7 +35,7 @@ from .base import ImageDataset, data_root, files_digest, register_dataset, split
 from .decode_cache import Decoded, cached_decode
 
 __all__ = ["RATE", "CLIP_SAMPLES", "AUDIO_SUFFIXES", "FSDD_URL", "mel_spec", "fsdd_files", "clips_to_pixels",
-           "load_fsdd", "load_audiofolder"]
+           "waves_to_pixels", "load_fsdd", "load_audiofolder"]
 
 RATE = 8000  # Hz: FSDD's rate; other audio is resampled to it
 CLIP_SAMPLES = 8192  # 1.024 s
@@ -56,7 +56,13 @@ def mel_spec(image_size: int) -> MelSpec:
 
 def clips_to_pixels(paths: list[Path], spec: MelSpec) -> np.ndarray:
     """uint8 (N, 1, n_mels, frames) log-mel images of audio files."""
-    waves = [peak_normalise(fit_length(read_audio(path, spec.rate)[0], spec.length)) for path in paths]
+    return waves_to_pixels([read_audio(path, spec.rate)[0] for path in paths], spec)
+
+
+def waves_to_pixels(waves: list[np.ndarray], spec: MelSpec) -> np.ndarray:
+    """uint8 (N, 1, n_mels, frames) log-mel images of waveforms at spec.rate, each fitted to the clip length and
+    peak-normalised first: what the loader makes of the same sound read from a file."""
+    waves = [peak_normalise(fit_length(wave, spec.length)) for wave in waves]
     out = []
     for start in range(0, len(waves), 256):
         out.append(log_mel_to_pixels(log_mel(torch.from_numpy(np.stack(waves[start:start + 256])), spec)))

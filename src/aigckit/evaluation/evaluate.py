@@ -23,6 +23,7 @@ from ..data.transforms import resize_pixels, to_model_range
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..pipelines import ImagePipeline, TextPipeline, load
+from ..pipelines.speech import AUDIO_DATASETS
 from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
@@ -240,6 +241,11 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         "likelihood": (_likelihood(pipeline, dataclasses.replace(data, image_size=pipeline.config.image_size), seed)
                        if with_likelihood else None),
     }
+    if data.name in AUDIO_DATASETS and scored and labels is not None:
+        from .audio import evaluate_audio
+
+        result["audio"] = evaluate_audio(images, labels, data, pipeline.num_classes, features, real["features"],
+                                         out_dir, seed)
     if sweep:
         result["sweep"] = _steps_sweep(pipeline, features, real_stats, sweep, min(n, 2000), batch_size, seed)
     result["seconds"] = round(time.perf_counter() - started, 1)

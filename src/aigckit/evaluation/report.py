@@ -60,6 +60,22 @@ def _embed(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
 
 
+def _audio_players(eval_dir: Path, vocoder: str) -> str:
+    """The generated clips of an audio run's evaluation (eval/audio/{digit}-{k}.wav) as embedded players, a row
+    per digit."""
+    rows: dict[str, list[str]] = {}
+    for wav in sorted((eval_dir / "audio").glob("*.wav"), key=lambda p: [int(x) for x in p.stem.split("-")]):
+        data = base64.b64encode(wav.read_bytes()).decode()
+        rows.setdefault(wav.stem.split("-")[0], []).append(
+            f'<audio controls preload="none" title="{html.escape(wav.name)}" src="data:audio/wav;base64,{data}">'
+            f'</audio>')
+    if not rows:
+        return "<p>no audio files in the evaluation folder</p>"
+    lines = "".join(f"<div class='clips'><span>{html.escape(label)}</span>{''.join(players)}</div>"
+                    for label, players in rows.items())
+    return f"<div class='audio'><p>generated clips, as heard ({html.escape(vocoder)})</p>{lines}</div>"
+
+
 def _sweep_plot(rows: list[dict], out: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
@@ -95,6 +111,12 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
                          "<figcaption>losses</figcaption></figure>")
         except AigcError:
             parts.append("<p>no losses logged</p>")
+        if metrics and metrics.get("audio"):
+            grid = run_dir / "eval" / "spectrograms.png"
+            if grid.is_file():
+                parts.append(f"<figure>{_embed(grid)}<figcaption>generated log-mel spectrograms, a row per digit"
+                             "</figcaption></figure>")
+            parts.append(_audio_players(run_dir / "eval", metrics["audio"]["vocoder"]))
         if metrics and metrics.get("sweep"):
             plot = _sweep_plot(metrics["sweep"], out / f"{run_dir.name}-sweep.png")
             parts.append(f"<figure>{_embed(plot)}<figcaption>FID against sampling steps</figcaption></figure>")
@@ -121,7 +143,8 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
 <html><head><meta charset="utf-8"><title>aigckit comparison</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:560px;image-rendering:pixelated}}
-figure{{display:inline-block;margin:0 1em 1em 0;vertical-align:top}}</style></head><body>
+figure{{display:inline-block;margin:0 1em 1em 0;vertical-align:top}}
+.clips{{display:flex;align-items:center;gap:.5em}} .clips span{{width:2em;font-weight:bold}}</style></head><body>
 <h1>aigckit comparison</h1>
 <table><tr>{header}</tr>{''.join(body)}</table>
 {legend}
