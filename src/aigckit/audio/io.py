@@ -11,7 +11,17 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import AigcError
 
-__all__ = ["read_audio", "write_wav", "resample", "trim_silence", "fit_length", "peak_normalise"]
+__all__ = ["AUDIO_FORMATS", "read_audio", "write_wav", "encode_audio", "resample", "trim_silence", "fit_length",
+           "peak_normalise"]
+
+# response formats (OpenAI's names) -> (soundfile format, subtype, media type); pcm: raw 16-bit little-endian mono
+AUDIO_FORMATS = {
+    "wav": ("WAV", "PCM_16", "audio/wav"),
+    "flac": ("FLAC", "PCM_16", "audio/flac"),
+    "mp3": ("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "opus": ("OGG", "OPUS", "audio/ogg"),
+    "pcm": ("RAW", "PCM_16", "audio/pcm"),
+}
 
 
 def read_audio(path: str | Path, rate: int | None = None) -> tuple[np.ndarray, int]:
@@ -41,6 +51,21 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
         soundfile.write(str(tmp), np.clip(np.asarray(samples, dtype=np.float32), -1, 1), rate, subtype="PCM_16",
                         format="WAV")
     return path
+
+
+def encode_audio(samples: np.ndarray, rate: int, response_format: str) -> bytes:
+    """Mono float samples in [-1, 1] encoded as one of AUDIO_FORMATS (libsndfile through soundfile)."""
+    import io
+
+    import soundfile
+
+    if response_format not in AUDIO_FORMATS:
+        raise AigcError(f"no audio format {response_format!r}; use one of {', '.join(AUDIO_FORMATS)}")
+    kind, subtype, _ = AUDIO_FORMATS[response_format]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(np.asarray(samples, dtype=np.float32), -1, 1), rate, subtype=subtype, format=kind,
+                    **({"endian": "LITTLE"} if kind == "RAW" else {}))
+    return buffer.getvalue()
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:

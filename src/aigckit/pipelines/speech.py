@@ -20,9 +20,16 @@ from ..audio.io import peak_normalise, trim_silence
 from ..audio.mel import MelSpec, images_to_log_mel, mel_to_waveform
 from ..errors import AigcError
 
-__all__ = ["AUDIO_DATASETS", "audio_spec", "images_to_waves", "parse_digits", "join_words", "speak"]
+__all__ = ["AUDIO_DATASETS", "trained_on_audio", "audio_spec", "images_to_waves", "parse_digits", "join_words", "speak"]
 
 AUDIO_DATASETS = ("fsdd", "audiofolder")
+
+
+def trained_on_audio(run_dir: str | Path) -> bool:
+    """Whether a run's model was trained on spoken audio (its images are log-mel spectrograms)."""
+    from ..evaluation.evaluate import run_config
+
+    return run_config(Path(run_dir)).data.name in AUDIO_DATASETS
 
 
 def audio_spec(run_dir: str | Path) -> MelSpec:

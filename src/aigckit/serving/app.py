@@ -17,7 +17,7 @@ from .errors import ERRORS, install_error_handlers
 from .history import HistoryStore, ImageStore
 from .jobs import Job, JobManager
 from .metrics import RequestObserver, ServerMetrics
-from .routes import admin, completions, health, history, images, jobs, models
+from .routes import admin, audio, completions, health, history, images, jobs, models
 from .security import KeyGuard, require_key
 from .settings import ServerSettings
 from .state import ServerState
@@ -95,11 +95,11 @@ def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"])
+                           allow_headers=["*"], expose_headers=["X-Aigckit"])
     app.add_middleware(RequestObserver, metrics=state.metrics)  # outermost: sees every answer, CORS's included
 
     app.include_router(health.router)  # /health needs no key; /ready and /metrics ask for it themselves
-    for module in (models, completions, images, jobs, history, admin):
+    for module in (models, completions, images, audio, jobs, history, admin):
         app.include_router(module.router, dependencies=[Depends(require_key)], responses=ERRORS)
     if STATIC.is_dir():  # the page asks the user for the key, so it and its files load without one
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")

@@ -15,6 +15,7 @@ import torch
 from ..checkpoint import checkpoint_sha256
 from ..errors import AigcError
 from ..pipelines import ImagePipeline, TextPipeline, load
+from ..pipelines.speech import audio_spec, trained_on_audio
 
 __all__ = ["ServedModel", "ModelCatalog", "best_device"]
 
@@ -73,6 +74,8 @@ class ServedModel:
                     channels=config.channels, num_classes=pipeline.num_classes,
                     options=pipeline.family.describe_sample_options(pipeline.model),
                     inpaint_method=pipeline.family.inpaint_method)
+        if trained_on_audio(self.path):
+            info["speech"] = {"rate": audio_spec(self.path).rate}  # POST /v1/audio/speech speaks with it
         return info
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageEditRequest",
-           "ImageStylizeRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
+           "ImageStylizeRequest", "SpeechRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
            "StreamOptions"]
 
 
@@ -63,6 +63,19 @@ class ImageStylizeRequest(Strict):
     preserve_color: bool = False  # keep the content's colours, take the style's luminance only
     response_format: Literal["b64_json", "url"] = "b64_json"
     watermark: bool = True  # false: no invisible watermark (recorded in the PNG)
+
+
+class SpeechRequest(Strict):
+    """POST /v1/audio/speech (OpenAI's shape): a number spoken by a class-conditional model trained on spoken
+    digits; the body of the answer is the audio file."""
+
+    model: str = Field(min_length=1)  # a served run trained on spoken digits (fsdd, audiofolder)
+    input: str = Field(min_length=1, max_length=256)  # the digits to say: "4 0 7 2", "4072"
+    voice: str | None = None  # our models speak in one voice, "default"; OpenAI's voices are refused
+    response_format: Literal["mp3", "opus", "flac", "wav", "pcm"] = "mp3"  # OpenAI's default; pcm: raw 16-bit
+    speed: float | None = Field(None, ge=0.25, le=4.0)  # only 1.0: our words are not time-stretched
+    seed: int | None = Field(None, ge=0, lt=2**53)
+    iterations: int = Field(64, ge=1, le=512)  # Griffin-Lim iterations per word
 
 
 class StreamOptions(Strict):

@@ -21,11 +21,12 @@ from .image_jobs import (EditWork, GenerationWork, StylizeWork, draw_seeds, gene
                          run_generations, run_stylize)
 from .jobs import Job, QueueFull, TextChoice
 from .schemas import (ChatCompletionRequest, CompletionRequest, ImageEditRequest, ImageGenerationRequest,
-                      ImageStylizeRequest)
+                      ImageStylizeRequest, SpeechRequest)
+from .speech_jobs import SpeechWork, run_speech
 from .state import ServerState
 from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
 
-__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_text", "await_job", "engine_for", "preload",
+__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_speech", "submit_text", "await_job", "engine_for", "preload",
            "prepare_edit", "prepare_stylize", "decode_upload"]
 
 
@@ -74,6 +75,8 @@ def _run_image_jobs(served, jobs: list[Job], store) -> None:
         run_generations(served, jobs, store)
     elif isinstance(jobs[0].params, StylizeWork):
         run_stylize(served, jobs, store)
+    elif isinstance(jobs[0].params, SpeechWork):
+        run_speech(served, jobs)
     else:
         run_edits(served, jobs, store)
 
@@ -177,6 +180,35 @@ def submit_stylize(state: ServerState, model_id: str, work: StylizeWork, key_nam
     job = state.jobs.create("images.stylize", model_id, work, key_name=key_name,
                             record={"model": model_id, **work.options})
     return _queue(state, job, engine_for(state, model_id))
+
+
+def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | None = None) -> Job:
+    """Check a speech request against its model and the limits, and queue it on the model's engine."""
+    from ..pipelines.speech import audio_spec, parse_digits
+
+    served = state.model(request.model, "image")
+    pipeline = served.get()
+    try:
+        audio_spec(served.path)
+    except AigcError:
+        raise APIError(422, f"{request.model} was not trained on spoken audio, so it cannot speak; serve a run "
+                            f"trained with configs/diffusion-fsdd.yaml") from None
+    if not pipeline.num_classes:
+        raise APIError(422, f"{request.model} is not class-conditional, so it cannot say a chosen digit")
+    digits = parse_digits(request.input, pipeline.num_classes)  # AigcError: a 422 in one line
+    if len(digits) > state.settings.limits.max_n:
+        raise APIError(422, f"input has {len(digits)} digits; this server says at most {state.settings.limits.max_n} "
+                            f"per request")
+    if request.voice not in (None, "default"):
+        raise APIError(422, f"voice {request.voice!r} is not one of {request.model}'s: it speaks in one voice, "
+                            f"'default'")
+    if request.speed not in (None, 1.0):
+        raise APIError(422, f"speed {request.speed} is not supported (words are not time-stretched); use 1.0")
+    work = SpeechWork(request.input, draw_seeds(request.seed, 1)[0], request.response_format, request.iterations,
+                      seeds=list(range(len(digits))))
+    record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
+    job = state.jobs.create("audio.speech", served.id, work, key_name=key_name, record=record)
+    return _queue(state, job, engine_for(state, served.id))
 
 
 def decode_upload(text: str, what: str, limit: int) -> bytes:
