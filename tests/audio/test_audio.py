@@ -138,3 +138,13 @@ def test_audio_sizes_are_checked():
     assert mel_spec(32).hop == 256 and mel_spec(128).n_mels == 128
     with pytest.raises(DataError, match="image_size"):
         mel_spec(48)
+
+
+@needs_fsdd
+def test_a_relative_root_is_the_same_data_as_its_absolute_path(monkeypatch):
+    from aigckit.data.base import data_fingerprint
+
+    monkeypatch.chdir(FSDD.parent)
+    relative = DataConfig(name="fsdd", root="fsdd", image_size=32, download=False)
+    absolute = DataConfig(name="fsdd", root=str(FSDD.resolve()), image_size=32, download=False)
+    assert data_fingerprint(relative, "train", "test") == data_fingerprint(absolute, "train", "test")

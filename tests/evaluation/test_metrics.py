@@ -66,11 +66,23 @@ def test_precision_recall_and_density_coverage_on_identical_and_disjoint_sets():
 
 
 def test_classifier_score_and_conditional_accuracy():
-    confident = torch.eye(10).repeat(20, 1) * 50  # every class used, each image certain
-    assert classifier_score(confident)[0] == pytest.approx(10.0, rel=1e-3)
+    confident = torch.eye(10).repeat(200, 1) * 50  # every class used, each image certain
+    # 10 is the limit; shuffled splits of 200 rows use the classes a little unevenly (about 9.7)
+    assert classifier_score(confident)[0] == pytest.approx(10.0, rel=0.05)
     assert classifier_score(torch.zeros(200, 10))[0] == pytest.approx(1.0)
-    accuracy = conditional_accuracy(confident, torch.arange(200) % 10, 10)
+    accuracy = conditional_accuracy(confident, torch.arange(2000) % 10, 10)
     assert accuracy["overall"] == 1.0 and accuracy["3"] == 1.0
+    by_class = torch.eye(10).repeat_interleave(200, dim=0) * 50  # sorted by class, as a test split by file name
+    assert classifier_score(by_class)[0] == pytest.approx(10.0, rel=0.05)  # not 1: each split holds every class
+
+
+def test_classifier_score_matches_torchmetrics_inception_score():
+    from torchmetrics.image.inception import InceptionScore
+
+    logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(3)) * 3
+    reference = InceptionScore(feature=torch.nn.Identity(), splits=1)  # the logits are the "features" given
+    reference.update(logits)
+    assert classifier_score(logits, splits=1)[0] == pytest.approx(float(reference.compute()[0]), rel=1e-5)
 
 
 def test_memorisation_flags_training_images_but_not_held_out_ones():

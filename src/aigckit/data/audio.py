@@ -114,7 +114,7 @@ def fsdd_files(config: DataConfig) -> list[tuple[Path, int, str, int]]:
 
 def _fsdd_source(config: DataConfig, split: str) -> dict[str, Any]:
     folder = _fsdd_folder(config)
-    return {"root": str(folder), "files_sha256": files_digest([row[0] for row in fsdd_files(config)], folder)}
+    return {"root": str(folder.resolve()), "files_sha256": files_digest([row[0] for row in fsdd_files(config)], folder)}
 
 
 def _decoded(config: DataConfig, source: dict[str, Any], paths: list[Path], labels: np.ndarray | None,
@@ -153,7 +153,7 @@ def _audio_files(config: DataConfig) -> tuple[Path, list[Path]]:
 
 def _audiofolder_source(config: DataConfig, split: str) -> dict[str, Any]:
     root, files = _audio_files(config)
-    return {"root": str(root), "files_sha256": files_digest(files, root)}
+    return {"root": str(root.resolve()), "files_sha256": files_digest(files, root)}
 
 
 @register_dataset("audiofolder", "any folder of WAV/FLAC/OGG files as log-mel images (resampled to 8 kHz, 1.024 s); "

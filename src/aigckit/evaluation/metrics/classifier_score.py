@@ -11,9 +11,12 @@ __all__ = ["classifier_score", "conditional_accuracy"]
 def classifier_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))), the Inception Score's formula with our evaluator, mean and std over splits.
 
-    High when each image is confidently one class and the classes are used evenly; at most the class count.
+    High when each image is confidently one class and the classes are used evenly; at most the class count. The
+    rows are shuffled (a fixed seed) before the splits, as torchmetrics does, so that data ordered by class (a
+    test split sorted by file name) does not put one class in each split and score 1.
     """
     probs = logits.double().softmax(dim=1)
+    probs = probs[torch.randperm(len(probs), generator=torch.Generator().manual_seed(0))]
     scores = []
     for part in probs.chunk(splits):
         marginal = part.mean(0, keepdim=True)
