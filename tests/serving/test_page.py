@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import LiveServer
+from helpers import FSDD, LiveServer, needs_fsdd
 
 CHROMIUM = os.environ.get("AIGCKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium, or set "
@@ -49,10 +49,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(runs, tmp_path_factory):
+def server(runs, request, tmp_path_factory):
+    """The runs above, and the spoken-digit run (fsdd-diffusion) where ../shared/data/fsdd is here."""
     from aigckit.serving import create_app
 
-    app = create_app(runs=list(runs.values()), data_dir=tmp_path_factory.mktemp("page-data"))
+    speech = [request.getfixturevalue("speech_run")] if (FSDD / "recordings").is_dir() else []
+    app = create_app(runs=[*runs.values(), *speech], data_dir=tmp_path_factory.mktemp("page-data"))
     with LiveServer(app) as live:
         yield live
 
@@ -300,6 +302,27 @@ def test_a_stylizer_takes_the_uploads_and_shows_the_result(server, tab, tmp_path
     fields = _multipart(sent.value)
     assert fields["model"] == b"photos-fast-style" and "style" not in fields and "alpha" not in fields
     assert tab.errors == []
+
+
+@needs_fsdd
+def test_a_spoken_digit_model_says_the_number_typed(server, tab):
+    page = tab.open(server.url, "digits-diffusion")
+    assert page.is_hidden("#speak-form")  # a model of images cannot speak
+    page.select_option("#model", "fsdd-diffusion")
+    assert page.is_visible("#speak-form") and page.is_visible("#image-form")  # its spectrograms can be seen too
+    page.fill("#speak-input", "3 1 4")
+    page.fill("#speak-seed", "7")
+    with page.expect_request(lambda r: r.url.endswith("/v1/audio/speech")) as sent:
+        page.click("#speak")
+    page.wait_for_function("document.querySelector('#speech').readyState >= 1", timeout=60_000)
+    assert sent.value.post_data_json == {"model": "fsdd-diffusion", "input": "3 1 4", "response_format": "wav",
+                                         "seed": 7}
+    duration = page.evaluate("document.querySelector('#speech').duration")  # the browser decoded the WAV
+    status = page.inner_text("#speak-status")
+    assert '"3 1 4"' in status and "seed 7" in status
+    assert abs(duration - float(status.split(" s of audio")[0].split("· ")[-1])) < 0.01
+    assert page.is_visible("#speech-download") and tab.errors == []
+    tab.shot("page-speak")
 
 
 def test_text_streams_into_the_output_and_stop_cancels(server, tab):

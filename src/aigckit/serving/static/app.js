@@ -116,6 +116,7 @@ function showModel() {
   $("image-form").hidden = !info || info.kind !== "image" || stylizer;
   $("inpaint-form").hidden = !info || info.kind !== "image" || stylizer || !info.inpaint_method;
   $("stylize-form").hidden = !stylizer;
+  $("speak-form").hidden = !info || !info.speech;
   $("text-form").hidden = !info || info.kind !== "text";
   if (!info) {
     $("model-info").textContent = "no model to show";
@@ -507,6 +508,35 @@ async function stylize(event) {
   }
 }
 
+// ------------------------------------------------------------------ speech: a number said by a spoken-digit model
+
+async function speakDigits(event) {
+  event.preventDefault();
+  clearError();
+  $("speak").disabled = true;
+  $("speak-status").textContent = "speaking…";
+  const started = performance.now() / 1000;
+  try {
+    const body = { model: $("model").value, input: $("speak-input").value, response_format: "wav" };
+    const seed = optionalNumber($("speak-seed"));
+    if (seed !== undefined) body.seed = seed;
+    const response = await postJson("/v1/audio/speech", body);
+    const made = JSON.parse(response.headers.get("X-Aigckit"));
+    const url = URL.createObjectURL(await response.blob());
+    if ($("speech").src) URL.revokeObjectURL($("speech").src);
+    $("speech").src = url;
+    $("speech-download").href = url;
+    $("speech").hidden = $("speech-download").hidden = false;
+    $("speak-status").textContent = `"${made.digits.join(" ")}" · seed ${made.seed} · ${made.seconds} s of audio, ` +
+      `made in ${seconds(started, performance.now() / 1000)}`;
+  } catch (error) {
+    showError(error.message);
+    $("speak-status").textContent = "";
+  } finally {
+    $("speak").disabled = false;
+  }
+}
+
 // ------------------------------------------------------------------ text: streamed completions
 
 async function complete(event) {
@@ -655,6 +685,7 @@ $("content-file").addEventListener("change", () => chooseStylizeFile("content", 
 $("style-file").addEventListener("change", () => chooseStylizeFile("style", $("style-file"), $("style-preview")));
 $("alpha").addEventListener("input", () => { $("alpha-value").value = $("alpha").value; });
 $("stylize-form").addEventListener("submit", stylize);
+$("speak-form").addEventListener("submit", speakDigits);
 $("text-form").addEventListener("submit", complete);
 $("stop").addEventListener("click", () => textAbort && textAbort.abort());
 $("more").addEventListener("click", () => loadHistory(true));
