@@ -9,7 +9,7 @@ import torch
 
 from aigckit.audio import fit_length, peak_normalise, read_audio, resample, write_wav
 from aigckit.audio.mel import (DB_MAX, DB_MIN, MelSpec, griffin_lim, log_mel, log_mel_to_pixels, mel_to_waveform,
-                               pixels_to_log_mel, power_spectrogram, spectral_convergence)
+                               log_spectral_distance, pixels_to_log_mel, power_spectrogram, spectral_convergence)
 from aigckit.config import DataConfig
 from aigckit.data import load_dataset
 from aigckit.data.audio import fsdd_files, mel_spec
@@ -148,3 +148,11 @@ def test_a_relative_root_is_the_same_data_as_its_absolute_path(monkeypatch):
     relative = DataConfig(name="fsdd", root="fsdd", image_size=32, download=False)
     absolute = DataConfig(name="fsdd", root=str(FSDD.resolve()), image_size=32, download=False)
     assert data_fingerprint(relative, "train", "test") == data_fingerprint(absolute, "train", "test")
+
+
+@needs_fsdd
+def test_log_spectral_distance_is_zero_for_the_same_sound_and_6_db_for_twice_the_amplitude():
+    wave = clip()
+    assert log_spectral_distance(wave, wave, SPEC).item() == 0
+    loud = 0.3 * torch.randn(1, SPEC.length, generator=torch.Generator().manual_seed(0))  # every bin above the floor
+    assert log_spectral_distance(2 * loud, loud, SPEC).item() == pytest.approx(20 * np.log10(2), abs=0.05)

@@ -145,3 +145,12 @@ def spectral_convergence(waves: Tensor, magnitude: Tensor, spec: MelSpec) -> Ten
     rebuilt = power_spectrogram(waves, spec).sqrt()
     target = magnitude[..., :spec.frames]
     return torch.linalg.norm((rebuilt - target).flatten(1), dim=1) / torch.linalg.norm(target.flatten(1), dim=1)
+
+
+def log_spectral_distance(waves: Tensor, reference: Tensor, spec: MelSpec) -> Tensor:
+    """(B,) log-spectral distance in dB: per frame, the RMS over frequencies of the difference of the two power
+    spectra in dB (each floored at DB_MIN), averaged over frames; 0 for the same sound."""
+    floor = 10 ** (DB_MIN / 10)
+    db = 10 * torch.log10(power_spectrogram(waves, spec).clamp_min(floor))
+    reference_db = 10 * torch.log10(power_spectrogram(reference, spec).clamp_min(floor))
+    return (db - reference_db).square().mean(dim=1).sqrt().mean(dim=1)
