@@ -85,6 +85,19 @@ def speech_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def vocoder_cache(speech_run, tmp_path_factory):
+    """A cache folder holding the learned vocoder of speech_run's data, trained 150 steps."""
+    from aigckit.audio.vocoder import load_or_train_vocoder
+    from aigckit.data.audio import mel_spec
+    from aigckit.evaluation.evaluate import run_config
+
+    cache = tmp_path_factory.mktemp("vocoder-cache")
+    data = run_config(speech_run).data
+    load_or_train_vocoder(data, mel_spec(data.image_size), cache, steps=150)
+    return cache
+
+
+@pytest.fixture(scope="session")
 def eval_cache(tmp_path_factory):
     """One cache of evaluators and real-data statistics for the whole session."""
     return tmp_path_factory.mktemp("cache")
@@ -93,8 +106,9 @@ def eval_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_char_gpt(tmp_path_factory):
     """A small character-level GPT trained briefly on the pydoc text; its run directory."""
-    from aigckit.training import Trainer
     from helpers import pydoc_lm_config
+
+    from aigckit.training import Trainer
 
     config = pydoc_lm_config({"name": "gpt"})
     run_dir = tmp_path_factory.mktemp("char-gpt") / "run"

@@ -19,7 +19,8 @@ from torch import Tensor
 from ..errors import AigcError
 
 __all__ = ["MelSpec", "DB_MIN", "DB_MAX", "power_spectrogram", "log_mel", "log_mel_to_images", "images_to_log_mel",
-           "log_mel_to_pixels", "pixels_to_log_mel", "griffin_lim", "mel_to_waveform", "spectral_convergence"]
+           "log_mel_to_pixels", "pixels_to_log_mel", "griffin_lim", "mel_to_power", "mel_to_waveform",
+           "spectral_convergence", "log_spectral_distance"]
 
 DB_MIN, DB_MAX = -80.0, 25.0  # the dB range an image holds (power of a clip peak-normalised to 0.95; 0.41 dB a level)
 _EPS = 1e-10
@@ -131,13 +132,17 @@ def griffin_lim(magnitude: Tensor, spec: MelSpec, *, iterations: int = 64, momen
     return torch.istft(magnitude * angles, spec.n_fft, spec.hop, window=window, center=True, length=spec.length)
 
 
-def mel_to_waveform(db: Tensor, spec: MelSpec, *, iterations: int = 64) -> Tensor:
-    """(B, n_mels, frames) log-mel dB -> (B, length) waves: linear power by least squares (the filters'
-    pseudo-inverse, clipped at 0), then Griffin-Lim on its square root."""
-    filters = spec.filters().to(db.device)
+def mel_to_power(db: Tensor, spec: MelSpec) -> Tensor:
+    """(B, n_mels, frames) log-mel dB -> (B, n_freqs, frames) linear power by least squares (the filters'
+    pseudo-inverse, clipped at 0): the smoothest spectrum with these mel energies."""
     mel_power = torch.pow(10.0, db.float() / 10)
-    power = torch.einsum("mf,bmt->bft", torch.linalg.pinv(filters), mel_power).clamp_min(0)
-    return griffin_lim(power.sqrt(), spec, iterations=iterations)
+    return torch.einsum("mf,bmt->bft", torch.linalg.pinv(spec.filters().to(db.device)), mel_power).clamp_min(0)
+
+
+def mel_to_waveform(db: Tensor, spec: MelSpec, *, iterations: int = 64) -> Tensor:
+    """(B, n_mels, frames) log-mel dB -> (B, length) waves: linear power by least squares, then Griffin-Lim on
+    its square root."""
+    return griffin_lim(mel_to_power(db, spec).sqrt(), spec, iterations=iterations)
 
 
 def spectral_convergence(waves: Tensor, magnitude: Tensor, spec: MelSpec) -> Tensor:

@@ -92,6 +92,8 @@ def eval_command(
         help="measure at this size (samples resized as the data loader resizes); default the model's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON object on stdout")] = False,
     precision: PrecisionOption = "auto",
+    vocoder: Annotated[str, typer.Option(help="audio runs: griffin-lim, or learned (the data's mel inverter, "
+                                              "trained once and cached) to turn clips into sound")] = "griffin-lim",
 ) -> None:
     """Evaluate a run; writes RUN_DIR/eval/metrics.json and prints a table (or the JSON with --json)."""
     from ..evaluation.evaluate import evaluate_run
@@ -112,7 +114,8 @@ def eval_command(
     _check_inputs(run_dir, n, extractor, options, sweep_steps, seed, precision)
 
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
-                          sweep=sweep_steps, precision=precision, image_size=image_size, **options)
+                          sweep=sweep_steps, precision=precision, image_size=image_size, vocoder=vocoder,
+                          **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:
@@ -148,4 +151,25 @@ def eval_command(
         if likelihood and likelihood.get("bits_per_dim") is not None:
             table.add_row("bits/dim (" + likelihood["bound"].split(",")[0] + ")", f"{likelihood['bits_per_dim']:.4f}")
     Console().print(table)
+    if result.get("audio"):
+        Console().print(_audio_table(result["audio"]))
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
+
+
+AUDIO_ROWS = {"generated_as_heard": "generated, as heard", "generated_spectrograms": "generated, its spectrograms",
+              "real_test": "real test split", "real_test_griffin_lim": "real test, through the vocoder",
+              "real_train_1000": "1,000 real training clips"}
+
+
+def _audio_table(audio: dict):
+    """An audio run's clips scored as heard, beside the ceilings."""
+    from rich.table import Table
+
+    table = Table(title=f"as heard ({audio['vocoder']}), the spoken-digit evaluator")
+    for column in ("clips", "n", "accuracy", "classifier score", "Fréchet distance"):
+        table.add_column(column, justify="left" if column == "clips" else "right")
+    for key, name in AUDIO_ROWS.items():
+        row = audio[key]
+        table.add_row(name, str(row["n"]), f"{row['accuracy']['overall']:.3f}", f"{row['classifier_score']:.2f}",
+                      _cell(row["frechet_distance"]))
+    return table

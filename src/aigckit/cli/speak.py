@@ -21,6 +21,9 @@ def speak_command(
     out: Annotated[Path, typer.Option(help="WAV file to write")] = Path("number.wav"),
     seed: Annotated[int, typer.Option(help="random seed (the same seed says the same number the same way)")] = 0,
     iterations: Annotated[int, typer.Option(help="Griffin-Lim iterations per word")] = 64,
+    vocoder: Annotated[str, typer.Option(help="griffin-lim (least-squares magnitude), or learned (a mel inverter "
+                                              "trained once on the run's data, a few minutes, then cached)")
+                       ] = "griffin-lim",
     pause: Annotated[float, typer.Option(help="seconds of silence between words (-0.01: cross-fade them)")] = 0.12,
     precision: PrecisionOption = "auto",
 ) -> None:
@@ -28,7 +31,7 @@ def speak_command(
     short pauses and fades; writes a 16-bit WAV and prints what it made."""
     from ..audio.io import write_wav
     from ..pipelines import load
-    from ..pipelines.speech import audio_spec, speak
+    from ..pipelines.speech import audio_spec, run_vocoder, speak
 
     check_output_file(out, suffix=".wav")
     require_at_least(1, iterations=iterations)
@@ -36,7 +39,8 @@ def speak_command(
     check_precision(precision)
     spec = audio_spec(run_dir)
     pipeline = load(run_dir, precision=precision)
-    speech, info = speak(pipeline, spec, digits, seed=seed, iterations=iterations, pause=pause)
+    speech, info = speak(pipeline, spec, digits, seed=seed, iterations=iterations, pause=pause,
+                         vocoder=run_vocoder(run_dir, vocoder))
     write_wav(out, speech, spec.rate)
     err_console.print(f"wrote {out}: {' '.join(map(str, info['digits']))} in {info['seconds']} s of audio")
     typer.echo(json.dumps({"out": str(out), **info}))

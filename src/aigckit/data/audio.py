@@ -35,7 +35,7 @@ from .base import ImageDataset, data_root, files_digest, register_dataset, split
 from .decode_cache import Decoded, cached_decode
 
 __all__ = ["RATE", "CLIP_SAMPLES", "AUDIO_SUFFIXES", "FSDD_URL", "mel_spec", "fsdd_files", "clips_to_pixels",
-           "waves_to_pixels", "load_fsdd", "load_audiofolder"]
+           "waves_to_pixels", "split_clips", "load_fsdd", "load_audiofolder"]
 
 RATE = 8000  # Hz: FSDD's rate; other audio is resampled to it
 CLIP_SAMPLES = 8192  # 1.024 s
@@ -134,11 +134,31 @@ def load_fsdd(config: DataConfig, split: str) -> ImageDataset:
     decoded = _decoded(config, _fsdd_source(config, split), [row[0] for row in rows],
                        np.array([row[1] for row in rows], dtype=np.int64), [str(d) for d in range(10)])
     data = ImageDataset(decoded.pixels, torch.from_numpy(decoded.labels), decoded.classes)
+    return data.subset(torch.from_numpy(_fsdd_split(rows, config, split)))
+
+
+def _fsdd_split(rows: list[tuple[Path, int, str, int]], config: DataConfig, split: str) -> np.ndarray:
+    """Indices of `split` in FSDD's rows: test = recordings 0-4; train and val a fixed share of the rest."""
     is_test = np.array([row[3] < 5 for row in rows])
     if split == "test":
-        return data.subset(torch.from_numpy(np.flatnonzero(is_test)))
+        return np.flatnonzero(is_test)
     rest = np.flatnonzero(~is_test)
-    return data.subset(torch.from_numpy(rest[split_indices(len(rest), config.val_fraction, split).numpy()]))
+    return rest[split_indices(len(rest), config.val_fraction, split).numpy()]
+
+
+def split_clips(config: DataConfig, split: str) -> list[Path]:
+    """The audio files of an audio dataset's `split`, in the order its images are loaded."""
+    if config.name == "fsdd":
+        rows = fsdd_files(config)
+        return [rows[i][0] for i in _fsdd_split(rows, config, split)]
+    if config.name == "audiofolder":
+        files = _audio_files(config)[1]
+        return [files[i] for i in _audiofolder_split(len(files), config, split)]
+    raise DataError(f"{config.name} is not an audio dataset; use fsdd or audiofolder")
+
+
+def _audiofolder_split(n: int, config: DataConfig, split: str) -> torch.Tensor:
+    return split_indices(n, config.val_fraction, "train" if split == "train" else "val")
 
 
 def _audio_files(config: DataConfig) -> tuple[Path, list[Path]]:
@@ -168,4 +188,4 @@ def load_audiofolder(config: DataConfig, split: str) -> ImageDataset:
     decoded = _decoded(config, _audiofolder_source(config, split), files, labels, classes if labelled else [])
     data = ImageDataset(decoded.pixels, None if decoded.labels is None else torch.from_numpy(decoded.labels),
                         decoded.classes)
-    return data.subset(split_indices(len(data), config.val_fraction, "train" if split == "train" else "val"))
+    return data.subset(_audiofolder_split(len(data), config, split))

@@ -34,10 +34,12 @@ WAVS_PER_CLASS = 2
 GRID_PER_CLASS = 8
 
 
-def as_heard(images: Tensor, data: DataConfig, *, iterations: int = GRIFFIN_LIM_ITERATIONS) -> tuple[Tensor, Tensor]:
-    """(waveforms, log-mel images in [-1, 1] of those waveforms as the loader makes them from a file)."""
+def as_heard(images: Tensor, data: DataConfig, *, iterations: int = GRIFFIN_LIM_ITERATIONS,
+             vocoder: Any = None) -> tuple[Tensor, Tensor]:
+    """(waveforms, log-mel images in [-1, 1] of those waveforms as the loader makes them from a file); `vocoder`
+    None: least squares and Griffin-Lim, else a LearnedVocoder."""
     spec = mel_spec(data.image_size)
-    waves = images_to_waves(images, spec, iterations=iterations)
+    waves = images_to_waves(images, spec, iterations=iterations, vocoder=vocoder)
     return waves, to_model_range(waves_to_pixels(list(waves.numpy()), spec))
 
 
@@ -59,13 +61,13 @@ def _grid_order(labels: Tensor, num_classes: int, per_class: int) -> Tensor:
 
 def evaluate_audio(images: Tensor, labels: Tensor, data: DataConfig, num_classes: int,
                    extract: Callable[[Tensor], tuple[Tensor, Tensor]], real_features: Tensor, out_dir: Path,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, vocoder: Any = None) -> dict[str, Any]:
     """The "audio" section of an audio run's metrics: generated clips (at most AUDIO_CLIPS) scored as heard, beside
     the real test split, its Griffin-Lim resynthesis and 1,000 real training clips; writes a spectrogram grid (a row
-    per digit) and a few WAV files of the generated clips under out_dir."""
+    per digit) and a few WAV files of the generated clips under out_dir. `vocoder`: as in as_heard."""
     real_stats = FeatureStatistics(real_features.shape[1]).update(real_features)
     images, labels = images[:AUDIO_CLIPS], labels[:AUDIO_CLIPS]
-    waves, heard = as_heard(images, data)
+    waves, heard = as_heard(images, data, vocoder=vocoder)
     test = load_dataset(data, "test")
     train = load_dataset(data, "train")
     chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:1000]
@@ -74,8 +76,8 @@ def evaluate_audio(images: Tensor, labels: Tensor, data: DataConfig, num_classes
         "generated_spectrograms": _scores(extract, images, labels, num_classes, real_stats),
         "real_test": {**_scores(extract, test.images, test.labels, num_classes, None),
                       "frechet_distance": 0.0},
-        "real_test_griffin_lim": _scores(extract, as_heard(test.images, data)[1], test.labels, num_classes,
-                                         real_stats),
+        "real_test_griffin_lim": _scores(extract, as_heard(test.images, data, vocoder=vocoder)[1], test.labels,
+                                         num_classes, real_stats),
         "real_train_1000": _scores(extract, train.images[chosen], train.labels[chosen], num_classes, real_stats),
     }
     order = _grid_order(labels, num_classes, GRID_PER_CLASS)
@@ -88,7 +90,9 @@ def evaluate_audio(images: Tensor, labels: Tensor, data: DataConfig, num_classes
         for k, index in enumerate(torch.nonzero(labels == c).flatten()[:WAVS_PER_CLASS].tolist()):
             wavs.append(str(write_wav(wav_dir / f"{c}-{k}.wav", peak_normalise(waves[index].numpy()), rate)))
     return {"extractor": "the spoken-digit evaluator (a CNN on log-mels trained on the training split)",
-            "vocoder": f"Griffin-Lim, {GRIFFIN_LIM_ITERATIONS} iterations", "rate": rate,
+            "vocoder": (f"least squares + Griffin-Lim, {GRIFFIN_LIM_ITERATIONS} iterations" if vocoder is None else
+                        f"learned mel inverter (sha256 {vocoder.info['sha256'][:12]}) + Griffin-Lim, "
+                        f"{GRIFFIN_LIM_ITERATIONS} iterations"), "rate": rate,
             "frechet_distance": "FAD-style: Fréchet distance of the evaluator's features against the real test "
                                 "split",
             **rows, "spectrogram_grid_png": str(grid), "wav_files": wavs}

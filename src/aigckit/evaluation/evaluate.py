@@ -23,7 +23,7 @@ from ..data.transforms import resize_pixels, to_model_range
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..pipelines import ImagePipeline, TextPipeline, load
-from ..pipelines.speech import AUDIO_DATASETS
+from ..pipelines.speech import AUDIO_DATASETS, run_vocoder
 from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
@@ -160,16 +160,20 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
                  inception_weights: str | Path | None = None, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
                  sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto",
-                 image_size: int | None = None) -> dict[str, Any]:
+                 image_size: int | None = None, vocoder: str = "griffin-lim") -> dict[str, Any]:
     """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json.
 
     precision: what the samples are generated in ('auto': as training chooses for this machine); features,
     statistics and likelihoods are always computed in fp32. image_size: measure at this size instead of the
     model's (models of several sizes on one evaluator): the samples, stored as 8-bit images, are resized exactly
-    as the dataset loader resizes the real images."""
+    as the dataset loader resizes the real images. vocoder: how an audio run's clips become sound to be scored as
+    heard (aigckit.pipelines.speech.VOCODERS)."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
     config = run_config(run_dir)
+    if vocoder != "griffin-lim" and config.data.name not in AUDIO_DATASETS:
+        raise AigcError(f"a vocoder turns spectrograms into sound; {run_dir} was trained on {config.data.name}, not "
+                        f"on audio, so drop --vocoder")
     pipeline = load(run_dir, precision=precision)
     if isinstance(pipeline, TextPipeline):
         from .language import evaluate_language_model
@@ -245,7 +249,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         from .audio import evaluate_audio
 
         result["audio"] = evaluate_audio(images, labels, data, pipeline.num_classes, features, real["features"],
-                                         out_dir, seed)
+                                         out_dir, seed, run_vocoder(run_dir, vocoder, cache_dir))
     if sweep:
         result["sweep"] = _steps_sweep(pipeline, features, real_stats, sweep, min(n, 2000), batch_size, seed)
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -20,7 +20,8 @@ from ..audio.io import peak_normalise, trim_silence
 from ..audio.mel import MelSpec, images_to_log_mel, mel_to_waveform
 from ..errors import AigcError
 
-__all__ = ["AUDIO_DATASETS", "trained_on_audio", "audio_spec", "images_to_waves", "parse_digits", "join_words", "speak"]
+__all__ = ["AUDIO_DATASETS", "VOCODERS", "trained_on_audio", "audio_spec", "images_to_waves", "run_vocoder",
+           "parse_digits", "join_words", "speak"]
 
 AUDIO_DATASETS = ("fsdd", "audiofolder")
 
@@ -44,9 +45,29 @@ def audio_spec(run_dir: str | Path) -> MelSpec:
     return mel_spec(data.image_size)
 
 
-def images_to_waves(images: Tensor, spec: MelSpec, *, iterations: int = 64) -> Tensor:
-    """(n, 1, n_mels, frames) log-mel images in [-1, 1] -> (n, length) waveforms (Griffin-Lim)."""
+VOCODERS = ("griffin-lim", "learned")
+
+
+def images_to_waves(images: Tensor, spec: MelSpec, *, iterations: int = 64, vocoder: Any = None) -> Tensor:
+    """(n, 1, n_mels, frames) log-mel images in [-1, 1] -> (n, length) waveforms: the least-squares magnitude or,
+    given a LearnedVocoder, its magnitude; the phase by Griffin-Lim."""
+    if vocoder is not None:
+        return vocoder.waveform(images_to_log_mel(images), iterations=iterations)
     return mel_to_waveform(images_to_log_mel(images), spec, iterations=iterations)
+
+
+def run_vocoder(run_dir: str | Path, name: str, cache_dir: Path | None = None) -> Any:
+    """The vocoder called `name` for a run on audio: None for Griffin-Lim alone, else the learned vocoder of the
+    run's data (trained once, a few minutes, then cached); AigcError for an unknown name."""
+    if name not in VOCODERS:
+        raise AigcError(f"no vocoder {name!r}; use one of {', '.join(VOCODERS)}")
+    if name == "griffin-lim":
+        return None
+    from ..audio.vocoder import load_or_train_vocoder
+    from ..cache import default_cache_dir
+    from ..evaluation.evaluate import run_config
+
+    return load_or_train_vocoder(run_config(Path(run_dir)).data, audio_spec(run_dir), cache_dir or default_cache_dir())
 
 
 def parse_digits(text: str, num_classes: int) -> list[int]:
@@ -87,17 +108,19 @@ def join_words(words: list[np.ndarray], rate: int, *, pause: float = 0.12, fade:
 
 
 def speak(pipeline: Any, spec: MelSpec, text: str, *, seed: int = 0, iterations: int = 64, pause: float = 0.12,
-          fade: float = 0.01) -> tuple[np.ndarray, dict[str, Any]]:
+          fade: float = 0.01, vocoder: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The digits of `text` spoken by a class-conditional model trained on spoken digits: (samples at spec.rate,
-    what was made: the digits, seed, iterations)."""
+    what was made: the digits, seed, vocoder, iterations); `vocoder` from run_vocoder (None: Griffin-Lim alone)."""
     if not pipeline.num_classes:
         raise AigcError("this model is not class-conditional, so it cannot say a chosen digit; train it with "
                         "model.conditional: true")
     labels = parse_digits(text, pipeline.num_classes)
     with torch.no_grad():
         images = pipeline.sample(len(labels), labels=labels, seed=seed)
-    waves = images_to_waves(images, spec, iterations=iterations).numpy()
+    waves = images_to_waves(images, spec, iterations=iterations, vocoder=vocoder).numpy()
     words = [trim_silence(peak_normalise(wave)) for wave in waves]
     speech = peak_normalise(join_words(words, spec.rate, pause=pause, fade=fade))
-    return speech, {"digits": labels, "seed": seed, "griffin_lim_iterations": iterations, "rate": spec.rate,
+    used = "griffin-lim" if vocoder is None else f"learned (sha256 {vocoder.info['sha256'][:12]})"
+    return speech, {"digits": labels, "seed": seed, "vocoder": used, "griffin_lim_iterations": iterations,
+                    "rate": spec.rate,
                     "seconds": round(len(speech) / spec.rate, 3)}

@@ -26,6 +26,7 @@ class SpeechWork:
     seed: int
     response_format: str
     iterations: int
+    vocoder: Any = None  # a LearnedVocoder, or None: least squares and Griffin-Lim
     seeds: list[int] = field(default_factory=list)  # the engine counts a job's rows by its seeds: one per digit
 
 
@@ -38,7 +39,8 @@ def run_speech(served: ServedModel, jobs: list[Job]) -> None:
             raise Stopped
         work: SpeechWork = job.params
         started = time.perf_counter()
-        samples, info = speak(pipeline, spec, work.text, seed=work.seed, iterations=work.iterations)
+        samples, info = speak(pipeline, spec, work.text, seed=work.seed, iterations=work.iterations,
+                              vocoder=work.vocoder)
         audio = encode_audio(samples, spec.rate, work.response_format)
         job.progress(1, 1)
         made: dict[str, Any] = {"model": served.id, "checkpoint_sha256": served.sha256, **info,

@@ -184,6 +184,9 @@ def submit_stylize(state: ServerState, model_id: str, work: StylizeWork, key_nam
 
 def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | None = None) -> Job:
     """Check a speech request against its model and the limits, and queue it on the model's engine."""
+    from ..audio.vocoder import load_vocoder
+    from ..cache import default_cache_dir
+    from ..evaluation.evaluate import run_config
     from ..pipelines.speech import audio_spec, parse_digits
 
     served = state.model(request.model, "image")
@@ -204,8 +207,14 @@ def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | No
                             f"'default'")
     if request.speed not in (None, 1.0):
         raise APIError(422, f"speed {request.speed} is not supported (words are not time-stretched); use 1.0")
+    vocoder = None
+    if request.vocoder == "learned":
+        vocoder = load_vocoder(run_config(served.path).data, audio_spec(served.path), default_cache_dir())
+        if vocoder is None:
+            raise APIError(422, f"{request.model}'s data has no learned vocoder yet; train it once (a few minutes) "
+                                f"with: aigckit speak RUN 0 --vocoder learned")
     work = SpeechWork(request.input, draw_seeds(request.seed, 1)[0], request.response_format, request.iterations,
-                      seeds=list(range(len(digits))))
+                      vocoder, seeds=list(range(len(digits))))
     record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
     job = state.jobs.create("audio.speech", served.id, work, key_name=key_name, record=record)
     return _queue(state, job, engine_for(state, served.id))
