@@ -128,8 +128,8 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
     print(f"== learned mel inverter: {learned.info['train_steps']} steps on {learned.info['train_clips']} clips "
           f"(trained or read from the cache in {time.perf_counter() - started:.0f} s)", flush=True)
     rows = []
-    cases = ([("Griffin-Lim", "log-mel image", i) for i in ITERATIONS] + [("learned + Griffin-Lim", "log-mel image", 64)]
-             + [("Griffin-Lim", "true magnitude", 64)])
+    cases = ([("Griffin-Lim", "log-mel image", i) for i in ITERATIONS]
+             + [("learned + Griffin-Lim", "log-mel image", 64), ("Griffin-Lim", "true magnitude", 64)])
     for vocoder, source, iterations in cases:
         started = time.perf_counter()
         if source == "true magnitude":

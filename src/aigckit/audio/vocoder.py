@@ -155,8 +155,8 @@ def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, s
     net.eval()
     folder = _folder(data, cache_dir)
     info = {"vocoder": "learned mel inverter + Griffin-Lim", "dataset": data.name, "image_size": data.image_size,
-            "data_fingerprint": folder.name.rsplit("-", 1)[1], "spectrogram": repr(spec), "train_steps": steps, "seed": seed,
-            "train_clips": len(real), "final_l1": loss.item(), "held_out": _held_out(vocoder, data)}
+            "data_fingerprint": folder.name.rsplit("-", 1)[1], "spectrogram": repr(spec), "train_steps": steps,
+            "seed": seed, "train_clips": len(real), "final_l1": loss.item(), "held_out": _held_out(vocoder, data)}
     with atomic_directory(folder) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
         info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()

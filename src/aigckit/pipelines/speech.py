@@ -122,5 +122,4 @@ def speak(pipeline: Any, spec: MelSpec, text: str, *, seed: int = 0, iterations:
     speech = peak_normalise(join_words(words, spec.rate, pause=pause, fade=fade))
     used = "griffin-lim" if vocoder is None else f"learned (sha256 {vocoder.info['sha256'][:12]})"
     return speech, {"digits": labels, "seed": seed, "vocoder": used, "griffin_lim_iterations": iterations,
-                    "rate": spec.rate,
-                    "seconds": round(len(speech) / spec.rate, 3)}
+                    "rate": spec.rate, "seconds": round(len(speech) / spec.rate, 3)}

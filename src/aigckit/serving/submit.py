@@ -26,8 +26,8 @@ from .speech_jobs import SpeechWork, run_speech
 from .state import ServerState
 from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
 
-__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_speech", "submit_text", "await_job", "engine_for", "preload",
-           "prepare_edit", "prepare_stylize", "decode_upload"]
+__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_speech", "submit_text", "await_job",
+           "engine_for", "preload", "prepare_edit", "prepare_stylize", "decode_upload"]
 
 
 async def preload(state: ServerState, model_id: str) -> None:
@@ -187,15 +187,13 @@ def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | No
     from ..audio.vocoder import load_vocoder
     from ..cache import default_cache_dir
     from ..evaluation.evaluate import run_config
-    from ..pipelines.speech import audio_spec, parse_digits
+    from ..pipelines.speech import audio_spec, parse_digits, trained_on_audio
 
     served = state.model(request.model, "image")
     pipeline = served.get()
-    try:
-        audio_spec(served.path)
-    except AigcError:
+    if not trained_on_audio(served.path):
         raise APIError(422, f"{request.model} was not trained on spoken audio, so it cannot speak; serve a run "
-                            f"trained with configs/diffusion-fsdd.yaml") from None
+                            f"trained with configs/diffusion-fsdd.yaml")
     if not pipeline.num_classes:
         raise APIError(422, f"{request.model} is not class-conditional, so it cannot say a chosen digit")
     digits = parse_digits(request.input, pipeline.num_classes)  # AigcError: a 422 in one line
