@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 from aigckit.atomic import atomic_write_text
-from aigckit.audio.io import fit_length, peak_normalise, read_audio
 from aigckit.audio.mel import (
     griffin_lim,
     log_spectral_distance,
@@ -42,7 +41,7 @@ from aigckit.audio.mel import (
 from aigckit.audio.vocoder import load_or_train_vocoder
 from aigckit.cache import default_cache_dir
 from aigckit.config import DataConfig, load_config, to_dict
-from aigckit.data.audio import fsdd_files, mel_spec, waves_to_pixels
+from aigckit.data.audio import fitted_to_pixels, mel_spec, split_waves
 from aigckit.evaluation.evaluate import evaluate_run, run_config
 from aigckit.machine import cpu_name
 from aigckit.pipelines import load
@@ -118,11 +117,10 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
     clips themselves."""
     data = DataConfig(name="fsdd", root=data_root, image_size=64, download=False)
     spec = mel_spec(64)
-    paths = [row[0] for row in fsdd_files(data) if row[3] < 5][:clips]
-    real = torch.stack([torch.from_numpy(peak_normalise(fit_length(read_audio(path, spec.rate)[0], spec.length)))
-                        for path in paths])
+    waves = split_waves(data, "test", spec)[:clips]
+    real = torch.from_numpy(waves)
     magnitude = power_spectrogram(real, spec).sqrt()
-    stored = pixels_to_log_mel(waves_to_pixels(list(real.numpy()), spec))  # the 8-bit images a model learns
+    stored = pixels_to_log_mel(fitted_to_pixels(waves, spec))  # the 8-bit images a model learns
     started = time.perf_counter()
     learned = load_or_train_vocoder(data, spec, default_cache_dir())
     print(f"== learned mel inverter: {learned.info['train_steps']} steps on {learned.info['train_clips']} clips "
@@ -139,10 +137,10 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
         else:
             waves = learned.waveform(stored, iterations=iterations)
         seconds = time.perf_counter() - started
-        rows.append({"vocoder": vocoder, "from": source, "iterations": iterations, "clips": len(paths),
+        rows.append({"vocoder": vocoder, "from": source, "iterations": iterations, "clips": len(real),
                      "spectral_convergence": float(spectral_convergence(waves, magnitude, spec).mean()),
                      "log_spectral_distance_db": float(log_spectral_distance(waves, real, spec).mean()),
-                     "ms_per_clip": 1000 * seconds / len(paths)})
+                     "ms_per_clip": 1000 * seconds / len(real)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

@@ -15,7 +15,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -24,7 +23,6 @@ from torch import Tensor, nn
 from ..atomic import atomic_directory
 from ..config import DataConfig
 from ..errors import AigcError
-from .io import fit_length, peak_normalise, read_audio
 from .mel import (DB_MAX, DB_MIN, MelSpec, griffin_lim, log_spectral_distance, mel_to_power, mel_to_waveform,
                   pixels_to_log_mel, power_spectrogram, spectral_convergence)
 
@@ -88,12 +86,10 @@ class LearnedVocoder:
 def _clips(data: DataConfig, split: str, spec: MelSpec) -> tuple[Tensor, Tensor]:
     """(waves, stored log-mel dB) of a split: each clip fitted and peak-normalised as the loader does, its log-mel
     through the 8-bit image a model learns."""
-    from ..data.audio import split_clips, waves_to_pixels
+    from ..data.audio import fitted_to_pixels, split_waves
 
-    waves = [peak_normalise(fit_length(read_audio(path, spec.rate)[0], spec.length))
-             for path in split_clips(data, split)]
-    real = torch.from_numpy(np.stack(waves))
-    return real, pixels_to_log_mel(waves_to_pixels(waves, spec))
+    waves = split_waves(data, split, spec)
+    return torch.from_numpy(waves), pixels_to_log_mel(fitted_to_pixels(waves, spec))
 
 
 def _held_out(vocoder: LearnedVocoder, data: DataConfig, iterations: int = 64) -> dict:

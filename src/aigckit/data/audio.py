@@ -35,7 +35,8 @@ from .base import ImageDataset, data_root, files_digest, register_dataset, split
 from .decode_cache import Decoded, cached_decode
 
 __all__ = ["RATE", "CLIP_SAMPLES", "AUDIO_SUFFIXES", "FSDD_URL", "mel_spec", "fsdd_files", "clips_to_pixels",
-           "waves_to_pixels", "split_clips", "load_fsdd", "load_audiofolder"]
+           "fit_clip", "split_waves", "waves_to_pixels", "fitted_to_pixels", "split_clips", "load_fsdd",
+           "load_audiofolder"]
 
 RATE = 8000  # Hz: FSDD's rate; other audio is resampled to it
 CLIP_SAMPLES = 8192  # 1.024 s
@@ -59,10 +60,25 @@ def clips_to_pixels(paths: list[Path], spec: MelSpec) -> np.ndarray:
     return waves_to_pixels([read_audio(path, spec.rate)[0] for path in paths], spec)
 
 
+def fit_clip(wave: np.ndarray, spec: MelSpec) -> np.ndarray:
+    """A waveform at spec.rate as the loader keeps it: its sound centred in the clip length, peak-normalised.
+    Not idempotent (a fitted clip can move by a frame when fitted again): fit once."""
+    return peak_normalise(fit_length(wave, spec.length))
+
+
+def split_waves(config: DataConfig, split: str, spec: MelSpec) -> np.ndarray:
+    """(N, length) the fitted clips of an audio dataset's split, in the order its images are loaded."""
+    return np.stack([fit_clip(read_audio(path, spec.rate)[0], spec) for path in split_clips(config, split)])
+
+
 def waves_to_pixels(waves: list[np.ndarray], spec: MelSpec) -> np.ndarray:
     """uint8 (N, 1, n_mels, frames) log-mel images of waveforms at spec.rate, each fitted to the clip length and
     peak-normalised first: what the loader makes of the same sound read from a file."""
-    waves = [peak_normalise(fit_length(wave, spec.length)) for wave in waves]
+    return fitted_to_pixels([fit_clip(wave, spec) for wave in waves], spec)
+
+
+def fitted_to_pixels(waves: list[np.ndarray] | np.ndarray, spec: MelSpec) -> np.ndarray:
+    """uint8 (N, 1, n_mels, frames) log-mel images of clips already fitted (fit_clip)."""
     out = []
     for start in range(0, len(waves), 256):
         out.append(log_mel_to_pixels(log_mel(torch.from_numpy(np.stack(waves[start:start + 256])), spec)))
