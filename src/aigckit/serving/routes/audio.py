@@ -8,6 +8,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ...audio.io import AUDIO_FORMATS
 from ..deps import StateDep
 from ..security import KeyName
 from ..schemas import SpeechRequest
@@ -17,11 +18,11 @@ router = APIRouter()
 
 
 @router.post("/v1/audio/speech", response_class=Response,
-             responses={200: {"content": {"audio/mpeg": {}, "audio/wav": {}, "audio/flac": {}, "audio/ogg": {},
-                                          "audio/pcm": {}}, "description": "the spoken digits"}})
+             responses={200: {"content": {media: {} for _, _, media in AUDIO_FORMATS.values()},
+                              "description": "the spoken digits"}})
 async def create_speech(body: SpeechRequest, request: Request, state: StateDep, key: KeyName) -> Response:
     """The digits of `input` spoken by a model trained on spoken digits; what made it in the X-Aigckit header."""
     await preload(state, body.model)
-    result = await await_job(request, submit_speech(state, body, key))
+    result = await await_job(request, submit_speech(state, body, key))  # job results are JSON: the audio as base64
     return Response(base64.b64decode(result["audio_b64"]), media_type=result["media_type"],
                     headers={"X-Aigckit": json.dumps(result["aigckit"], separators=(",", ":"))})
