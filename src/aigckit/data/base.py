@@ -26,14 +26,14 @@ __all__ = ["ImageDataset", "DATASETS", "load_dataset", "data_root", "find_files"
 
 class ImageDataset:
     """Images stored as uint8 (N, C, H, W), served as float32 in [-1, 1] one batch at a time, with optional
-    labels (N,) int64.
+    labels (N,) int64 and optional captions (UTF-8 bytes, see data.captions).
 
     The pixels are an in-memory array or a read-only memory map of the decode cache; a subset keeps the rows it
     selects as an index into them, so that it never copies a memory-mapped set into RAM.
     """
 
     def __init__(self, pixels: np.ndarray | Tensor, labels: Tensor | None, classes: list[str], *,
-                 rows: np.ndarray | None = None) -> None:
+                 rows: np.ndarray | None = None, captions: np.ndarray | None = None) -> None:
         pixels = pixels.numpy() if isinstance(pixels, Tensor) else pixels
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1] not in (1, 3):
             raise DataError(f"a dataset loader gave pixels {pixels.dtype} {tuple(pixels.shape)}; "
@@ -43,7 +43,12 @@ class ImageDataset:
         if labels is not None and len(labels) != len(self.rows):
             raise DataError(f"a dataset loader gave {len(labels)} labels for {len(self.rows)} images; "
                             f"give one label per image")
+        if captions is not None and (captions.dtype != np.uint8 or captions.ndim != 2
+                                     or len(captions) != len(pixels)):
+            raise DataError(f"a dataset loader gave captions {captions.dtype} {tuple(captions.shape)} for "
+                            f"{len(pixels)} stored images; give uint8 (M, L) caption bytes, one row per stored image")
         self.labels, self.classes = labels, classes
+        self.captions = captions  # uint8 (M, L) caption bytes (data.captions), indexed by rows like the storage
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -75,9 +80,29 @@ class ImageDataset:
         return len(self.classes) if self.labels is not None else 0
 
     @property
-    def model_facts(self) -> dict[str, int]:
-        """What an image model takes from the data: image_size, channels and num_classes."""
-        return {"image_size": self.storage.shape[-1], "channels": self.channels, "num_classes": self.num_classes}
+    def caption_texts(self) -> list[str] | None:
+        """This set's captions as strings, in order; None when the data has no captions."""
+        from .captions import decode_captions  # captions.py registers its datasets through this module
+
+        return None if self.captions is None else decode_captions(self.captions[self.rows])
+
+    @property
+    def model_facts(self) -> dict[str, Any]:
+        """What an image model takes from the data: image_size, channels and num_classes, and for captioned data
+        "prompts", the first 8 distinct captions of the set (what sample grids show)."""
+        facts: dict[str, Any] = {"image_size": self.storage.shape[-1], "channels": self.channels,
+                                 "num_classes": self.num_classes}
+        if self.captions is not None:
+            from .captions import decode_captions
+
+            prompts: dict[str, None] = {}  # an ordered set
+            for start in range(0, len(self.rows), 256):  # decoded a block at a time: 8 are found in the first
+                for text in decode_captions(self.captions[self.rows[start:start + 256]]):
+                    prompts.setdefault(text)
+                if len(prompts) >= 8:
+                    break
+            facts["prompts"] = tuple(prompts)[:8]
+        return facts
 
     @property
     def channels(self) -> int:
@@ -86,24 +111,29 @@ class ImageDataset:
 
     def batch(self, indices: Tensor, *, flip: np.ndarray | None = None) -> dict[str, Tensor]:
         """The batch at `indices` (positions in this set): {"images": (B, C, H, W) float32 in [-1, 1],
-        "labels": (B,) if labelled}; one read of the storage for the whole batch.
+        "labels": (B,) if labelled, "captions": (B, L) int64 caption bytes if captioned}; one read of the storage
+        for the whole batch.
 
         flip: (B,) bool; the images where it is True are flipped left-right (before the conversion to float).
         """
         indices = torch.as_tensor(indices, dtype=torch.int64)
-        pixels = self.storage[self.rows[indices.numpy()]]  # (B, C, H, W) uint8, a copy
+        rows = self.rows[indices.numpy()]
+        pixels = self.storage[rows]  # (B, C, H, W) uint8, a copy
         if flip is not None and flip.any():
             pixels[flip] = pixels[flip, ..., ::-1]
         out = {"images": pixels_to_model_range(pixels)}
         if self.labels is not None:
             out["labels"] = self.labels[indices]
+        if self.captions is not None:
+            out["captions"] = torch.from_numpy(self.captions[rows].astype(np.int64))
         return out
 
     def subset(self, indices: Tensor) -> ImageDataset:
-        """A dataset with only the rows at `indices` (positions in this set); the pixels are shared, not copied."""
+        """A dataset with only the rows at `indices` (positions in this set); pixels and captions are shared."""
         indices = torch.as_tensor(indices, dtype=torch.int64)
         labels = self.labels[indices] if self.labels is not None else None
-        return ImageDataset(self.storage, labels, self.classes, rows=self.rows[indices.numpy()])
+        return ImageDataset(self.storage, labels, self.classes, rows=self.rows[indices.numpy()],
+                            captions=self.captions)
 
 
 # A loader takes the config and a split ("train", "val" or "test") and returns the dataset.
