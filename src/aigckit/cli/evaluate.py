@@ -153,6 +153,8 @@ def eval_command(
     Console().print(table)
     if result.get("audio"):
         Console().print(_audio_table(result["audio"]))
+    if result.get("text_to_image"):
+        Console().print(_text_to_image_table(result["text_to_image"]))
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
 
 
@@ -172,4 +174,21 @@ def _audio_table(audio: dict):
         row = audio[key]
         table.add_row(name, str(row["n"]), f"{row['accuracy']['overall']:.3f}", f"{row['classifier_score']:.2f}",
                       _cell(row["frechet_distance"]))
+    return table
+
+
+def _text_to_image_table(scores: dict):
+    """What the captions asked for, found in the generated images and in the real test canvases."""
+    from rich.table import Table
+
+    evaluator = scores["evaluator"]
+    table = Table(title=f"what the captions ask for (items found by the {evaluator['dataset']} evaluator, "
+                        f"{evaluator['held_out_accuracy']:.3f} on its test split)")
+    for column in ("images", "captions", "class", "position", "item (both)", "whole caption"):
+        table.add_column(column, justify="left" if column == "images" else "right")
+    for source in ("generated", "real_test"):
+        for name, row in scores[source].items():
+            table.add_row(f"{source.replace('_', ' ')}, {name.replace('_', '-')} compositions", str(row["captions"]),
+                          f"{row['class_accuracy']:.3f}", f"{row['position_accuracy']:.3f}",
+                          f"{row['item_accuracy']:.3f}", f"{row['caption_accuracy']:.3f}")
     return table

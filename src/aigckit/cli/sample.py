@@ -35,6 +35,8 @@ def sample_command(
     run_dir: Annotated[Path, typer.Argument(help="run directory or checkpoint directory")],
     n: Annotated[int, typer.Option("--n", help="number of images")] = 64,
     labels: Annotated[Optional[str], typer.Option(help="class labels, one or n, comma-separated")] = None,
+    prompt: Annotated[Optional[list[str]], typer.Option(help="text-conditional diffusion: the caption, once for all "
+                                                       "images or n times (one per image)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     out: Annotated[Path, typer.Option(help="PNG grid to write")] = Path("samples.png"),
     nrow: Annotated[int, typer.Option(help="images per grid row")] = 8,
@@ -65,7 +67,8 @@ def sample_command(
     require_image_model(pipeline, run_dir, "sample")
     say_precision(pipeline)
     seed = secrets.randbits(63) if seed is None else seed  # drawn here so that it is recorded and marked
-    options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta}
+    options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta,
+               "prompt": prompt[0] if prompt and len(prompt) == 1 else prompt}
     images = pipeline.sample(n, labels=label_list, seed=seed,
                              **{k: v for k, v in options.items() if v is not None})
     metadata = {"model": Path(run_dir).resolve().name, "architecture": pipeline.config.name,

@@ -27,7 +27,8 @@ from .transforms import resize_pixels
 
 __all__ = ["CAPTION_BYTES", "encode_captions", "decode_captions", "POSITIONS", "POSITION_PHRASES", "SIZES",
            "SIZE_SCALES", "HELD_OUT", "held_out_pairs", "caption_name", "caption_text", "parse_caption",
-           "CanvasLayout", "canvas_layout", "load_captioned_mnist", "load_captioned_fashion_mnist"]
+           "CanvasLayout", "canvas_layout", "cell_centres", "item_box", "load_captioned_mnist",
+           "load_captioned_fashion_mnist"]
 
 CAPTION_BYTES = 96  # the default caption length in bytes; the longest canvas caption takes 81
 
@@ -216,30 +217,44 @@ def _plan(labels: np.ndarray, classes: Sequence[str], split: str, size: int) -> 
     return _Plan(CanvasLayout(items, held_out, captions), rows, jitter.astype(np.int64))
 
 
+def cell_centres(size: int) -> np.ndarray:
+    """(9, 2) float (row, column) centres of the 3x3 cells of a size x size canvas, in pixels, by position index."""
+    centres = (2 * np.arange(3) + 1) * size / 6
+    return np.stack([centres[_ROW], centres[_COL]], 1)
+
+
+def item_box(position: int | np.ndarray, size_index: int, canvas: int) -> tuple[np.ndarray, int]:
+    """Where an item of this size sits in this cell before its jitter: (top-left corner(s) (..., 2) int64, side).
+    Centred on the cell, moved inwards where it would cross the canvas' edge (a large item in a corner cell)."""
+    side = round(canvas * SIZE_SCALES[size_index])
+    corner = np.floor(cell_centres(canvas)[position] - side / 2 + 0.5).astype(np.int64)
+    return np.clip(corner, 0, canvas - side), side
+
+
 def _render(plan: _Plan, pixels: np.ndarray, size: int) -> np.ndarray:
     """uint8 (N, 1, size, size): each item's image resized to its size and pasted with np.maximum (ink over black)
-    centred on its cell plus jitter, clipped to the canvas; canvases that share an item's place are pasted at once."""
+    centred on its cell plus jitter, moved inside the canvas where it would cross its edge; canvases that share an
+    item's place are pasted at once."""
     canvases = np.zeros((len(plan.rows), 1, size, size), dtype=np.uint8)
-    centres = (2 * np.arange(3) + 1) * size / 6  # of the grid's rows and columns
-    for size_index, scale in enumerate(SIZE_SCALES):
-        side = round(size * scale)
+    for size_index in range(len(SIZE_SCALES)):
+        side = item_box(0, size_index, size)[1]
         glyphs = resize_pixels(pixels, side)  # (M, 1, side, side), the whole source set at once
         for slot in (0, 1):
             items = plan.layout.items[:, slot]
             chosen = np.flatnonzero((items[:, 0] >= 0) & (items[:, 1] == size_index))
-            centre = np.stack([centres[_ROW[items[chosen, 2]]], centres[_COL[items[chosen, 2]]]], 1)  # (n, 2) y, x
-            places = np.floor(centre - side / 2 + 0.5).astype(np.int64) + plan.jitter[chosen, slot]  # top-left
+            places = item_box(items[chosen, 2], size_index, size)[0] + plan.jitter[chosen, slot]  # (n, 2) top-left
+            places = np.clip(places, 0, size - side)  # whole items only: none loses ink at the canvas' edge
             for y0, x0 in np.unique(places, axis=0).tolist():
                 here = chosen[(places[:, 0] == y0) & (places[:, 1] == x0)]
-                top, bottom, start, stop = max(y0, 0), min(y0 + side, size), max(x0, 0), min(x0 + side, size)
-                ink = glyphs[plan.rows[here, slot], :, top - y0:bottom - y0, start - x0:stop - x0]
-                canvases[here, :, top:bottom, start:stop] = np.maximum(canvases[here, :, top:bottom, start:stop], ink)
+                ink = glyphs[plan.rows[here, slot]]
+                canvases[here, :, y0:y0 + side, x0:x0 + side] = np.maximum(
+                    canvases[here, :, y0:y0 + side, x0:x0 + side], ink)
     return canvases
 
 
 # ---- the datasets
 
-CANVAS_FORMAT = 1  # the canvas construction; a change makes new identities, so no stale cache entry is read
+CANVAS_FORMAT = 2  # the canvas construction; a change makes new identities, so no stale cache entry is read
 SOURCE_DATASETS = {"captioned-mnist": "mnist", "captioned-fashion-mnist": "fashion-mnist"}  # items from
 MIN_SIZE = 24
 

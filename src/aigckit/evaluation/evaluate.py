@@ -27,6 +27,7 @@ from ..pipelines.speech import AUDIO_DATASETS, run_vocoder
 from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
                       memorisation, precision_recall)
+from .text_to_image import CAPTIONED_DATASETS
 
 __all__ = ["evaluate_run", "evaluate_sampler", "run_config", "manifold_subset", "resize_as_loaded"]
 
@@ -117,12 +118,16 @@ def resize_as_loaded(images: Tensor, size: int) -> Tensor:
     return to_model_range(resize_pixels(pixels, size))
 
 
-def _generate(pipeline: ImagePipeline, n: int, batch_size: int, seed: int, options: dict) -> tuple[Tensor, Tensor | None]:
+def _generate(pipeline: ImagePipeline, n: int, batch_size: int, seed: int, options: dict,
+              prompts: list[str] | None = None) -> tuple[Tensor, Tensor | None]:
+    """n samples, batch by batch: class-conditional models cycle through the classes, text-conditional ones draw
+    `prompts` (n of them)."""
     labels = torch.arange(n) % pipeline.num_classes if pipeline.num_classes else None
     images = []
     for i, start in enumerate(range(0, n, batch_size)):
         chunk = labels[start:start + batch_size] if labels is not None else None
-        images.append(pipeline.sample(min(batch_size, n - start), labels=chunk, seed=seed + i, **options))
+        extra = {"prompt": prompts[start:start + batch_size]} if prompts is not None else {}
+        images.append(pipeline.sample(min(batch_size, n - start), labels=chunk, seed=seed + i, **options, **extra))
     return torch.cat(images).cpu(), labels
 
 
@@ -199,7 +204,15 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
     real_stats = FeatureStatistics(real["features"].shape[1]).update(real["features"])
 
     options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
-    images, labels = _generate(pipeline, n, batch_size, seed, options)
+    prompts = chosen = caption_sets = None
+    if pipeline.text_conditional:  # drawn for the test split's captions (seen and held-out compositions)
+        from .text_to_image import evaluation_captions
+
+        captions, caption_sets = evaluation_captions(data, n, seed)
+        chosen = torch.cat([torch.from_numpy(rows) for rows in caption_sets.values()]).numpy()
+        n = len(chosen)
+        prompts = [captions[i] for i in chosen]
+    images, labels = _generate(pipeline, n, batch_size, seed, options, prompts)
     if images.shape[-1] != data.image_size:
         images = resize_as_loaded(images, data.image_size)
     fake_features, fake_logits = features(images)
@@ -245,6 +258,10 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         "likelihood": (_likelihood(pipeline, dataclasses.replace(data, image_size=pipeline.config.image_size), seed)
                        if with_likelihood else None),
     }
+    if caption_sets is not None and data.name in CAPTIONED_DATASETS:
+        from .text_to_image import evaluate_text_to_image
+
+        result["text_to_image"] = evaluate_text_to_image(images, chosen, data, cache_dir, caption_sets)
     if data.name in AUDIO_DATASETS and scored and labels is not None:
         from .audio import evaluate_audio
 

@@ -2,5 +2,6 @@
 
 from .labels import check_class_labels
 from .noise import ExampleNoise, example_seeds, randn
+from .text_encoder import CrossAttention, TextEncoder
 
-__all__ = ["check_class_labels", "randn", "ExampleNoise", "example_seeds"]
+__all__ = ["check_class_labels", "randn", "ExampleNoise", "example_seeds", "TextEncoder", "CrossAttention"]

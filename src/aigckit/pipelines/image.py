@@ -39,6 +39,25 @@ class ImagePipeline:
         """Classes the model can be conditioned on; 0 for an unconditional model."""
         return self.config.num_classes if self.config.conditional else 0
 
+    @property
+    def text_conditional(self) -> bool:
+        """Whether the model draws what a caption (the `prompt` option) says."""
+        return bool(getattr(self.config, "text_conditional", False))
+
+    def check_prompt(self, prompt: str | None) -> None:
+        """Refuse a missing or too long prompt for a text-conditional model, or any prompt for another, with
+        AigcError."""
+        if not self.text_conditional:
+            if prompt is not None:
+                raise AigcError(f"{self.config.name} models here are not text-conditional; drop the prompt")
+            return
+        if not prompt:
+            example = (self.config.prompts or ["a small 7 at the top left"])[0]
+            raise AigcError(f"this model draws what a caption says; give a prompt such as {example!r}")
+        from ..models.diffusion.family import prompt_bytes
+
+        prompt_bytes(self.model, 1, prompt)
+
     def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None, *,
                generator: torch.Generator | BatchGenerators | None = None, **options: Any) -> Tensor:
         """n images, (n, C, H, W) in [-1, 1]; `labels` (length n, or one label for all) for conditional models.

@@ -85,6 +85,8 @@ def run_generations(served: ServedModel, jobs: list[Job], store: Any) -> None:
         labels = [label for work in works for label in work.labels]
     generator = BatchGenerators([(torch.Generator().manual_seed(seed), 1) for seed in seeds])
     options = dict(works[0].options)
+    if pipeline.text_conditional:  # each request's caption for each of its images
+        options["prompt"] = [work.request.prompt for work in works for _ in range(work.n)]
 
     def progress(step: int, total: int) -> None:
         if all(job.cancelled.is_set() for job in jobs):

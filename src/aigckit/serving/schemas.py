@@ -22,7 +22,7 @@ class ImageGenerationRequest(Strict):
     """POST /v1/images/generations: n images from a GAN, VAE or diffusion run."""
 
     model: str
-    prompt: str | None = None  # accepted and recorded; class-conditional models are steered by `labels`
+    prompt: str | None = None  # what a text-conditional model draws; recorded (class models use `labels`)
     n: int = Field(1, ge=1)
     response_format: Literal["b64_json", "url"] = "b64_json"
     size: str | None = Field(None, pattern=r"^\d+x\d+$")  # must be the model's own size ("28x28")

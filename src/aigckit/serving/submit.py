@@ -110,6 +110,8 @@ def submit_images(state: ServerState, request: ImageGenerationRequest, key_name:
     options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance", "eta")
                if getattr(request, name) is not None}
     pipeline.family.check_sample_options(options, pipeline.config.name)
+    if pipeline.text_conditional:
+        pipeline.check_prompt(request.prompt)  # missing or too long: one line, before the job is queued
     labels = pipeline.label_tensor(request.n, request.labels)
     if labels is None and pipeline.num_classes:  # as the families do: 0, 1, 2, ... for a conditional model
         labels = torch.arange(request.n) % pipeline.num_classes

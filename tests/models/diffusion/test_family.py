@@ -98,7 +98,7 @@ def unconditional_model():
     ({"steps": 0}, "steps must be a whole number in 1..50"),  # once silently the config's default
     ({"steps": 51}, "steps must be a whole number in 1..50"),
     ({"sampler": "euler"}, "unknown sampler 'euler'; choose one of ddpm, ddim, dpm-solver++"),
-    ({"guidance": 2.0}, "guidance needs a class-conditional model"),  # once silently ignored
+    ({"guidance": 2.0}, "guidance needs a conditional model"),  # once silently ignored
     ({"eta": 0.5}, "eta applies to the ddim sampler only, not dpm-solver++"),  # once silently ignored
     ({"sampler": "ddpm", "eta": 0.0}, "eta applies to the ddim sampler only, not ddpm"),
     ({"labels": torch.tensor([1, 2])}, "unconditional and takes no labels"),  # once silently ignored
@@ -218,7 +218,7 @@ def test_an_edm_run_with_lognormal_noise_trains_and_samples(tmp_path):
 def test_guidance_in_the_config_needs_a_conditional_model():
     from aigckit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="guidance needs a class-conditional model"):
+    with pytest.raises(ConfigError, match="guidance needs a conditional model"):
         DiffusionConfig(guidance=3.0)
 
 

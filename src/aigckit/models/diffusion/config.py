@@ -25,7 +25,16 @@ class DiffusionConfig:
     channels: int | None = None
     num_classes: int | None = None
     conditional: bool = False  # class embedding, trained with label dropout for classifier-free guidance
-    label_dropout: float = 0.1  # share of training labels replaced by "none", https://arxiv.org/abs/2207.12598
+    label_dropout: float = 0.1  # share of training labels (or captions) replaced by "none", arXiv 2207.12598
+    # text-to-image: captions (the data's, as UTF-8 bytes) read by a byte-level Transformer encoder trained with the
+    # UNet, attended to by cross-attention; captions dropped like labels (label_dropout) for classifier-free guidance
+    text_conditional: bool = False
+    text_width: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    caption_bytes: int = 96  # the longest caption read, in UTF-8 bytes (data.captions' length)
+    cross_attention_resolution: int = 16  # cross-attention at levels whose size is at most this
+    prompts: tuple[str, ...] | None = None  # captions the training sample grids show; filled from the data
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
     num_res_blocks: int = 1
@@ -80,8 +89,17 @@ class DiffusionConfig:
         if self.conditional and self.num_classes is not None:
             require(self.num_classes >= 2, "conditional",
                     "the dataset has no classes; set model.conditional=false or use labelled data")
-        require(self.conditional or self.guidance == 1.0, "guidance",
-                "guidance needs a class-conditional model; set model.conditional=true or model.guidance=1")
+        require(not (self.conditional and self.text_conditional), "text_conditional",
+                "a model is conditioned on classes or on captions, not both; set one of model.conditional and "
+                "model.text_conditional to false")
+        require(self.conditional or self.text_conditional or self.guidance == 1.0, "guidance",
+                "guidance needs a conditional model; set model.conditional=true (classes) or "
+                "model.text_conditional=true (captions), or model.guidance=1")
+        if self.text_conditional:
+            for key in ("text_width", "text_layers", "text_heads", "caption_bytes", "cross_attention_resolution"):
+                require(getattr(self, key) > 0, key, "must be positive")
+            require(self.text_width % self.text_heads == 0, "text_width",
+                    f"must be divisible by text_heads ({self.text_heads})")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -7,7 +7,7 @@ learns to predict eps (or v, or x0) from (x_t, t). Sampling runs any sampler on 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from .samplers import SAMPLERS
 from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_timesteps, min_snr_weights, training_target
 from .unet import UNet
 
-__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance"]
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes"]
 
 
 class DiffusionModel(nn.Module):
@@ -49,8 +49,16 @@ class DiffusionModel(nn.Module):
         c_in, c_skip, c_out = edm_scalings(self.alphas_cumprod[t].view(-1, 1, 1, 1), self.config.sigma_data)
         return c_skip * x_t + c_out * self.unet(c_in * x_t, t, labels)
 
+    @property
+    def conditioned(self) -> bool:
+        """Whether the network takes a condition: class labels or captions."""
+        return self.config.conditional or self.config.text_conditional
+
     def null_labels(self, n: int, device: torch.device) -> Tensor | None:
-        """The "no label" class for n images (None for an unconditional model)."""
+        """The "no condition" for n images: the null class, or the empty caption (None for an unconditional
+        model)."""
+        if self.config.text_conditional:
+            return torch.zeros((n, self.config.caption_bytes), dtype=torch.long, device=device)
         return torch.full((n,), self.config.num_classes, device=device) if self.config.conditional else None
 
     def guided_output(self, x_t: Tensor, t: Tensor, labels: Tensor | None, guidance: float = 1.0) -> Tensor:
@@ -58,8 +66,9 @@ class DiffusionModel(nn.Module):
 
         out = out(x_t, none) + guidance * (out(x_t, label) - out(x_t, none)); guidance 1 is the conditional
         model, 0 the unconditional one. Outputs are affine in eps, so this holds for eps, v, x0 and EDM alike.
+        `labels` are class ids (B,) or caption bytes (B, L) (data.captions).
         """
-        if labels is None or not self.config.conditional:
+        if labels is None or not self.conditioned:
             return self.denoise(x_t, t, self.null_labels(x_t.shape[0], x_t.device))
         if guidance == 1.0:
             return self.denoise(x_t, t, labels)
@@ -67,6 +76,25 @@ class DiffusionModel(nn.Module):
         both = self.denoise(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
         conditional, unconditional = both.chunk(2)
         return unconditional + guidance * (conditional - unconditional)
+
+
+def prompt_bytes(model: DiffusionModel, n: int, prompt: str | Sequence[str] | None) -> Tensor:
+    """(n, caption_bytes) caption bytes for a text-conditional model: `prompt` (one for all, or n), else the
+    model's prompts in turn; AigcError for a wrong count or a caption longer than the model reads."""
+    from ...data.captions import encode_captions
+
+    config = model.config
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or config.prompts or [""])
+    if prompt is not None and len(prompts) not in (1, n):
+        raise AigcError(f"got {len(prompts)} prompts for {n} images; give one prompt or exactly n")
+    for text in prompts:
+        if len(text.encode("utf-8")) > config.caption_bytes:
+            raise AigcError(f"the prompt {text[:40]!r}... is {len(text.encode('utf-8'))} bytes; this model reads "
+                            f"at most {config.caption_bytes}: shorten it")
+    # without a prompt, each of the model's prompts fills a run of n / len(prompts) images: a row of a grid
+    per = 1 if prompt is not None else max(1, n // len(prompts))
+    prompts = [prompts[(i // per) % len(prompts)] for i in range(n)]
+    return torch.from_numpy(encode_captions(prompts, config.caption_bytes)).long()
 
 
 def make_sampler(model: DiffusionModel, name: str, *, eta: float | None = None):
@@ -89,9 +117,9 @@ def check_guidance(model: DiffusionModel, guidance: float | None) -> float:
     if not math.isfinite(guidance) or guidance < 0:
         raise AigcError(f"guidance must be a number >= 0 (0: unconditional, 1: conditional, > 1: stronger), "
                         f"got {guidance}")
-    if not model.config.conditional:
-        raise AigcError("guidance needs a class-conditional model (trained with model.conditional=true); "
-                        "this one is unconditional, so drop guidance")
+    if not model.conditioned:
+        raise AigcError("guidance needs a conditional model (trained with model.conditional=true or "
+                        "model.text_conditional=true); this one is unconditional, so drop guidance")
     return guidance
 
 
@@ -103,7 +131,7 @@ class DiffusionFamily(FamilyBase):
     presets = PRESETS
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
     capabilities = frozenset({"inpaint", "log_likelihood"})
-    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "trajectory", "progress"})
+    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "prompt", "trajectory", "progress"})
     inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
     inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
 
@@ -115,8 +143,10 @@ class DiffusionFamily(FamilyBase):
             "steps": {"type": "int", "min": 1, "max": config.num_train_steps, "default": config.sampling_steps},
             "eta": {"type": "float", "min": 0.0, "max": 1.0, "default": 0.0, "only_for": "ddim"},
         }
-        if config.conditional:
+        if model.conditioned:
             options["guidance"] = {"type": "float", "min": 0.0, "max": 20.0, "default": config.guidance}
+        if config.text_conditional:
+            options["prompt"] = {"type": "text", "default": (config.prompts or [""])[0]}
         return options
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
@@ -148,6 +178,12 @@ class DiffusionFamily(FamilyBase):
         if config.conditional:
             drop = noise.rand() < config.label_dropout
             labels = torch.where(drop, config.num_classes, batch["labels"])
+        elif config.text_conditional:
+            if "captions" not in batch:
+                raise AigcError("model.text_conditional needs captioned data (captioned-mnist, captioned-fashion-"
+                                "mnist, or an imagefolder with captions); change data.name or set it to false")
+            drop = noise.rand() < config.label_dropout
+            labels = torch.where(drop[:, None], 0, batch["captions"].long())  # the empty caption: "none"
         else:
             labels = model.null_labels(B, x0.device)
         if config.prediction == "edm":
@@ -168,22 +204,31 @@ class DiffusionFamily(FamilyBase):
     @torch.no_grad()
     def sample(self, model: DiffusionModel, n: int, *, labels: Tensor | None = None,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
-               guidance: float | None = None, eta: float | None = None, trajectory: list | None = None,
-               progress: Callable[[int, int], None] | None = None) -> Tensor:
-        """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a conditional model.
+               guidance: float | None = None, eta: float | None = None, prompt: str | Sequence[str] | None = None,
+               trajectory: list | None = None, progress: Callable[[int, int], None] | None = None) -> Tensor:
+        """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a class-conditional model.
 
-        sampler / steps default to the model config's, guidance to 1 (conditional models only), eta to 0 (ddim
-        only); every value the model cannot serve raises AigcError before any work. `trajectory`, if given,
-        receives (t, x_t) at every step; `progress(step, total)` is called after every step (it may raise to stop).
+        A text-conditional model takes `prompt`: one caption for all n images, or n; without one it draws the
+        captions of the model's `prompts` in turn. sampler / steps default to the model config's, guidance to the
+        config's (conditional models only), eta to 0 (ddim only); every value the model cannot serve raises
+        AigcError before any work. `trajectory`, if given, receives (t, x_t) at every step; `progress(step,
+        total)` is called after every step (it may raise to stop).
         """
         config = model.config
         device = model.alphas_cumprod.device
+        if config.text_conditional and labels is not None:
+            raise AigcError("this model is conditioned on captions, not class labels; give a prompt instead")
         check_class_labels(labels, conditional=model.config.conditional, num_classes=model.config.num_classes)
         guidance = check_guidance(model, guidance)
         scheduler = make_sampler(model, config.sampler if sampler is None else sampler, eta=eta)
         scheduler.set_timesteps(config.sampling_steps if steps is None else steps)
         if config.conditional and labels is None:
             labels = torch.arange(n) % config.num_classes
+        if config.text_conditional:
+            labels = prompt_bytes(model, n, prompt)
+        elif prompt is not None:
+            raise AigcError("this model is not text-conditional, so it takes no prompt; drop it (train with "
+                            "model.text_conditional=true on captioned data for prompts)")
         labels = labels.to(device) if labels is not None else None
         x = randn((n, config.channels, config.image_size, config.image_size), generator, device)
         was_training = model.training

@@ -1,7 +1,10 @@
 """The denoising UNet: residual blocks, group norm, sinusoidal time embedding, self-attention at low
-resolution and a class embedding (with a "null" class for classifier-free guidance).
+resolution, and its condition: a class embedding (with a "null" class for classifier-free guidance), or a caption
+read by a byte-level Transformer encoder, its pooled features added to the time embedding and its tokens attended
+to by cross-attention at the resolutions up to cross_attention_resolution (Imagen's and Stable Diffusion's
+mechanism; the empty caption is the "null" condition).
 
-It knows nothing of noise schedules: it maps (x_t, t, label) to a tensor shaped like x_t.
+It knows nothing of noise schedules: it maps (x_t, t, condition) to a tensor shaped like x_t.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...layers.text_encoder import CrossAttention, TextEncoder
 from .config import DiffusionConfig
 
 __all__ = ["UNet", "timestep_embedding"]
@@ -82,6 +86,11 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # index num_classes is the "no label" class used with probability label_dropout during training
         self.class_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.conditional else None
+        self.text = None
+        if config.text_conditional:
+            self.text = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.caption_bytes)
+            self.text_embed = nn.Linear(config.text_width, emb_dim)
+        cross = config.cross_attention_resolution if config.text_conditional else 0
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -92,6 +101,8 @@ class UNet(nn.Module):
                 c = base * mult
                 if size <= config.attention_resolution:
                     block.append(SelfAttention(c))
+                if size <= cross:
+                    block.append(CrossAttention(c, config.text_width, _norm(c)))
                 self.down.append(block)
                 skips.append(c)
             if level < len(mults) - 1:
@@ -100,6 +111,7 @@ class UNet(nn.Module):
                 size //= 2
 
         self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, config.dropout), SelfAttention(c),
+                                  *([CrossAttention(c, config.text_width, _norm(c))] if cross else []),
                                   ResBlock(c, c, emb_dim, config.dropout)])
 
         self.up = nn.ModuleList()
@@ -109,6 +121,8 @@ class UNet(nn.Module):
                 c = base * mult
                 if size <= config.attention_resolution:
                     block.append(SelfAttention(c))
+                if size <= cross:
+                    block.append(CrossAttention(c, config.text_width, _norm(c)))
                 self.up.append(block)
             if level > 0:
                 self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"),
@@ -119,26 +133,36 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
-        """x: (B, C, H, W) noisy images; t: (B,) integer timesteps; labels: (B,), num_classes meaning none."""
+        """x: (B, C, H, W) noisy images; t: (B,) integer timesteps; labels: the condition, (B,) class ids
+        (num_classes meaning none) or (B, L) caption bytes (all zero meaning none)."""
         emb = self.time_mlp(timestep_embedding(t, self.base))
         if self.class_embed is not None:
             emb = emb + self.class_embed(labels)
+        text = None
+        if self.text is not None:
+            context, mask, pooled = self.text(labels)
+            emb = emb + self.text_embed(pooled)
+            text = (context, mask)
         h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         hs = [h]
         for block in self.down:
-            h = self._run(block, h, emb)
+            h = self._run(block, h, emb, text)
             hs.append(h)
-        for layer in self.mid:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+        h = self._run(self.mid, h, emb, text)
         for block in self.up:
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
-            h = self._run(block, h, emb)
+            h = self._run(block, h, emb, text)
         out = self.out(h)
         return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
 
     @staticmethod
-    def _run(block: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
+    def _run(block: nn.ModuleList, h: Tensor, emb: Tensor, text: tuple[Tensor, Tensor] | None) -> Tensor:
         for layer in block:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            if isinstance(layer, ResBlock):
+                h = layer(h, emb)
+            elif isinstance(layer, CrossAttention):
+                h = layer(h, *text)
+            else:
+                h = layer(h)
         return h

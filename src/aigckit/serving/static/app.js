@@ -151,8 +151,8 @@ function buildImageForm(info) {
       for (const choice of spec.choices) input.add(new Option(choice, choice));
     } else {
       input = document.createElement("input");
-      input.type = spec.type === "bool" ? "checkbox" : "number";
-      if (spec.type !== "bool") input.step = spec.type === "int" ? "1" : "any";
+      input.type = spec.type === "bool" ? "checkbox" : spec.type === "text" ? "text" : "number";
+      if (input.type === "number") input.step = spec.type === "int" ? "1" : "any";
       if (spec.min != null) input.min = spec.min;
       if (spec.max != null) input.max = spec.max;
     }
@@ -193,7 +193,8 @@ function imageRequest() {
   for (const input of $("options").querySelectorAll("[data-option]")) {
     if (input.disabled || (input.type === "number" && input.value === "")) continue;
     const type = input.dataset.type;
-    request[input.dataset.option] = type === "choice" ? input.value : type === "bool" ? input.checked : Number(input.value);
+    request[input.dataset.option] =
+      type === "choice" || type === "text" ? input.value : type === "bool" ? input.checked : Number(input.value);
   }
   if (!$("label").hidden && $("label").value !== "") request.labels = [Number($("label").value)];
   const seed = optionalNumber($("seed"));
