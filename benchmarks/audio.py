@@ -42,11 +42,12 @@ from aigckit.audio.vocoder import load_or_train_vocoder
 from aigckit.cache import default_cache_dir
 from aigckit.config import DataConfig, load_config, to_dict
 from aigckit.data.audio import fitted_to_pixels, mel_spec, split_waves
-from aigckit.evaluation.evaluate import evaluate_run, run_config
+from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.machine import cpu_name
 from aigckit.pipelines import load
 from aigckit.pipelines.speech import images_to_waves
 from aigckit.training import train
+from timing import trained_for
 
 ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -80,19 +81,6 @@ def trained_and_scored(model: str, minutes: float, n: int, data_root: str, runs:
     atomic_write_text(stored, json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
     print(json.dumps(result["generated_as_heard"]["accuracy"]), flush=True)
     return result
-
-
-def trained_for(run_dir: Path, config) -> float:
-    """Seconds of training in run_dir's last checkpoint when it was trained from this very config (0 otherwise),
-    so that a run trained before a failed scoring is scored, not trained again."""
-    checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))
-    if not checkpoints:
-        return 0.0
-    asked, saved = to_dict(config), to_dict(run_config(run_dir))  # saved: resolved (sizes filled in, "auto" chosen)
-    if any(saved[part].get(key) != value for part in asked for key, value in asked[part].items()
-           if value is not None and value != "auto"):
-        return 0.0
-    return json.loads(checkpoints[-1].joinpath("training_state.json").read_text())["elapsed_seconds"]
 
 
 def generation_speed(run_dir: Path, clips: int = 100) -> dict:

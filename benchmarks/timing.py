@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: a per-step timer, the machine's name and a results writer."""
+"""What the benchmark scripts share: a per-step timer, the machine's name, a results writer, and how long a
+benchmark's run was trained."""
 
 from __future__ import annotations
 
@@ -43,3 +44,19 @@ def write_results(stem: str, results: dict, table: list[str]) -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+
+
+def trained_for(run_dir: Path, config) -> float:
+    """Seconds of training in run_dir's last checkpoint when it was trained from this very config (0 otherwise),
+    so that a run trained before a failed scoring is scored, not trained again."""
+    from aigckit.config import to_dict
+    from aigckit.evaluation.evaluate import run_config
+
+    checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))
+    if not checkpoints:
+        return 0.0
+    asked, saved = to_dict(config), to_dict(run_config(run_dir))  # saved: resolved (sizes filled in, "auto" chosen)
+    if any(saved[part].get(key) != value for part in asked for key, value in asked[part].items()
+           if value is not None and value != "auto"):
+        return 0.0
+    return json.loads(checkpoints[-1].joinpath("training_state.json").read_text())["elapsed_seconds"]

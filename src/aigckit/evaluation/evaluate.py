@@ -259,9 +259,12 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
                        if with_likelihood else None),
     }
     if caption_sets is not None and data.name in CAPTIONED_DATASETS:
-        from .text_to_image import evaluate_text_to_image
+        from .text_to_image import evaluate_text_to_image, prompt_grid
 
         result["text_to_image"] = evaluate_text_to_image(images, chosen, data, cache_dir, caption_sets)
+        examples = {name: [captions[i] for i in rows[:4]] for name, rows in caption_sets.items()}
+        result["text_to_image"]["prompts_png"] = str(prompt_grid(pipeline, examples, out_dir / "prompts.png",
+                                                                 seed=seed, **options))
     if data.name in AUDIO_DATASETS and scored and labels is not None:
         from .audio import evaluate_audio
 

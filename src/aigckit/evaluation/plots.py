@@ -12,7 +12,7 @@ from ..errors import AigcError
 from ..imaging import save_grid
 from ..metrics_log import read_metrics
 
-__all__ = ["plot_losses", "plot_latent_scatter", "plot_manifold", "plot_trajectory"]
+__all__ = ["plot_losses", "plot_latent_scatter", "plot_manifold", "plot_trajectory", "plot_prompt_grid"]
 
 
 def plot_losses(run_dir: str | Path, out: str | Path) -> Path:
@@ -93,3 +93,27 @@ def _save(fig, plt, out: str | Path) -> Path:
         fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
+
+
+def plot_prompt_grid(rows: list[tuple[str, Tensor]], out: str | Path, *, title: str = "") -> Path:
+    """A figure with one row per prompt: its text, then its images ((k, C, H, W) in [-1, 1]), e.g. what a
+    text-to-image model drew for each caption."""
+    plt = _pyplot()
+    columns = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.1 * columns + 3.2, 1.15 * len(rows)), dpi=110,
+                             squeeze=False)
+    for (prompt, images), line in zip(rows, axes):
+        for k, ax in enumerate(line):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(images):
+                picture = ((images[k].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+                ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1,
+                          interpolation="nearest")
+            else:
+                ax.axis("off")
+        line[0].set_ylabel(prompt, rotation=0, ha="right", va="center", fontsize=8, wrap=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, plt, out)

@@ -31,9 +31,10 @@ from ..data import load_dataset
 from ..data.captions import SIZE_SCALES, CanvasLayout, canvas_layout, cell_centres, item_box
 from ..errors import AigcError
 from .extractors.evaluator import Evaluator, load_or_train_evaluator
+from .plots import plot_prompt_grid
 
 __all__ = ["CAPTIONED_DATASETS", "caption_items_scores", "score_canvases", "item_evaluators",
-           "evaluation_captions", "evaluate_text_to_image"]
+           "evaluation_captions", "prompt_grid", "evaluate_text_to_image"]
 
 CAPTIONED_DATASETS = {"captioned-mnist": "mnist", "captioned-fashion-mnist": "fashion-mnist"}
 INK = 0.0  # a pixel is ink above mid-grey (images in [-1, 1])
@@ -149,6 +150,18 @@ def evaluation_captions(data: DataConfig, n: int, seed: int) -> tuple[list[str],
         return captions, {"all": np.sort(order[:n])}
     return captions, {"seen": np.sort(order[~held[order]][:n // 2]),
                       "held_out": np.sort(order[held[order]][:n - n // 2])}
+
+
+def prompt_grid(pipeline: Any, captions: dict[str, list[str]], out: Path, *, per_prompt: int = 6,
+                seed: int = 0, **options: Any) -> Path:
+    """A figure of `per_prompt` images for each caption, a row each, the captions grouped by name ("seen",
+    "held-out"); `options` go to the sampler."""
+    rows = []
+    for name, texts in captions.items():
+        for i, text in enumerate(texts):
+            images = pipeline.sample(per_prompt, seed=seed + i, prompt=text, **options)
+            rows.append((f"{text}\n({name.replace('_', '-')})", images))
+    return plot_prompt_grid(rows, out)
 
 
 def evaluate_text_to_image(images: Tensor, chosen: np.ndarray, data: DataConfig, cache_dir: Path,
