@@ -10,6 +10,9 @@ from aigckit.config import config_from_dict
 
 FSDD = Path(__file__).parents[2] / "shared" / "data" / "fsdd"  # the spoken digits beside the repository
 needs_fsdd = pytest.mark.skipif(not (FSDD / "recordings").is_dir(), reason="../shared/data/fsdd is not here")
+MNIST = Path(__file__).parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+                                 reason="../shared/data/mnist is not here")
 
 
 def tiny_config(model: dict, *, data: dict | None = None, train: dict | None = None):

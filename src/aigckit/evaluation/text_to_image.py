@@ -9,7 +9,8 @@ names is then looked for where the caption puts it:
   the item's side, so the crop is read without any resampling);
 - position accuracy: the ink on the item's side of the canvas (the whole canvas for a one-item caption; for two
   items, the pixels nearer its cell's centre than the other's) is at least a quarter of a real item's typical
-  ink and centred in the stated cell.
+  ink, and its centre is nearer to where an item of that size sits in the stated cell than in any other cell
+  (an item in a corner cell sits moved inwards, so cell boundaries would misjudge it).
 
 The real test canvases scored the same way are the ceiling. Captions with a held-out (class, position) pair,
 never seen in training, are scored apart from the others: generalisation to unseen compositions.
@@ -66,6 +67,9 @@ def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence
     n, canvas = len(images), images.shape[-1]
     present = items[:, :, 0] >= 0
     centres = cell_centres(canvas)
+    every = np.arange(len(centres))
+    placed = [item_box(every, size, canvas)[0] + item_box(0, size, canvas)[1] / 2  # (9, 2) item centres per size
+              for size in range(len(SIZE_SCALES))]
     margin = canvas // 16  # the canvases' jitter
     glyphs, where = [], []
     position_right = np.zeros((n, 2), dtype=bool)
@@ -85,8 +89,9 @@ def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence
                 territory = ink_map & (mine < theirs)
             mass = territory.sum()
             if mass >= MIN_INK_SHARE * typical_ink[size]:
-                cy, cx = (ys * territory).sum() / mass, (xs * territory).sum() / mass
-                position_right[i, k] = (int(cy * 3 // canvas), int(cx * 3 // canvas)) == divmod(position, 3)
+                centre = np.array([(ys * territory).sum(), (xs * territory).sum()]) / mass
+                nearest = np.argmin(((placed[size] - centre) ** 2).sum(1))
+                position_right[i, k] = nearest == position
     class_right = np.zeros((n, 2), dtype=bool)
     for size, evaluator in enumerate(evaluators):
         mine = [j for j, (i, k) in enumerate(where) if items[i, k, 1] == size]

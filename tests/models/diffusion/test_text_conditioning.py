@@ -1,4 +1,4 @@
-"""Text conditioning in the diffusion family: the byte-level encoder, cross-attention, guidance and prompts."""
+"""Text conditioning in the diffusion family: the hashed-word encoder, cross-attention, guidance and prompts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from aigckit.config import ConfigError
 from aigckit.data.captions import encode_captions
 from aigckit.errors import AigcError
+from aigckit.layers.text_encoder import MAX_WORDS, hashed_words
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
 
@@ -97,3 +98,13 @@ def test_the_config_refuses_two_conditions_and_guidance_without_one():
     assert DiffusionConfig(text_conditional=True, guidance=2.0).guidance == 2.0
     with pytest.raises(ConfigError, match="text_width"):
         DiffusionConfig(text_conditional=True, text_width=30, text_heads=4)
+
+
+def test_captions_are_read_as_hashed_words():
+    tokens = hashed_words(_bytes(["A small 7, at the TOP", "a small 7 at the top left", ""]), 4096)
+    assert tokens.shape == (3, 8) and tokens[:, 0].tolist() == [1, 1, 1]  # the start token, then up to 7 words
+    assert torch.equal(tokens[0, 1:7], tokens[1, 1:7])  # case and punctuation do not matter
+    assert tokens[0, 7] == 0 and tokens[2, 1:].eq(0).all()  # padding after the last word; an empty caption
+    assert len(set(tokens[1, 1:].tolist())) == 7 and tokens.max() < 4096 + 2
+    long = hashed_words(_bytes(["word " * 40], length=200), 64)
+    assert long.shape == (1, 1 + MAX_WORDS) and long[0, 1:].ge(2).all() and long.max() < 66

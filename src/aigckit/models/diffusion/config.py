@@ -26,12 +26,14 @@ class DiffusionConfig:
     num_classes: int | None = None
     conditional: bool = False  # class embedding, trained with label dropout for classifier-free guidance
     label_dropout: float = 0.1  # share of training labels (or captions) replaced by "none", arXiv 2207.12598
-    # text-to-image: captions (the data's, as UTF-8 bytes) read by a byte-level Transformer encoder trained with the
-    # UNet, attended to by cross-attention; captions dropped like labels (label_dropout) for classifier-free guidance
+    # text-to-image: captions (the data's, as UTF-8 bytes) read by a Transformer encoder over hashed words
+    # (layers.text_encoder) trained with the UNet, attended to by cross-attention; captions dropped like labels
+    # (label_dropout) for classifier-free guidance
     text_conditional: bool = False
     text_width: int = 128
     text_layers: int = 2
     text_heads: int = 4
+    text_buckets: int = 4096  # hash buckets of the words' embeddings
     caption_bytes: int = 96  # the longest caption read, in UTF-8 bytes (data.captions' length)
     cross_attention_resolution: int = 16  # cross-attention at levels whose size is at most this
     prompts: tuple[str, ...] | None = None  # captions the training sample grids show; filled from the data
@@ -96,7 +98,8 @@ class DiffusionConfig:
                 "guidance needs a conditional model; set model.conditional=true (classes) or "
                 "model.text_conditional=true (captions), or model.guidance=1")
         if self.text_conditional:
-            for key in ("text_width", "text_layers", "text_heads", "caption_bytes", "cross_attention_resolution"):
+            for key in ("text_width", "text_layers", "text_heads", "text_buckets", "caption_bytes",
+                        "cross_attention_resolution"):
                 require(getattr(self, key) > 0, key, "must be positive")
             require(self.text_width % self.text_heads == 0, "text_width",
                     f"must be divisible by text_heads ({self.text_heads})")

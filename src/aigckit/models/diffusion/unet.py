@@ -1,6 +1,6 @@
 """The denoising UNet: residual blocks, group norm, sinusoidal time embedding, self-attention at low
 resolution, and its condition: a class embedding (with a "null" class for classifier-free guidance), or a caption
-read by a byte-level Transformer encoder, its pooled features added to the time embedding and its tokens attended
+read by a Transformer encoder over hashed words, its pooled features added to the time embedding and its tokens attended
 to by cross-attention at the resolutions up to cross_attention_resolution (Imagen's and Stable Diffusion's
 mechanism; the empty caption is the "null" condition).
 
@@ -88,7 +88,7 @@ class UNet(nn.Module):
         self.class_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.conditional else None
         self.text = None
         if config.text_conditional:
-            self.text = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.caption_bytes)
+            self.text = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.text_buckets)
             self.text_embed = nn.Linear(config.text_width, emb_dim)
         cross = config.cross_attention_resolution if config.text_conditional else 0
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)

@@ -1,0 +1,134 @@
+"""A short text-to-image run on captioned MNIST canvases: its samples follow the prompt; `aigckit sample --prompt`
+records it; `aigckit eval` scores what the captions ask for, against the real canvases; the server draws a
+request's prompt for the official `openai` client; and the scorer finds real canvases where their captions say."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+
+import numpy as np
+import openai
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from aigckit.cli import app
+from aigckit.config import DataConfig
+from aigckit.data import load_dataset
+from aigckit.data.captions import canvas_layout
+from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.evaluation.extractors import load_or_train_evaluator
+from aigckit.evaluation.text_to_image import _typical_ink, item_evaluators, score_canvases
+from aigckit.pipelines import load
+from aigckit.provenance.png import read_metadata
+from aigckit.serving import create_app
+from helpers import MNIST, LiveServer, needs_mnist
+
+pytestmark = needs_mnist
+runner = CliRunner()
+CANVASES = DataConfig(name="captioned-mnist", root=str(MNIST), image_size=24, download=False)
+
+
+def _pixels(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def _ink_centre(images: torch.Tensor, axis: int) -> torch.Tensor:
+    """Each image's centre of ink along `axis` (0: rows, 1: columns), in pixels."""
+    ink = (images[:, 0] > 0).float()
+    profile = ink.sum(2 - axis)  # (N, S): ink per row (axis 0) or per column (axis 1)
+    return (profile * torch.arange(profile.shape[1])).sum(1) / profile.sum(1).clamp(min=1)
+
+
+def test_the_samples_follow_the_prompt(text_to_image_run):
+    pipeline = load(text_to_image_run)
+    left = pipeline.sample(16, seed=0, prompt="a large 0 on the left")
+    right = pipeline.sample(16, seed=0, prompt="a large 0 on the right")  # the same noise, another caption
+    top = pipeline.sample(16, seed=0, prompt="a large 3 at the top")
+    bottom = pipeline.sample(16, seed=0, prompt="a large 3 at the bottom")
+    assert _ink_centre(left, 1).mean() + 5 < _ink_centre(right, 1).mean()
+    assert _ink_centre(top, 0).mean() + 5 < _ink_centre(bottom, 0).mean()
+
+
+def test_sample_draws_and_records_the_prompt(text_to_image_run, tmp_path):
+    out = tmp_path / "grid.png"
+    result = runner.invoke(app, ["sample", str(text_to_image_run), "--n", "2", "--prompt", "a small 4 at the top left",
+                                 "--prompt", "a large 7 in the centre", "--seed", "3", "--steps", "4", "--out",
+                                 str(out)])
+    assert result.exit_code == 0, result.output
+    made = read_metadata(out.read_bytes())
+    assert made["prompt"] == ["a small 4 at the top left", "a large 7 in the centre"] and made["seed"] == 3
+    result = runner.invoke(app, ["sample", str(text_to_image_run), "--n", "3", "--prompt", "a", "--prompt", "b",
+                                 "--out", str(tmp_path / "bad.png")])
+    assert result.exit_code == 2 and "2 prompts for 3 images" in result.stderr
+    result = runner.invoke(app, ["sample", str(text_to_image_run), "--labels", "3", "--out", str(tmp_path / "b.png")])
+    assert result.exit_code == 2 and "captions, not class labels" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def evaluators(tmp_path_factory):
+    """A cache holding the item evaluators of 24 px canvases (MNIST at 9 and 14 px) and the canvases' own, briefly
+    trained."""
+    cache = tmp_path_factory.mktemp("t2i-evaluators")
+    load_or_train_evaluator(CANVASES, cache, steps=20)
+    return cache, item_evaluators(CANVASES, cache, steps=300)
+
+
+def test_real_canvases_are_found_where_their_captions_say(evaluators):
+    _, item = evaluators
+    layout = canvas_layout(CANVASES, "test")
+    real = load_dataset(CANVASES, "test").images
+    rows = {"seen": np.flatnonzero(~layout.held_out)[:300], "held_out": np.flatnonzero(layout.held_out)[:300]}
+    typical = _typical_ink(real, layout)
+    scores = score_canvases(real, layout, rows, item, typical)
+    assert all(score["position_accuracy"] > 0.95 and score["class_accuracy"] > 0.85 for score in scores.values())
+    moved = layout.items.copy()  # every item claimed one cell further on: found nowhere
+    moved[..., 2] = np.where(moved[..., 0] >= 0, (moved[..., 2] + 1) % 9, -1)
+    wrong = score_canvases(real, dataclasses.replace(layout, items=moved), rows, item, typical)
+    assert all(score["position_accuracy"] < 0.2 for score in wrong.values())
+    shuffled = layout.items.copy()  # the right places, another item's class
+    shuffled[..., 0] = np.where(shuffled[..., 0] >= 0, (shuffled[..., 0] + 1) % 10, -1)
+    wrong = score_canvases(real, dataclasses.replace(layout, items=shuffled), rows, item, typical)
+    assert all(score["class_accuracy"] < 0.15 for score in wrong.values())
+
+
+def test_eval_scores_what_the_captions_ask_for(text_to_image_run, evaluators):
+    cache, _ = evaluators
+    metrics = evaluate_run(text_to_image_run, n=40, steps=4, cache_dir=cache, with_likelihood=False)
+    scores = metrics["text_to_image"]
+    assert set(scores["generated"]) == set(scores["real_test"]) == {"seen", "held_out"}
+    assert scores["generated"]["seen"]["captions"] == scores["generated"]["held_out"]["captions"] == 20
+    for row in (*scores["generated"].values(), *scores["real_test"].values()):
+        assert 0 <= row["caption_accuracy"] <= row["item_accuracy"] <= min(row["class_accuracy"],
+                                                                            row["position_accuracy"]) <= 1
+    assert scores["real_test"]["seen"]["position_accuracy"] > 0.9
+    assert [e["image_size"] for e in scores["evaluators"]] == [9, 14]
+    assert (text_to_image_run / "eval" / "prompts.png").is_file()
+    assert json.loads((text_to_image_run / "eval" / "metrics.json").read_text())["text_to_image"] == scores
+    result = runner.invoke(app, ["eval", str(text_to_image_run), "--n", "20", "--steps", "2"],
+                           env={"AIGCKIT_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    assert "held-out compositions" in result.stdout and "real test" in result.stdout
+
+
+def test_the_server_draws_the_prompt_of_each_request(text_to_image_run, tmp_path):
+    application = create_app(runs=[text_to_image_run], data_dir=tmp_path, precision="fp32")
+    with LiveServer(application) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+        model = client.models.retrieve("canvas-t2i")
+        assert model.model_extra["aigckit"]["options"]["prompt"]["type"] == "text"
+        made = client.images.generate(model="canvas-t2i", prompt="a large 0 on the left", n=2,
+                                      response_format="b64_json", extra_body={"seed": 9, "steps": 4})
+        first = base64.b64decode(made.data[0].b64_json)
+        assert read_metadata(first)["prompt"] == "a large 0 on the left"
+        alone = client.images.generate(model="canvas-t2i", prompt="a large 0 on the left", n=1,
+                                       response_format="b64_json", extra_body={"seed": 9, "steps": 4})
+        assert np.array_equal(_pixels(alone.data[0].b64_json), _pixels(made.data[0].b64_json))  # its seed's, alone
+        with pytest.raises(openai.UnprocessableEntityError, match="give a prompt"):
+            client.images.generate(model="canvas-t2i", n=1, prompt="")
+        with pytest.raises(openai.UnprocessableEntityError, match="at most 96"):
+            client.images.generate(model="canvas-t2i", n=1, prompt="x" * 97)
