@@ -13,6 +13,7 @@ from ..errors import DataError
 from .base import ImageDataset
 from .batches import BatchOrder
 from .text import TextDataset
+from .video import VideoDataset
 
 __all__ = ["training_batches", "flip_mask", "OrderedBatchSampler"]
 
@@ -65,21 +66,22 @@ def _as_is(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return batch  # __getitems__ already gives the whole batch as one dict of tensors
 
 
-def training_batches(dataset: ImageDataset | TextDataset, *, batch_size: int, seed: int, rank: int = 0,
+def training_batches(dataset: ImageDataset | TextDataset | VideoDataset, *, batch_size: int, seed: int, rank: int = 0,
                      world_size: int = 1, micro_batches: int = 1, start: int = 0, device: torch.device | str = "cpu",
                      flip: bool = False, num_workers: int = 0) -> Iterator[dict[str, Tensor]]:
     """This process's batches k = start, start + 1, ... forever, on `device`: {"images" (B, C, H, W) float32 in
-    [-1, 1], "labels" (B,) if labelled} or {"tokens" (B, block_size + 1)}.
+    [-1, 1], "labels" (B,) if labelled}, {"tokens" (B, block_size + 1)} or {"videos" (B, T, C, H, W), "labels"
+    (B, K) if labelled}.
 
     Batch k is a pure function of seed and k (this rank's slice of the global batch; BatchStream's batch k when
     micro_batches is 1), so a run resumed at k reads what it would have read. With `micro_batches` M (gradient
     accumulation), batches M s .. M s + M - 1 hold the examples of step s, those of one batch M times larger.
     Each batch is one fetch from the dataset, in `num_workers` persistent worker processes (0: in this process);
     pinned memory when `device` is CUDA.
-    flip: images only; flip left-right the images flip_mask(seed, s, examples per step) picks for step s.
+    flip: images and videos; flip left-right the examples flip_mask(seed, s, examples per step) picks for step s.
     """
-    if flip and not isinstance(dataset, ImageDataset):
-        raise DataError("data.flip flips images, and this dataset is text; set data.flip=false")
+    if flip and not isinstance(dataset, (ImageDataset, VideoDataset)):
+        raise DataError("data.flip flips images and videos, and this dataset is text; set data.flip=false")
     order = BatchOrder(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size,
                        micro_batches=micro_batches)
     device = torch.device(device)
