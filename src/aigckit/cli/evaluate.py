@@ -181,14 +181,16 @@ def _text_to_image_table(scores: dict):
     """What the captions asked for, found in the generated images and in the real test canvases."""
     from rich.table import Table
 
-    evaluator = scores["evaluator"]
-    table = Table(title=f"what the captions ask for (items found by the {evaluator['dataset']} evaluator, "
-                        f"{evaluator['held_out_accuracy']:.3f} on its test split)")
+    evaluators = scores["evaluators"]
+    found_by = ", ".join(f"{e['image_size']} px ({e['held_out_accuracy']:.3f} on its test split)" for e in evaluators)
+    table = Table(title=f"what the captions ask for (items found by the {evaluators[0]['dataset']} evaluators at "
+                        f"{found_by})")
     for column in ("images", "captions", "class", "position", "item (both)", "whole caption"):
         table.add_column(column, justify="left" if column == "images" else "right")
     for source in ("generated", "real_test"):
         for name, row in scores[source].items():
-            table.add_row(f"{source.replace('_', ' ')}, {name.replace('_', '-')} compositions", str(row["captions"]),
+            table.add_row(f"{'generated' if source == 'generated' else 'real'}, {name.replace('_', '-')}",
+                          str(row["captions"]),
                           f"{row['class_accuracy']:.3f}", f"{row['position_accuracy']:.3f}",
                           f"{row['item_accuracy']:.3f}", f"{row['caption_accuracy']:.3f}")
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -74,6 +75,8 @@ def sample_command(
     metadata = {"model": Path(run_dir).resolve().name, "architecture": pipeline.config.name,
                 "checkpoint_sha256": checkpoint_sha256(Path(pipeline.checkpoint)), "seed": seed, "n": n,
                 "labels": labels, **options}
+    if isinstance(options["prompt"], list):  # one caption per image: a JSON list in the PNG's text
+        metadata["prompt"] = json.dumps(options["prompt"])
     if guard:
         images, metadata["guard_withheld"] = withhold_near_copies(images, pipeline)
     upscale = max(1, 64 // images.shape[-1])  # small images enlarged for viewing, as ImagePipeline.save_grid does

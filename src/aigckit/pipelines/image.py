@@ -79,6 +79,8 @@ class ImagePipeline:
         """The (n,) labels of `labels` (None, one for all, or n), checked against the model; AigcError if wrong."""
         if labels is None:
             return None
+        if self.text_conditional:
+            raise AigcError("this model is conditioned on captions, not class labels; give a prompt instead")
         tensor = torch.as_tensor(labels, dtype=torch.int64).flatten()
         check_class_labels(tensor, conditional=self.config.conditional, num_classes=self.config.num_classes)
         if tensor.numel() == 1:
