@@ -11,7 +11,7 @@ from aigckit.training import Trainer
 
 from helpers import save_tiny_transformers_model, tiny_config, tiny_gpt2_config
 
-MODELS = [(m, conditional) for f in FAMILIES for m in FAMILIES.get(f).models
+MODELS = [(m, conditional) for f in FAMILIES if FAMILIES.get(f).modality != "embedding" for m in FAMILIES.get(f).models
           for conditional in ((False,) if f in ("lm", "style") else (False, True))]
 
 

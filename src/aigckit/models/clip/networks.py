@@ -55,7 +55,7 @@ class CLIP(nn.Module):
         self.config = config
         self.image_encoder = ImageEncoder(config.channels, config.image_size, config.image_widths, config.pool)
         self.image_projection = nn.Linear(self.image_encoder.out_features, config.embed_dim, bias=False)
-        self.text_encoder = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.caption_bytes)
+        self.text_encoder = TextEncoder(config.text_width, config.text_layers, config.text_heads)
         self.text_projection = nn.Linear(config.text_width, config.embed_dim, bias=False)
         # log of the inverse temperature, learned (CLIP section 2.5); exp() multiplies the cosines into logits
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / INIT_TEMPERATURE)))
