@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -209,7 +210,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         from .text_to_image import evaluation_captions
 
         captions, caption_sets = evaluation_captions(data, n, seed)
-        chosen = torch.cat([torch.from_numpy(rows) for rows in caption_sets.values()]).numpy()
+        chosen = np.concatenate(list(caption_sets.values()))
         n = len(chosen)
         prompts = [captions[i] for i in chosen]
     images, labels = _generate(pipeline, n, batch_size, seed, options, prompts)

@@ -77,7 +77,7 @@ def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence
     for i in range(n):
         ink_map = (images[i, 0] > INK).numpy()
         for k in np.flatnonzero(present[i]):
-            cls, size, position = (int(v) for v in items[i, k])
+            size, position = int(items[i, k, 1]), int(items[i, k, 2])
             (top, left), side = item_box(position, size, canvas)
             glyphs.append(_glyph(images[i], int(top), int(left), side, margin))
             where.append((i, k))
