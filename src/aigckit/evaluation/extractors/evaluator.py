@@ -25,7 +25,7 @@ from ...data import BatchStream, load_dataset
 from ...data.base import data_fingerprint, data_identity
 from ...errors import AigcError
 
-__all__ = ["EvaluatorNet", "Evaluator", "load_or_train_evaluator"]
+__all__ = ["EvaluatorNet", "Evaluator", "load_or_train_evaluator", "read_cached_net", "write_cached_net"]
 
 
 def stem_stride(image_size: int) -> int:
@@ -86,13 +86,10 @@ def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2
     stem = stem_stride(data.image_size)
     shape = f"{data.image_size}-stem{stem}" if stem > 1 else f"{data.image_size}"
     folder = Path(cache_dir) / "evaluators" / f"{data.name}-{shape}-{fingerprint}"
-    if (folder / "info.json").is_file():
-        info = json.loads((folder / "info.json").read_text())
+    if (cached := read_cached_net(folder)) is not None:
+        state, info = cached
         net = EvaluatorNet(info["channels"], info["num_classes"], info.get("stem_stride", 1))
-        weights = folder / "model.safetensors"
-        if hashlib.sha256(weights.read_bytes()).hexdigest() != info["sha256"]:
-            raise AigcError(f"{weights} is damaged; delete {folder} to retrain the evaluator")
-        net.load_state_dict(load_file(str(weights)))
+        net.load_state_dict(state)
         return Evaluator(net, info)
 
     train = load_dataset(data, "train")
@@ -123,8 +120,26 @@ def load_or_train_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 2
             "channels": train.channels, "num_classes": train.num_classes, "stem_stride": stem, "train_steps": steps,
             "seed": seed,
             "held_out_accuracy": _accuracy(net, held_out.images, held_out.labels)}
+    write_cached_net(folder, net, info)
+    return Evaluator(net, info)
+
+
+def read_cached_net(folder: Path) -> tuple[dict[str, Tensor], dict] | None:
+    """The weights and info.json a trained network was cached with in `folder`, the weights checked against
+    info's sha256; None when nothing is cached there."""
+    if not (folder / "info.json").is_file():
+        return None
+    info = json.loads((folder / "info.json").read_text())
+    weights = folder / "model.safetensors"
+    if hashlib.sha256(weights.read_bytes()).hexdigest() != info["sha256"]:
+        raise AigcError(f"{weights} is damaged; delete {folder} to retrain the evaluator")
+    return load_file(str(weights)), info
+
+
+def write_cached_net(folder: Path, net: nn.Module, info: dict) -> None:
+    """Cache net's weights as model.safetensors and `info`, with the weights' sha256 added, as info.json in
+    `folder`, atomically."""
     with atomic_directory(folder) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
         info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-    return Evaluator(net, info)
