@@ -1,4 +1,5 @@
-"""`aigckit sample RUN_DIR --n 64 --out grid.png`: images from a trained run."""
+"""`aigckit sample RUN_DIR --n 64 --out grid.png`: images from a trained run; clips from a video run
+(`--out clips.gif`, `.mp4`, or a `.png` frame grid)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,12 @@ def parse_labels(text: str | None) -> list[int] | None:
 def sample_command(
     run_dir: Annotated[Path, typer.Argument(help="run directory or checkpoint directory")],
     n: Annotated[int, typer.Option("--n", help="number of images")] = 64,
-    labels: Annotated[Optional[str], typer.Option(help="class labels, one or n, comma-separated")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="class labels, one or n, comma-separated; video: a clip's K "
+                                                       "digits (for every clip) or n * K")] = None,
     prompt: Annotated[Optional[list[str]], typer.Option(help="text-conditional diffusion: the caption, once for all "
                                                        "images or n times (one per image)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
-    out: Annotated[Path, typer.Option(help="PNG grid to write")] = Path("samples.png"),
+    out: Annotated[Path, typer.Option(help="PNG grid to write; video runs also .gif or .mp4")] = Path("samples.png"),
     nrow: Annotated[int, typer.Option(help="images per grid row")] = 8,
     sampler: Annotated[Optional[str], typer.Option(help="diffusion: ddpm, ddim or dpm-solver++")] = None,
     steps: Annotated[Optional[int], typer.Option(help="diffusion: denoising steps, 1..num_train_steps")] = None,
@@ -58,14 +60,23 @@ def sample_command(
     from ..pipelines import load
     from ..provenance.marking import configured, marked_png
 
+    from ..pipelines import VideoPipeline
+
     require_at_least(1, n=n, nrow=nrow)
     check_seed(seed)
     label_list = parse_labels(labels)
-    check_output_file(out)
+    animated = out.suffix.lower() in (".gif", ".mp4")
+    check_output_file(out, suffix=out.suffix.lower() if animated else ".png")
     check_precision(precision)
     key, credentials = configured(watermark)  # a key or certificate problem is reported before any sampling
     pipeline = load(run_dir, precision=precision)
     require_image_model(pipeline, run_dir, "sample")
+    video = isinstance(pipeline, VideoPipeline)
+    if animated and not video:
+        raise AigcError(f"--out {out}: {run_dir} holds an image model, written as a PNG grid; give a name ending "
+                        f"in .png (GIF and MP4 are for video runs)")
+    if video and guard:
+        raise AigcError("--guard compares images with training images and does not read clips; drop --guard")
     say_precision(pipeline)
     seed = secrets.randbits(63) if seed is None else seed  # drawn here so that it is recorded and marked
     options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta,
@@ -77,6 +88,9 @@ def sample_command(
                 "labels": labels, **options}
     if isinstance(options["prompt"], list):  # one caption per image: a JSON list in the PNG's text
         metadata["prompt"] = json.dumps(options["prompt"])
+    if video:
+        _write_clips(pipeline, images, out, nrow, key, credentials, metadata)
+        return
     if guard:
         images, metadata["guard_withheld"] = withhold_near_copies(images, pipeline)
     upscale = max(1, 64 // images.shape[-1])  # small images enlarged for viewing, as ImagePipeline.save_grid does
@@ -85,6 +99,26 @@ def sample_command(
     marks = ("watermarked" if key else "not watermarked") + (", signed" if credentials else "")
     err_console.print(f"wrote {out} ({len(images)} images from {pipeline.checkpoint}, seed {seed}; {marks}; "
                       f"{pipeline.precision.describe()})")
+
+
+def _write_clips(pipeline, videos: Tensor, out: Path, nrow: int, key, credentials, metadata: dict) -> None:
+    """Clips as an animated GIF/MP4 (tiled `nrow` a row; not watermarked) or a PNG with a row of frames per clip
+    (watermarked, with its provenance, as image grids are)."""
+    from ..atomic import atomic_write_bytes
+    from ..imaging import grid_image
+    from ..provenance.marking import marked_png
+
+    if out.suffix.lower() == ".png":
+        upscale = max(1, 64 // videos.shape[-1])
+        data, _ = marked_png(grid_image(videos.flatten(0, 1), videos.shape[1], upscale), metadata, key=key,
+                             credentials=credentials)
+        atomic_write_bytes(out, data)
+        what = "a frame grid, " + ("watermarked" if key else "not watermarked")
+    else:
+        pipeline.save_video(videos, out, nrow=min(nrow, len(videos)))
+        what = "not watermarked: GIF and MP4 carry no mark here"
+    err_console.print(f"wrote {out} ({len(videos)} clips of {videos.shape[1]} frames from {pipeline.checkpoint}, "
+                      f"seed {metadata['seed']}; {what}; {pipeline.precision.describe()})")
 
 
 def withhold_near_copies(images: Tensor, pipeline: ImagePipeline) -> tuple[Tensor, int]:

@@ -2,5 +2,6 @@
 
 from .image import ImagePipeline, load
 from .text import TextPipeline
+from .video import VideoPipeline
 
-__all__ = ["ImagePipeline", "TextPipeline", "load"]
+__all__ = ["ImagePipeline", "TextPipeline", "VideoPipeline", "load"]

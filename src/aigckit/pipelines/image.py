@@ -99,8 +99,8 @@ class ImagePipeline:
 
 
 def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu", precision: str = "auto"):
-    """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, or a TextPipeline
-    for a language model (also for a local `transformers` causal-LM directory).
+    """Load the newest checkpoint of a run (or a checkpoint directory): an ImagePipeline, a VideoPipeline for a
+    video model, or a TextPipeline for a language model (also for a local `transformers` causal-LM directory).
 
     precision: 'auto' (bf16 autocast where `device` runs it natively and faster, as in training), 'fp32' or 'bf16'.
     """
@@ -116,8 +116,14 @@ def load(run_dir: str | Path, *, use_ema: bool = True, device: str | torch.devic
         checkpoint = _checkpoint(run_dir)
         model = from_pretrained(checkpoint, use_ema=use_ema).to(device)
         family = family_for_model(model.config.name)
-        pipeline = (TextPipeline.from_run(model, checkpoint) if family.modality == "text"
-                    else ImagePipeline(model, family, checkpoint))
+        if family.modality == "text":
+            pipeline = TextPipeline.from_run(model, checkpoint)
+        elif getattr(model.config, "frames", None) is not None:  # a video model: clips (n, T, C, H, W)
+            from .video import VideoPipeline
+
+            pipeline = VideoPipeline(model, family, checkpoint)
+        else:
+            pipeline = ImagePipeline(model, family, checkpoint)
     pipeline.precision = resolve_precision(precision, device)
     return pipeline
 

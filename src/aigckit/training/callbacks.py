@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,8 @@ class MetricsLogger:
 
 
 class SampleGrids:
-    """Every sample_every steps and at the end: a grid from the EMA model at samples/step-NNNNNN.png."""
+    """Every sample_every steps and at the end: a grid from the EMA model at samples/step-NNNNNN.png; for a video
+    model the PNG shows one clip per row, frame by frame, and step-NNNNNN.gif beside it plays all the clips."""
 
     def on_step_end(self, trainer: Trainer) -> None:
         cfg = trainer.config.train
@@ -135,12 +137,26 @@ class SampleGrids:
         if trainer.family.supports("text_samples"):  # a family whose samples are not images writes its own file
             trainer.family.write_samples(model, trainer.run_dir, trainer.step, generator)
             return
+        path = trainer.run_dir / "samples" / f"step-{trainer.step:06d}.png"
+        if getattr(model.config, "frames", None) is not None:  # clips (n, T, C, H, W), labelled by the family
+            videos = trainer.family.sample(model, cfg.num_samples, generator=generator)
+            save_video_samples(videos, path)
+            return
         labels, nrow = grid_labels(getattr(model.config, "num_classes", 0) if getattr(model.config, "conditional",
                                                                                        False) else 0, cfg.num_samples)
         images = trainer.family.sample(model, len(labels) if labels is not None else cfg.num_samples,
                                        labels=labels, generator=generator)
-        save_grid(images, trainer.run_dir / "samples" / f"step-{trainer.step:06d}.png", nrow=nrow,
-                  upscale=max(1, 64 // images.shape[-1]))
+        save_grid(images, path, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
+
+
+def save_video_samples(videos: torch.Tensor, path: Path) -> None:
+    """Clips (n, T, C, H, W) in [-1, 1] as a PNG at `path` (a row of frames per clip) and a GIF beside it (the
+    clips tiled, playing together); small frames enlarged for viewing."""
+    from ..video import save_gif, video_grid
+
+    upscale = max(1, 64 // videos.shape[-1])
+    save_grid(videos.flatten(0, 1), path, nrow=videos.shape[1], upscale=upscale)
+    save_gif(video_grid(videos, nrow=math.ceil(math.sqrt(len(videos)))), path.with_suffix(".gif"), upscale=upscale)
 
 
 def grid_labels(num_classes: int, n: int) -> tuple[torch.Tensor | None, int]:

@@ -17,7 +17,8 @@ __all__ = ["DiffusionConfig", "PRESETS"]
 class DiffusionConfig:
     """A denoising UNet and the Gaussian diffusion it is trained for.
 
-    image_size, channels and num_classes are filled from the dataset when left null.
+    image_size, channels and num_classes are filled from the dataset when left null; so are frames and
+    labels_per_video on video data, which make the network a space-time UNet (video_unet.py) over clips.
     """
 
     name: Literal["diffusion"] = "diffusion"
@@ -34,9 +35,18 @@ class DiffusionConfig:
     text_layers: int = 2
     text_heads: int = 4
     text_buckets: int = 4096  # hash buckets of the words' embeddings
+    # a clip run (configs/clip-captioned-mnist.yaml) whose text encoder, pretrained by CLIP's objective on the
+    # caption/image pairs, is copied in at the start of training and kept frozen (text_width/layers/heads/
+    # buckets must be its); null: the encoder trains from scratch with the UNet
+    text_encoder_run: str | None = None
     caption_bytes: int = 96  # the longest caption read, in UTF-8 bytes (data.captions' length)
     cross_attention_resolution: int = 16  # cross-attention at levels whose size is at most this
     prompts: tuple[str, ...] | None = None  # captions the training sample grids show; filled from the data
+    # video (filled from video data): frames T per clip, and K, the class labels per clip (one per digit); a model
+    # with frames denoises (B, T, C, H, W) clips with the UNet's blocks per frame plus temporal mixing over T
+    frames: int | None = None
+    labels_per_video: int | None = None
+    temporal_attention_resolution: int = 8  # video: attention over T at levels whose size is at most this
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
     num_res_blocks: int = 1
@@ -97,12 +107,21 @@ class DiffusionConfig:
         require(self.conditional or self.text_conditional or self.guidance == 1.0, "guidance",
                 "guidance needs a conditional model; set model.conditional=true (classes) or "
                 "model.text_conditional=true (captions), or model.guidance=1")
+        if self.frames is not None:
+            require(self.frames >= 1, "frames", "must be at least 1")
+            require(not self.text_conditional, "text_conditional",
+                    "video models are conditioned on class labels, not captions; set model.text_conditional=false")
+            if self.conditional:
+                require(self.labels_per_video is not None and self.labels_per_video >= 1, "conditional",
+                        "the clips have no labels; set model.conditional=false or use labelled video data")
         if self.text_conditional:
             for key in ("text_width", "text_layers", "text_heads", "text_buckets", "caption_bytes",
                         "cross_attention_resolution"):
                 require(getattr(self, key) > 0, key, "must be positive")
             require(self.text_width % self.text_heads == 0, "text_width",
                     f"must be divisible by text_heads ({self.text_heads})")
+        require(self.text_conditional or self.text_encoder_run is None, "text_encoder_run",
+                "a text encoder is read only by a text-conditional model; set model.text_conditional=true or drop it")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -8,34 +8,60 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...checkpoint import from_pretrained, latest_checkpoint
 from ...errors import AigcError
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
-from ...layers import ExampleNoise, check_class_labels, randn
+from ...layers import ExampleNoise, TextEncoder, check_class_labels, randn
 from .config import PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
 from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_timesteps, min_snr_weights, training_target
 from .unet import UNet
+from .video_unet import VideoUNet
 
-__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes"]
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes", "pretrained_text_encoder"]
+
+
+def pretrained_text_encoder(config: DiffusionConfig) -> nn.Module:
+    """The text encoder of the clip run config.text_encoder_run (its newest checkpoint), checked against the
+    text_* sizes of config."""
+    run = Path(config.text_encoder_run)
+    if not run.is_dir():
+        raise AigcError(f"model.text_encoder_run={run} is not a run directory; train one with "
+                        f"configs/clip-captioned-mnist.yaml and give its folder, or set it to null")
+    clip = from_pretrained(latest_checkpoint(run))
+    encoder = getattr(clip, "text_encoder", None)
+    if not isinstance(encoder, TextEncoder):
+        raise AigcError(f"{run} holds no caption encoder (a {type(clip).__name__}); give a clip run's folder")
+    theirs = {"text_width": encoder.embed.embedding_dim, "text_layers": len(encoder.layers),
+              "text_heads": encoder.layers[0].self_attn.num_heads, "text_buckets": encoder.buckets}
+    wrong = {key: value for key, value in theirs.items() if getattr(config, key) != value}
+    if wrong:
+        raise AigcError(f"the text encoder of {run} has {', '.join(f'{k}={v}' for k, v in theirs.items())}; set "
+                        + " ".join(f"model.{k}={v}" for k, v in wrong.items()))
+    return encoder
 
 
 class DiffusionModel(nn.Module):
-    """The UNet plus its noise schedule (rebuilt from the config, so not stored in the weights)."""
+    """The UNet (a space-time VideoUNet when config.frames is set) plus its noise schedule (rebuilt from the config,
+    so not stored in the weights)."""
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.unet = UNet(config)
+        self.unet = VideoUNet(config) if config.frames is not None else UNet(config)
         self.register_buffer("alphas_cumprod", alphas_cumprod(config.schedule, config.num_train_steps),
                              persistent=False)
+        if config.text_encoder_run is not None:
+            self.unet.text.requires_grad_(False)  # pretrained elsewhere (build copies it in), never trained here
 
     @property
     def output_prediction(self) -> str:
@@ -46,7 +72,8 @@ class DiffusionModel(nn.Module):
         """One network evaluation in the output_prediction's terms (EDM: the preconditioned x0 estimate)."""
         if self.config.prediction != "edm":
             return self.unet(x_t, t, labels)
-        c_in, c_skip, c_out = edm_scalings(self.alphas_cumprod[t].view(-1, 1, 1, 1), self.config.sigma_data)
+        a = self.alphas_cumprod[t].view(-1, *[1] * (x_t.ndim - 1))  # (B, 1, 1, 1), or (B, 1, 1, 1, 1) for clips
+        c_in, c_skip, c_out = edm_scalings(a, self.config.sigma_data)
         return c_skip * x_t + c_out * self.unet(c_in * x_t, t, labels)
 
     @property
@@ -54,11 +81,25 @@ class DiffusionModel(nn.Module):
         """Whether the network takes a condition: class labels or captions."""
         return self.config.conditional or self.config.text_conditional
 
+    @property
+    def is_video(self) -> bool:
+        """Whether the model generates clips (B, T, C, H, W) rather than images."""
+        return self.config.frames is not None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W), or (T, C, H, W) for a video model."""
+        config = self.config
+        frame = (config.channels, config.image_size, config.image_size)
+        return (config.frames, *frame) if self.is_video else frame
+
     def null_labels(self, n: int, device: torch.device) -> Tensor | None:
         """The "no condition" for n images: the null class, or the empty caption (None for an unconditional
-        model)."""
+        model); for a video model, the null class for each of a clip's K labels, (n, K)."""
         if self.config.text_conditional:
             return torch.zeros((n, self.config.caption_bytes), dtype=torch.long, device=device)
+        if self.config.conditional and self.is_video:
+            return torch.full((n, self.config.labels_per_video), self.config.num_classes, device=device)
         return torch.full((n,), self.config.num_classes, device=device) if self.config.conditional else None
 
     def guided_output(self, x_t: Tensor, t: Tensor, labels: Tensor | None, guidance: float = 1.0) -> Tensor:
@@ -66,7 +107,7 @@ class DiffusionModel(nn.Module):
 
         out = out(x_t, none) + guidance * (out(x_t, label) - out(x_t, none)); guidance 1 is the conditional
         model, 0 the unconditional one. Outputs are affine in eps, so this holds for eps, v, x0 and EDM alike.
-        `labels` are class ids (B,) or caption bytes (B, L) (data.captions).
+        `labels` are class ids (B,), caption bytes (B, L) (data.captions), or a clip's class ids (B, K) (video).
         """
         if labels is None or not self.conditioned:
             return self.denoise(x_t, t, self.null_labels(x_t.shape[0], x_t.device))
@@ -150,7 +191,15 @@ class DiffusionFamily(FamilyBase):
         return options
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
-        """The UNet (residual branches and output start at zero) and its schedule."""
+        """The UNet (residual branches and output start at zero) and its schedule; with text_encoder_run, the
+        clip run's text encoder copied in (frozen)."""
+        model = DiffusionModel(config)
+        if config.text_encoder_run is not None:
+            model.unet.text.load_state_dict(pretrained_text_encoder(config).state_dict())
+        return model
+
+    def build_from_checkpoint(self, config: DiffusionConfig, directory: Path, manifest: dict[str, Any]) -> DiffusionModel:
+        """The networks a checkpoint loads into: its text encoder is in its weights, so the clip run is not read."""
         return DiffusionModel(config)
 
     def optimizers(self, model: DiffusionModel, config: DiffusionConfig) -> dict[str, torch.optim.Optimizer]:
@@ -165,7 +214,12 @@ class DiffusionFamily(FamilyBase):
                       nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
         """MSE between the UNet's output and its target at a drawn timestep (uniform, or log-normal in sigma)."""
         config = model.config
-        x0 = batch["images"]
+        key = "videos" if model.is_video else "images"
+        if key not in batch:
+            raise AigcError(f"this diffusion model (model.frames={config.frames}) trains on {key}, and the data "
+                            f"gives {', '.join(k for k in ('images', 'videos', 'tokens') if k in batch)}; leave "
+                            f"model.frames null to take it from the data")
+        x0 = batch[key]  # (B, C, H, W), or (B, T, C, H, W) clips
         B = x0.shape[0]
         noise = ExampleNoise(batch["seeds"], x0.device)
         if config.noise_sampling == "lognormal":
@@ -173,11 +227,12 @@ class DiffusionFamily(FamilyBase):
         else:
             t = noise.randint(config.num_train_steps)
         eps = noise.randn(*x0.shape[1:]).to(x0.dtype)
-        a = model.alphas_cumprod[t].view(B, 1, 1, 1)
+        a = model.alphas_cumprod[t].view(B, *[1] * (x0.ndim - 1))
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # q(x_t | x0) in closed form
         if config.conditional:
             drop = noise.rand() < config.label_dropout
-            labels = torch.where(drop, config.num_classes, batch["labels"])
+            # a clip's K labels (B, K) are dropped together: "none" is the null class for all of them
+            labels = torch.where(drop.view(B, *[1] * (batch["labels"].ndim - 1)), config.num_classes, batch["labels"])
         elif config.text_conditional:
             if "captions" not in batch:
                 raise AigcError("model.text_conditional needs captioned data (captioned-mnist, captioned-fashion-"
@@ -208,6 +263,9 @@ class DiffusionFamily(FamilyBase):
                trajectory: list | None = None, progress: Callable[[int, int], None] | None = None) -> Tensor:
         """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a class-conditional model.
 
+        A video model (config.frames) returns clips (n, T, C, H, W); its labels are (n, K), the classes of each
+        clip's K digits, by default 0, 1, 2, ... filling the clips' K slots in turn.
+
         A text-conditional model takes `prompt`: one caption for all n images, or n; without one it draws the
         captions of the model's `prompts` in turn. sampler / steps default to the model config's, guidance to the
         config's (conditional models only), eta to 0 (ddim only); every value the model cannot serve raises
@@ -222,15 +280,22 @@ class DiffusionFamily(FamilyBase):
         guidance = check_guidance(model, guidance)
         scheduler = make_sampler(model, config.sampler if sampler is None else sampler, eta=eta)
         scheduler.set_timesteps(config.sampling_steps if steps is None else steps)
+        if model.is_video and labels is not None and (labels.ndim != 2 or labels.shape != (n, config.labels_per_video)):
+            raise AigcError(f"a video model takes labels ({n}, {config.labels_per_video}): {config.labels_per_video} "
+                            f"class ids per clip, got shape {tuple(labels.shape)}")
+        if not model.is_video and labels is not None and labels.shape != (n,):
+            raise AigcError(f"got labels of shape {tuple(labels.shape)} for {n} images; give (n,) class ids")
         if config.conditional and labels is None:
-            labels = torch.arange(n) % config.num_classes
+            per = config.labels_per_video if model.is_video else None
+            labels = torch.arange(n * (per or 1)) % config.num_classes
+            labels = labels.view(n, per) if per else labels
         if config.text_conditional:
             labels = prompt_bytes(model, n, prompt)
         elif prompt is not None:
             raise AigcError("this model is not text-conditional, so it takes no prompt; drop it (train with "
                             "model.text_conditional=true on captioned data for prompts)")
         labels = labels.to(device) if labels is not None else None
-        x = randn((n, config.channels, config.image_size, config.image_size), generator, device)
+        x = randn((n, *model.sample_shape), generator, device)
         was_training = model.training
         model.eval()
         try:
@@ -249,6 +314,7 @@ class DiffusionFamily(FamilyBase):
     def log_likelihood(self, model: DiffusionModel, images: Tensor, labels: Tensor | None = None, *,
                        timesteps: int | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Per-image variational bound on -log p(x) (fixed-variance DDPM bound): nats and bits/dim."""
+        _refuse_video(model, "give a likelihood bound")
         was_training = model.training
         model.eval()
         try:
@@ -263,6 +329,7 @@ class DiffusionFamily(FamilyBase):
 
         steps defaults to min(50, num_train_steps); guidance to 1 (conditional models, with labels, only).
         """
+        _refuse_video(model, "inpaint")
         check_class_labels(labels, conditional=model.config.conditional, num_classes=model.config.num_classes)
         scale = check_guidance(model, guidance)
         if guidance is not None and labels is None:
@@ -275,6 +342,11 @@ class DiffusionFamily(FamilyBase):
                            labels=labels, guidance=scale, generator=generator)
         finally:
             model.train(was_training)
+
+
+def _refuse_video(model: DiffusionModel, what: str) -> None:
+    if model.is_video:
+        raise AigcError(f"video diffusion models here cannot {what} (it works on image models); use an image run")
 
 
 FAMILIES.register("diffusion")(DiffusionFamily())

@@ -1,0 +1,124 @@
+"""The space-time UNet for video diffusion: the image UNet's blocks run on every frame (frames folded into the
+batch), and after each residual stage a temporal layer mixes the frames at every position: a 1-D convolution over
+T, plus self-attention over T at the low resolutions. This is the factorised design of Video Diffusion Models (Ho
+et al. 2022, https://arxiv.org/abs/2204.03458) and Make-A-Video (https://arxiv.org/abs/2209.14792), whose temporal
+layers start as the identity (zero-initialised outputs) so that the network starts as an image model.
+
+The condition is the clip's K class labels (one per digit): the sum of their class embeddings, each from the image
+UNet's class table whose extra "null" class stands for "no label" (classifier-free guidance drops all K at once).
+
+It knows nothing of noise schedules: it maps (x_t, t, labels) to a tensor shaped like x_t, (B, T, C, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import DiffusionConfig
+from .unet import ResBlock, UNet, _norm, timestep_embedding
+
+__all__ = ["VideoUNet", "TemporalMixing"]
+
+
+def frame_positions(frames: int, dim: int, device: torch.device) -> Tensor:
+    """Sinusoidal embedding of the frame index 0..T-1, (T, dim): where in the clip each frame sits."""
+    return timestep_embedding(torch.arange(frames, device=device), dim)
+
+
+class TemporalMixing(nn.Module):
+    """Mixes a (B*T, C, H, W) feature map across its T frames at every (h, w): GN, a 1-D convolution over T and,
+    optionally, multi-head self-attention over T; each branch's output is zero-initialised, so it starts as the
+    identity."""
+
+    def __init__(self, channels: int, *, attention: bool, kernel_size: int = 3, head_dim: int = 32) -> None:
+        super().__init__()
+        self.conv_norm = _norm(channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.heads = max(1, channels // head_dim)
+        self.attn_norm = _norm(channels) if attention else None
+        if attention:
+            self.qkv = nn.Linear(channels, 3 * channels)
+            self.proj = nn.Linear(channels, channels)
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        """h: (B*T, C, H, W), the frames of each clip consecutive."""
+        BT, C, H, W = h.shape
+        B = BT // frames
+        x = h.view(B, frames, C, H, W).permute(0, 3, 4, 2, 1).reshape(B * H * W, C, frames)  # (BHW, C, T)
+        x = x + self.conv(F.silu(self.conv_norm(x)))  # each position's C-channel signal over time
+        if self.attn_norm is not None:
+            y = self.attn_norm(x).transpose(1, 2)  # (BHW, T, C)
+            y = y + frame_positions(frames, C, x.device).to(y.dtype)  # attention alone is blind to frame order
+            q, k, v = self.qkv(y).view(-1, frames, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+            out = F.scaled_dot_product_attention(q, k, v)  # (BHW, heads, T, head_dim)
+            x = x + self.proj(out.transpose(1, 2).reshape(-1, frames, C)).transpose(1, 2)
+        return x.view(B, H, W, C, frames).permute(0, 4, 3, 1, 2).reshape(BT, C, H, W)
+
+
+class VideoUNet(nn.Module):
+    """The image UNet (config without frames: the same blocks, the same weights' names under `spatial.`) run per
+    frame, with a TemporalMixing after every residual block of the way down, the middle and the way up."""
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__()
+        if config.frames is None:
+            raise ValueError("VideoUNet needs config.frames")
+        self.frames = config.frames
+        self.spatial = UNet(config)
+        self.attention_size = config.temporal_attention_resolution
+        size = config.image_size // config.patch_size
+
+        def temporal(block: nn.ModuleList, size: int) -> nn.Module:
+            if not isinstance(block[0], ResBlock):  # a down- or upsampling step: nothing to mix
+                return nn.Identity()
+            channels = block[0].conv2.out_channels
+            return TemporalMixing(channels, attention=size <= self.attention_size)
+
+        # the spatial size at each block follows the UNet's: halved after each downsampling, doubled after upsampling
+        self.down_time = nn.ModuleList()
+        for block in self.spatial.down:
+            self.down_time.append(temporal(block, size))
+            if isinstance(block[0], nn.Conv2d):
+                size //= 2
+        self.mid_time = TemporalMixing(self.spatial.mid[-1].conv2.out_channels,
+                                       attention=size <= self.attention_size)
+        self.up_time = nn.ModuleList()
+        for block in self.spatial.up:
+            self.up_time.append(temporal(block, size))
+            if isinstance(block[0], nn.Upsample):
+                size *= 2
+
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+        """x: (B, T, C, H, W) noisy clips; t: (B,) integer timesteps; labels: (B, K) class ids per clip (num_classes
+        meaning none), for a conditional model."""
+        net = self.spatial
+        B, T, C, H, W = x.shape
+        if T != self.frames:
+            raise ValueError(f"the network was built for {self.frames} frames, got clips of {T}")
+        emb = net.time_mlp(timestep_embedding(t, net.base))
+        if net.class_embed is not None:
+            emb = emb + net.class_embed(labels).sum(1)  # (B, K, E) -> (B, E): the clip's digits together
+        emb = emb.repeat_interleave(T, dim=0)  # (B*T, E): every frame of a clip shares its condition
+        frames = x.reshape(B * T, C, H, W)  # frames into the batch
+        h = net.conv_in(F.pixel_unshuffle(frames, net.patch) if net.patch > 1 else frames)
+        hs = [h]
+        for block, mix in zip(net.down, self.down_time):
+            h = net._run(block, h, emb, None)
+            h = mix(h, T) if isinstance(mix, TemporalMixing) else h
+            hs.append(h)
+        h = self.mid_time(net._run(net.mid, h, emb, None), T)
+        for block, mix in zip(net.up, self.up_time):
+            if isinstance(block[0], ResBlock):
+                h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
+            h = net._run(block, h, emb, None)
+            h = mix(h, T) if isinstance(mix, TemporalMixing) else h
+        out = net.out(h)
+        out = F.pixel_shuffle(out, net.patch) if net.patch > 1 else out
+        return out.view(B, T, C, H, W)
+
