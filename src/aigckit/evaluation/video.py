@@ -1,0 +1,292 @@
+"""Video evaluation: an FVD-style Fréchet distance, per-frame FID and temporal consistency of digit identity.
+
+FVD (Unterthiner et al. 2018, https://arxiv.org/abs/1812.01717) is a Fréchet distance on the features of I3D, an
+action classifier pretrained on Kinetics; neither network nor weights exist here, so our figures use a network of
+our own, named in every result and not comparable with published FVD numbers:
+
+- the video evaluator (VideoEvaluatorNet), trained once per dataset by aigckit on its training clips and cached
+  like the image evaluators (safetensors, sha256, held-out accuracy on the validation clips). Each frame goes
+  through the image evaluator's CNN (EvaluatorNet: three convolutions, pooled to 128-d, a per-frame head); the
+  frames' feature maps are then mixed across time by a temporal convolution at every spatial place ((2+1)-D,
+  Tran et al. 2018, https://arxiv.org/abs/1711.11248) and pooled over time and space into the 128-d clip
+  feature. It learns three things at once: which digits each frame shows (multi-label over the classes), which
+  digits the clip holds, and whether the clip plays in its true order or with its frames shuffled in time
+  (Misra et al. 2016, https://arxiv.org/abs/1603.08561), so that the clip feature describes motion and not only
+  identity: a digit standing still or jumping reads differently from one that moves;
+- FVD-style distance: the Fréchet distance between the clip features of two sets of clips;
+- per-frame FID: the Fréchet distance between the frame features (the CNN applied to each frame alone) of all
+  frames of two sets of clips: an FID with a frame classifier of this data, not Inception;
+- temporal consistency, from pixels alone (generated clips have no layout): the identity set a frame shows is the
+  classes its per-frame head gives a probability of at least 0.5, at most K of them (K digits per clip; a clip of
+  two 3s shows {3}), or its most probable class where none reaches 0.5. A clip is consistent when every frame
+  shows the same set; we report the share of consistent clips and the mean share of a clip's frames that show
+  its majority set (the most frequent one; ties to the smaller bit code).
+
+Distances depend on how many clips are compared, so generated and real held-out clips are compared, in equal
+numbers, with the same seeded sample of training clips; the real held-out clips' own figures are the ceiling.
+A clip that repeats one frame (`repeated_frame_clips`) is the baseline: perfectly consistent, yet motionless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import DataConfig
+from ..data import BatchStream, load_dataset
+from ..data.base import data_fingerprint, data_identity
+from ..errors import AigcError
+from .extractors.evaluator import EvaluatorNet, read_cached_net, stem_stride, write_cached_net
+from .metrics.fid import FeatureStatistics, fid
+
+__all__ = ["VideoEvaluatorNet", "VideoEvaluator", "load_or_train_video_evaluator", "video_frechet_distance",
+           "frame_fid", "identity_sets", "temporal_consistency", "repeated_frame_clips", "evaluate_video"]
+
+ARCHITECTURE = ("video-evaluator-v1: per-frame EvaluatorNet CNN (32-64-128 channels, 128-d pooled frame feature, "
+                "per-frame multi-label head) + temporal Conv3d (3x1x1, 128 channels) + mean over time and space "
+                "(128-d clip feature); heads: the clip's digits, its frames in true order; not I3D")
+
+
+class VideoEvaluatorNet(nn.Module):
+    """Appearance (per-frame CNN) and motion (CNN on frame differences) streams -> temporal convolution -> pooled
+    clip feature; heads for the digits each frame shows, the digits the clip holds, and "moves as filmed"."""
+
+    feature_dim = 128
+
+    def __init__(self, channels: int, num_classes: int, stem: int = 1) -> None:
+        super().__init__()
+        self.frame = EvaluatorNet(channels, num_classes, stem)  # body: frame features; head: digits in a frame
+        # the motion stream sees x_t - x_{t-1}, as two-stream networks see motion (https://arxiv.org/abs/1406.2199)
+        self.motion = nn.Sequential(
+            nn.Conv2d(channels, 16, 3, stride=2 * stem, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        )
+        dim = EvaluatorNet.feature_dim
+        self.temporal = nn.Sequential(nn.Conv1d(dim + 64, dim, 3, padding=1), nn.BatchNorm1d(dim), nn.ReLU())
+        self.head = nn.Linear(dim, num_classes + 1)  # the clip's digits, then the logit of "moves as filmed"
+
+    def forward(self, videos: Tensor) -> dict[str, Tensor]:
+        """videos (B, T, C, H, W) in [-1, 1] -> frame_features (B, T, 128), frame_logits (B, T, classes),
+        clip_features (B, 128), clip_logits (B, classes), order_logit (B,)."""
+        B, T = videos.shape[:2]
+        frame_features = self.frame.features(videos.flatten(0, 1)).view(B, T, -1)  # (B, T, 128)
+        steps = (videos[:, 1:] - videos[:, :-1]).flatten(0, 1)  # (B*(T-1), C, H, W)
+        motion = self.motion(steps).mean(dim=(2, 3)).view(B, T - 1, -1)  # (B, T-1, 64)
+        series = torch.cat([frame_features[:, 1:], motion], dim=2).transpose(1, 2)  # (B, 192, T-1)
+        clip_features = self.temporal(series).mean(dim=2)  # (B, 128)
+        logits = self.head(clip_features)
+        return {"frame_features": frame_features, "frame_logits": self.frame.head(frame_features),
+                "clip_features": clip_features, "clip_logits": logits[:, :-1], "order_logit": logits[:, -1]}
+
+
+class VideoEvaluator:
+    """A trained VideoEvaluatorNet with what identifies it (info: dataset, architecture, sha256, accuracies)."""
+
+    def __init__(self, net: VideoEvaluatorNet, info: dict) -> None:
+        self.net = net.eval()
+        self.info = info
+
+    @property
+    def name(self) -> dict[str, Any]:
+        """The extractor as results name it."""
+        keys = ("dataset", "image_size", "frames", "architecture", "sha256", "held_out_accuracy",
+                "frame_held_out_accuracy", "order_held_out_accuracy", "held_out_clips", "train_steps", "seed")
+        return {"extractor": f"video-evaluator-{self.info['dataset']}-{self.info['image_size']}",
+                **{k: self.info[k] for k in keys}}
+
+    def check(self, videos: Tensor) -> None:
+        """Raise AigcError unless videos are (N, T, C, H, W) clips of the evaluator's data."""
+        expected = (self.info["frames"], self.info["channels"], self.info["image_size"], self.info["image_size"])
+        if videos.ndim != 5 or tuple(videos.shape[1:]) != expected:
+            raise AigcError(f"the {self.info['dataset']} video evaluator takes clips (N, {', '.join(map(str, expected))}"
+                            f"), got {tuple(videos.shape)}; generate clips at the data's frames and image_size")
+        if len(videos) < 2:
+            raise AigcError(f"video scores need at least 2 clips, got {len(videos)}; generate more clips")
+
+    @torch.no_grad()
+    def outputs(self, videos: Tensor, batch_size: int = 64) -> dict[str, Tensor]:
+        """The network's outputs (see VideoEvaluatorNet.forward) for clips (N, T, C, H, W) in [-1, 1]."""
+        self.check(videos)
+        parts = [self.net(chunk.float()) for chunk in videos.split(batch_size)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def identity_sets(logits: Tensor, k: int) -> Tensor:
+    """(..., classes) bool: of the k most probable classes (softmax), those with probability >= 1 / (2k), and
+    always the most probable one."""
+    top = logits.softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+    keep = top.values >= 1 / (2 * k)
+    keep[..., 0] = True  # a frame always shows at least its most probable class
+    return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top.indices, keep)
+
+
+def _multi_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """labels (B, K) int -> (B, classes) float, 1 for each class a clip holds (twice a class counts once)."""
+    return torch.zeros(len(labels), num_classes).scatter(1, labels, 1.0)
+
+
+def _broken_in_time(videos: Tensor, chosen: Tensor, generator: torch.Generator) -> Tensor:
+    """The clips where `chosen` (B,) is True with their motion broken: half of them (at random) with their frames
+    in a random order (never the true one), half with one random frame held for the whole clip."""
+    out = videos.clone()
+    T = videos.shape[1]
+    for i in torch.nonzero(chosen).flatten().tolist():
+        order = torch.randperm(T, generator=generator)
+        if torch.equal(order, torch.arange(T)):
+            order = order.roll(1)
+        out[i] = videos[i, order if torch.rand((), generator=generator) < 0.5 else order[:1].expand(T)]
+    return out
+
+
+def _held_out_accuracy(net: VideoEvaluatorNet, videos: Tensor, labels: Tensor, k: int, seed: int) -> dict[str, float]:
+    """Exact-set accuracy of the clip and frame heads, and the order head's accuracy (half the clips shuffled)."""
+    truth = _multi_hot(labels, net.head.out_features - 1).bool()
+    shuffled = torch.arange(len(videos)) % 2 == 1
+    videos = _broken_in_time(videos, shuffled, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        parts = [net(chunk) for chunk in videos.split(64)]
+    out = {key: torch.cat([p[key] for p in parts]) for key in ("clip_logits", "frame_logits", "order_logit")}
+    clip_right = (identity_sets(out["clip_logits"], k) == truth).all(-1)
+    frame_right = (identity_sets(out["frame_logits"], k) == truth[:, None]).all(-1)
+    return {"held_out_accuracy": float(clip_right.float().mean()),
+            "frame_held_out_accuracy": float(frame_right.float().mean()),
+            "order_held_out_accuracy": float(((out["order_logit"] < 0) == shuffled).float().mean())}
+
+
+def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 1500, batch_size: int = 32,
+                                  seed: int = 0, held_out_clips: int = 1000) -> VideoEvaluator:
+    """The video evaluator of this data (its train and val clips), trained once and then read from the cache."""
+    fingerprint = data_fingerprint(data, "train", "val")
+    stem = stem_stride(data.image_size)
+    folder = (Path(cache_dir) / "evaluators" /
+              f"video-{data.name}-{data.image_size}-stem{stem}-{steps}x{batch_size}-seed{seed}-{fingerprint}")
+    if (cached := read_cached_net(folder)) is not None:
+        state, info = cached
+        net = VideoEvaluatorNet(info["channels"], info["num_classes"], info["stem_stride"])
+        net.load_state_dict(state)
+        return VideoEvaluator(net, info)
+
+    train = load_dataset(data, "train")
+    if not hasattr(train, "frames"):
+        raise AigcError(f"{data.name} is not a video dataset; the video evaluator trains on clips (moving-mnist, "
+                        f"moving-digits)")
+    if train.labels is None:
+        raise AigcError(f"{data.name} has no labels, so no video evaluator can be trained; use labelled clips")
+    held_out = load_dataset(data, "val")
+    if len(held_out) == 0:
+        raise AigcError(f"{data.name} has no validation clips to measure the evaluator on; set data.val_fraction "
+                        f"above 0")
+    k, classes = train.labels.shape[1], train.num_classes
+    with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's generator alone
+        torch.manual_seed(seed)
+        net = VideoEvaluatorNet(train.channels, classes, stem)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    batches = BatchStream(train, min(batch_size, len(train)), seed=seed)
+    for step in range(steps):
+        batch = batches.batch_at(step)
+        target = _multi_hot(batch["labels"], classes)
+        target = target / target.sum(1, keepdim=True)  # each class its share: plain cross-entropy for one digit
+        generator = torch.Generator().manual_seed(seed * 7919 + step)
+        in_order = torch.rand(len(target), generator=generator) < 0.5
+        out = net(_broken_in_time(batch["videos"], ~in_order, generator))
+        frame_targets = target[:, None].expand_as(out["frame_logits"]).flatten(0, 1)
+        loss = (F.cross_entropy(out["frame_logits"].flatten(0, 1), frame_targets)
+                + F.cross_entropy(out["clip_logits"], target)
+                + F.binary_cross_entropy_with_logits(out["order_logit"], in_order.float()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for group in optimizer.param_groups:  # cosine decay to zero
+            group["lr"] = 1e-3 * (1 + torch.cos(torch.tensor(torch.pi * (step + 1) / steps)).item())
+    net.eval()
+    rows = torch.arange(min(held_out_clips, len(held_out)))
+    measured = held_out.batch(rows)
+    info = {"extractor": "video-evaluator", "dataset": data.name, "image_size": data.image_size,
+            "frames": train.frames, "channels": train.channels, "num_classes": classes, "digits_per_clip": k,
+            "stem_stride": stem, "architecture": ARCHITECTURE, "data_fingerprint": fingerprint,
+            "data": [data_identity(data, "train"), data_identity(data, "val")], "train_steps": steps,
+            "batch_size": batch_size, "seed": seed, "held_out_clips": len(rows),
+            **_held_out_accuracy(net, measured["videos"], measured["labels"], k, seed)}
+    write_cached_net(folder, net, info)
+    return VideoEvaluator(net, info)
+
+
+def _statistics(features: Tensor) -> FeatureStatistics:
+    return FeatureStatistics(features.shape[-1]).update(features)
+
+
+def video_frechet_distance(generated: Tensor, real: Tensor, extractor: VideoEvaluator) -> float:
+    """FVD-style distance: the Fréchet distance between the clip features of generated and real clips, both
+    (N, T, C, H, W) in [-1, 1], on our video evaluator's features (not I3D's: not comparable with published FVD)."""
+    return fid(_statistics(extractor.outputs(real)["clip_features"]),
+               _statistics(extractor.outputs(generated)["clip_features"]))
+
+
+def frame_fid(generated: Tensor, real: Tensor, extractor: VideoEvaluator) -> float:
+    """Per-frame FID: the Fréchet distance between the frame features of all frames of generated and real clips."""
+    return fid(_statistics(extractor.outputs(real)["frame_features"].flatten(0, 1)),
+               _statistics(extractor.outputs(generated)["frame_features"].flatten(0, 1)))
+
+
+def temporal_consistency(frame_logits: Tensor, k: int) -> dict[str, Tensor]:
+    """Per clip, from frame_logits (N, T, classes): "consistent" (N,) bool, every frame shows the same identity
+    set; "agreement" (N,) the share of frames showing the clip's majority set; "majority" (N, classes) bool."""
+    sets = identity_sets(frame_logits, k)  # (N, T, classes)
+    codes = (sets.long() << torch.arange(sets.shape[-1])).sum(-1)  # (N, T): each set as a bit code
+    majority = codes.mode(dim=1).values  # (N,); torch.mode breaks ties towards the smaller value
+    return {"consistent": (codes == codes[:, :1]).all(1), "agreement": (codes == majority[:, None]).float().mean(1),
+            "majority": (majority[:, None] >> torch.arange(sets.shape[-1])) & 1 == 1}
+
+
+def repeated_frame_clips(videos: Tensor, frame: int = 0) -> Tensor:
+    """The baseline: each clip (N, T, C, H, W) replaced by its frame `frame` shown T times."""
+    if not -videos.shape[1] <= frame < videos.shape[1]:
+        raise AigcError(f"frame {frame} is outside clips of {videos.shape[1]} frames; give 0 to T - 1")
+    return videos[:, frame:frame + 1].expand_as(videos).contiguous()
+
+
+def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvaluator,
+            labels: Tensor | None) -> dict[str, Any]:
+    """The four figures of clips against the reference clips' outputs (and the label accuracy when labelled)."""
+    out = extractor.outputs(videos)
+    consistency = temporal_consistency(out["frame_logits"], extractor.info["digits_per_clip"])
+    scores = {"clips": len(videos),
+              "fvd_style": fid(_statistics(reference["clip_features"]), _statistics(out["clip_features"])),
+              "frame_fid": fid(_statistics(reference["frame_features"].flatten(0, 1)),
+                               _statistics(out["frame_features"].flatten(0, 1))),
+              "consistent_share": float(consistency["consistent"].float().mean()),
+              "frame_agreement": float(consistency["agreement"].mean())}
+    if labels is not None:  # the majority set is the clip's digits
+        truth = _multi_hot(labels, out["frame_logits"].shape[-1]).bool()
+        scores["majority_is_labels"] = float((consistency["majority"] == truth).all(-1).float().mean())
+    return scores
+
+
+def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labels: Tensor | None = None,
+                   seed: int = 0, steps: int = 1500) -> dict[str, Any]:
+    """The "video" section of a video run's metrics: FVD-style distance, per-frame FID and temporal consistency of
+    generated clips (N, T, C, H, W) in [-1, 1], of as many real held-out (test) clips (the ceiling) and of the
+    generated clips with their first frame repeated (the baseline), all against one seeded sample of as many
+    training clips. labels: (N, K) the digits the clips were asked for, when conditional."""
+    extractor = load_or_train_video_evaluator(data, cache_dir, steps=steps)
+    extractor.check(generated)
+    held_out, train = load_dataset(data, "test"), load_dataset(data, "train")
+    n = min(len(generated), len(held_out), len(train))
+    if n < len(generated):
+        raise AigcError(f"{data.name} has {min(len(held_out), len(train))} real clips to compare with, fewer than "
+                        f"the {len(generated)} generated; evaluate at most that many clips")
+    if labels is not None and tuple(labels.shape) != (n, extractor.info["digits_per_clip"]):
+        raise AigcError(f"labels must be (N, K) = ({n}, {extractor.info['digits_per_clip']}), one class per digit "
+                        f"of each generated clip, got {tuple(labels.shape)}")
+    rng = np.random.default_rng(seed)
+    real = held_out.batch(torch.from_numpy(np.sort(rng.permutation(len(held_out))[:n])))
+    reference = extractor.outputs(train.batch(torch.from_numpy(np.sort(rng.permutation(len(train))[:n])))["videos"])
+    return {"extractor": extractor.name, "reference": f"{n} training clips (seed {seed})",
+            "generated": _scores(generated, reference, extractor, labels),
+            "real_held_out": _scores(real["videos"], reference, extractor, real.get("labels")),
+            "repeated_frame_baseline": _scores(repeated_frame_clips(generated), reference, extractor, labels)}
