@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import FSDD, LiveServer, needs_fsdd
+from helpers import FSDD, LiveServer, needs_fsdd, needs_mnist
 
 CHROMIUM = os.environ.get("AIGCKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium, or set "
@@ -442,3 +442,31 @@ def readme_screenshot(run_dir: Path, browser, shots: Path, workdir: Path) -> Pat
                     reason="set AIGCKIT_PAGE_SCREENSHOT=1 to rewrite docs/serve-page.png (trains a better model)")
 def test_readme_screenshot(trained_diffusion, browser, shots, tmp_path):
     print(f"screenshot: {readme_screenshot(trained_diffusion, browser, shots, tmp_path)}")
+
+
+@needs_mnist
+def test_a_text_to_image_model_takes_its_prompt_from_the_form(text_to_image_run, browser, shots, tmp_path):
+    from aigckit.serving import create_app
+
+    app = create_app(runs=[text_to_image_run], data_dir=tmp_path / "data")
+    with LiveServer(app) as live:
+        tab = Tab(browser, shots)
+        try:
+            page = tab.open(live.url, "canvas-t2i")
+            assert page.is_visible("#image-form") and page.is_visible("#option-prompt")
+            assert page.get_attribute("#option-prompt", "type") == "text"
+            assert page.locator("label[for='option-prompt']").inner_text() == "Prompt"
+            assert page.input_value("#option-prompt")  # the model's first training caption as the default
+            page.fill("#option-prompt", "a large 0 on the left")
+            page.fill("#option-steps", "3")
+            page.fill("#n", "2")
+            with page.expect_request(lambda r: r.method == "POST" and "/v1/" in r.url) as sent:
+                page.click("#generate")
+            assert sent.value.post_data_json["request"]["prompt"] == "a large 0 on the left"
+            wait_for_images(page, "#gallery", 2)
+            page.click("#gallery .thumb >> nth=0")
+            meta = dict(zip(page.locator("#meta dt").all_inner_texts(), page.locator("#meta dd").all_inner_texts()))
+            assert meta["prompt"] == "a large 0 on the left"
+            assert tab.errors == [] and tab.outside == []
+        finally:
+            tab.context.close()

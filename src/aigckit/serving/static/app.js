@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "aigckit.apiKey";
-const META_FIELDS = ["model", "seed", "label", "sampler", "steps", "guidance", "eta", "method", "checkpoint_sha256",
+const META_FIELDS = ["model", "seed", "label", "prompt", "sampler", "steps", "guidance", "eta", "method", "checkpoint_sha256",
                      "sha256", "seconds", "time", "aigckit_version"];
 
 let models = [];          // GET /v1/models -> data
