@@ -1,0 +1,212 @@
+"""Video diffusion: the space-time UNet, its training on clips, sampling, guidance, resume and `aigckit sample`."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.cli import app
+from aigckit.errors import AigcError
+from aigckit.models.diffusion.config import DiffusionConfig
+from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
+from aigckit.models.diffusion.unet import UNet
+from aigckit.models.diffusion.video_unet import TemporalMixing
+from aigckit.training import Trainer
+from aigckit.video import read_video
+
+from helpers import tiny_config
+
+FAMILY = DiffusionFamily()
+
+
+def _config(**overrides) -> DiffusionConfig:
+    values = dict(image_size=8, channels=1, num_classes=10, conditional=True, frames=6, labels_per_video=2,
+                  base_channels=8, channel_mults=(1, 2), num_train_steps=50, sampling_steps=3,
+                  temporal_attention_resolution=8)
+    return DiffusionConfig(**{**values, **overrides})
+
+
+def _randomised(model: DiffusionModel, *, temporal: bool = True) -> DiffusionModel:
+    """The model with every weight drawn at random (zero-initialised outputs would hide what a test looks for);
+    temporal=False keeps the temporal layers as built (the identity)."""
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if temporal or "_time" not in name:
+            torch.nn.init.normal_(p, std=0.1)
+    return model.eval()
+
+
+def _video_run_config(**train):
+    # the tiny preset (8 and 16 channels at 8x8 and 4x4), temporal attention at 4x4 only, no spatial attention
+    return tiny_config({"name": "diffusion", "conditional": True, "lr": 3e-3, "attention_resolution": 0,
+                        "temporal_attention_resolution": 4},
+                       data={"name": "moving-digits", "image_size": 8},
+                       train={"batch_size": 8, "use_ema": True, "num_samples": 2, **train})
+
+
+@pytest.mark.parametrize("patch_size", [1, 2])
+def test_the_video_unet_maps_clips_to_clips(patch_size):
+    model = DiffusionModel(_config(image_size=16, patch_size=patch_size))
+    x = torch.randn(3, 6, 1, 16, 16)
+    out = model.unet(x, torch.tensor([0, 10, 49]), torch.tensor([[1, 2], [3, 4], [10, 10]]))
+    assert out.shape == x.shape
+    with pytest.raises(ValueError, match="built for 6 frames"):
+        model.unet(torch.randn(1, 5, 1, 16, 16), torch.tensor([0]), torch.tensor([[1, 2]]))
+
+
+def test_temporal_layers_start_as_the_identity_so_the_network_starts_as_an_image_model():
+    layer = TemporalMixing(16, attention=True)
+    h = torch.randn(2 * 5, 16, 4, 4)
+    assert torch.equal(layer(h, 5), h)
+
+    model = _randomised(DiffusionModel(_config()), temporal=False)
+    image = UNet(_config(frames=None, labels_per_video=None, conditional=False)).eval()
+    state = {k.removeprefix("spatial."): v for k, v in model.unet.state_dict().items() if k.startswith("spatial.")}
+    image.load_state_dict({k: v for k, v in state.items() if not k.startswith("class_embed")})
+    x, t = torch.randn(2, 6, 1, 8, 8), torch.tensor([5, 40])
+    labels = torch.full((2, 2), 10)  # the null class for both digits: its embedding joins the time embedding
+    with torch.no_grad():
+        video = model.unet(x, t, labels)
+        model.unet.spatial.class_embed.weight.data[10].zero_()  # "none" adds nothing: the image UNet's condition
+        video_unconditioned = model.unet(x, t, labels)
+        frames = image(x.flatten(0, 1), t.repeat_interleave(6)).view_as(x)
+    torch.testing.assert_close(video_unconditioned, frames, atol=1e-5, rtol=1e-5)  # frame by frame, no mixing
+    assert not torch.allclose(video, video_unconditioned)  # (and the class embedding does reach the output)
+
+
+def test_temporal_layers_once_trained_mix_the_frames():
+    model = _randomised(DiffusionModel(_config()))
+    x, t, labels = torch.randn(1, 6, 1, 8, 8), torch.tensor([20]), torch.tensor([[1, 2]])
+    changed = x.clone()
+    changed[:, 5] = torch.randn(1, 8, 8)  # only the last frame
+    with torch.no_grad():
+        a, b = model.unet(x, t, labels), model.unet(changed, t, labels)
+    assert (a[:, 0] - b[:, 0]).abs().max() > 1e-4  # the first frame's output sees the last frame
+    for layer in model.unet.modules():  # without the temporal layers' outputs, frames are denoised apart
+        if isinstance(layer, TemporalMixing):
+            layer.conv.weight.data.zero_()
+            layer.conv.bias.data.zero_()
+            if layer.attn_norm is not None:
+                layer.proj.weight.data.zero_()
+                layer.proj.bias.data.zero_()
+    with torch.no_grad():
+        a, b = model.unet(x, t, labels), model.unet(changed, t, labels)
+    assert torch.equal(a[:, :5], b[:, :5])
+
+
+def test_sampling_is_deterministic_under_a_seed_for_every_sampler_and_guidance_steers_it():
+    model = _randomised(DiffusionModel(_config()))
+    labels = torch.tensor([[3, 7], [0, 9]])
+    for sampler in ("ddpm", "ddim", "dpm-solver++"):
+        a, b = (FAMILY.sample(model, 2, labels=labels, sampler=sampler, steps=2, eta=1.0 if sampler == "ddim" else None,
+                              generator=torch.Generator().manual_seed(1)) for _ in range(2))
+        assert a.shape == (2, 6, 1, 8, 8) and a.min() >= -1 and a.max() <= 1
+        assert torch.equal(a, b), sampler
+    plain = FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(1))
+    guided = FAMILY.sample(model, 2, labels=labels, guidance=3.0, generator=torch.Generator().manual_seed(1))
+    other = FAMILY.sample(model, 2, labels=torch.tensor([[5, 5], [5, 5]]), generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(plain, guided) and not torch.allclose(plain, other)
+    default = FAMILY.sample(model, 3, generator=torch.Generator().manual_seed(1))  # labels (0, 1), (2, 3), (4, 5)
+    explicit = FAMILY.sample(model, 3, labels=torch.tensor([[0, 1], [2, 3], [4, 5]]),
+                             generator=torch.Generator().manual_seed(1))
+    assert torch.equal(default, explicit)
+
+
+def test_wrong_video_labels_are_refused_in_one_line():
+    model = DiffusionModel(_config())
+    with pytest.raises(AigcError, match=r"labels \(2, 2\): 2 class ids per clip"):
+        FAMILY.sample(model, 2, labels=torch.tensor([3, 7]))
+    with pytest.raises(AigcError, match="labels must be in 0..9"):
+        FAMILY.sample(model, 1, labels=torch.tensor([[3, 12]]))
+    with pytest.raises(AigcError, match="cannot inpaint"):
+        FAMILY.inpaint(model, torch.zeros(1, 6, 1, 8, 8), torch.ones(1, 1, 8, 8))
+
+
+def test_a_tiny_video_model_on_moving_digits_lowers_its_loss_and_writes_gif_samples(tmp_path):
+    trainer = Trainer(_video_run_config(max_steps=30, log_every=1, sample_every=30), tmp_path, show_progress=False)
+    assert trainer.config.model.frames == 8 and trainer.config.model.labels_per_video == 1  # from the data
+    trainer.fit()
+    with open(tmp_path / "metrics.csv") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    assert len(losses) == 30
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.8 * first, (first, last)
+    assert (tmp_path / "samples" / "step-000030.png").is_file()
+    assert read_video(tmp_path / "samples" / "step-000030.gif").shape[0] == 8  # one GIF frame per clip frame
+
+
+class StopAt:
+    """Raise KeyboardInterrupt at the end of step `step` (after that step's checkpoint is written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer) -> None:
+        if trainer.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_and_resumed_video_run_equals_an_unbroken_one(tmp_path):
+    config = _video_run_config(max_steps=4, checkpoint_every=2, log_every=2)
+    Trainer(config, tmp_path / "unbroken", show_progress=False).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path / "broken", show_progress=False, extra_callbacks=[StopAt(2)]).fit()
+    assert latest_checkpoint(tmp_path / "broken").name == "step-000002"
+    Trainer(config, tmp_path / "broken", resume=True, show_progress=False).fit()
+    for name in ("model", "ema", "training_state"):
+        expected = load_file(latest_checkpoint(tmp_path / "unbroken") / f"{name}.safetensors")
+        actual = load_file(latest_checkpoint(tmp_path / "broken") / f"{name}.safetensors")
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            assert torch.equal(expected[key], actual[key]), f"{name}/{key}"
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("video") / "run"
+    Trainer(_video_run_config(max_steps=2), run, show_progress=False).fit()
+    return run
+
+
+def test_a_video_run_loads_and_samples_the_same_clips(video_run):
+    from aigckit.pipelines import VideoPipeline, load
+
+    pipeline = load(video_run)
+    assert isinstance(pipeline, VideoPipeline) and pipeline.frames == 8
+    clips = pipeline.sample(3, labels=[4], seed=0)
+    assert clips.shape == (3, 8, 1, 8, 8)
+    assert torch.equal(clips, pipeline.sample(3, labels=[4, 4, 4], seed=0))
+    model = from_pretrained(latest_checkpoint(video_run))  # the EMA weights, as load() takes them
+    assert torch.equal(clips, FAMILY.sample(model, 3, labels=torch.full((3, 1), 4),
+                                            generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(AigcError, match="1 label per clip"):
+        pipeline.sample(3, labels=[1, 2])
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4", ".png"])
+def test_aigckit_sample_writes_clips_as_gif_mp4_or_a_frame_grid(video_run, tmp_path, suffix):
+    out = tmp_path / f"clips{suffix}"
+    result = CliRunner().invoke(app, ["sample", str(video_run), "--n", "2", "--labels", "3,7", "--steps", "2",
+                                      "--seed", "0", "--nrow", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(out) as image:  # a row of 8 frames per clip, 8-px frames with 2-px borders, enlarged 8x
+            assert image.size == (8 * (8 * (8 + 2) + 2), 8 * (2 * (8 + 2) + 2))
+    else:
+        frames = read_video(out)
+        assert frames.shape[0] == 8  # T
+        assert frames.shape[1] >= 64  # frames enlarged for viewing
+
+
+def test_aigckit_sample_refuses_gif_for_an_image_run(tmp_path):
+    run = tmp_path / "images"
+    Trainer(tiny_config({"name": "diffusion"}), run, show_progress=False).fit()
+    result = CliRunner().invoke(app, ["sample", str(run), "--n", "2", "--out", str(tmp_path / "x.gif")])
+    assert result.exit_code != 0 and "holds an image model" in result.stderr
