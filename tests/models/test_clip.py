@@ -178,3 +178,39 @@ def test_wrong_inputs_raise_one_line():
     with pytest.raises(AigcError, match="need a clip model"):
         clip_score(torch.nn.Linear(2, 2), torch.zeros(1, 1, 8, 8), ["a"])
     assert isinstance(model, CLIP)
+
+
+@needs_mnist
+def test_a_diffusion_model_reads_captions_through_a_frozen_clip_text_encoder(clip_run, tmp_path):
+    import shutil
+
+    from aigckit.checkpoint import from_pretrained, latest_checkpoint
+
+    clip_dir = tmp_path / "clip"
+    shutil.copytree(clip_run[1], clip_dir)
+    clip = load_clip(clip_dir)
+    text = {"text_conditional": True, "text_width": 32, "text_layers": 1, "text_heads": 2, "patch_size": 2,
+            "base_channels": 8, "channel_mults": [1, 2], "attention_resolution": 0, "cross_attention_resolution": 12}
+    config = config_from_dict({
+        "model": {"name": "diffusion", **text, "text_encoder_run": str(clip_dir), "lr": 1e-2},
+        "data": CANVASES,
+        "train": {"max_steps": 3, "batch_size": 8, "use_ema": False, "sample_every": 100000,
+                  "checkpoint_every": 100000, "precision": "fp32"},
+    })
+    trainer = Trainer(config, tmp_path / "t2i", show_progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    encoder = {k: v for k, v in after.items() if k.startswith("unet.text.")}
+    assert encoder and all(torch.equal(v, clip.text_encoder.state_dict()[k.removeprefix("unet.text.")])
+                           for k, v in encoder.items())
+    assert any(not torch.equal(before[k], v) for k, v in after.items() if k not in encoder)  # the UNet trained
+
+    shutil.rmtree(clip_dir)  # the checkpoint holds the encoder: the clip run is no longer needed
+    reloaded = from_pretrained(latest_checkpoint(tmp_path / "t2i"))
+    assert all(torch.equal(reloaded.state_dict()[k], v) for k, v in encoder.items())
+
+    wrong = config_from_dict({"model": {"name": "diffusion", **text, "text_width": 64,
+                                        "text_encoder_run": str(clip_run[1])}, "data": CANVASES})
+    with pytest.raises(AigcError, match=r"set model\.text_width=32$"):
+        Trainer(wrong, tmp_path / "wrong", show_progress=False)

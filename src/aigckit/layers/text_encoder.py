@@ -93,10 +93,11 @@ class CrossAttention(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def positions(self, height: int, width: int, device: torch.device) -> Tensor:
-        """(1, 4F, H, W) sines and cosines of each pixel's row and column (in [-1, 1]) at the F frequencies."""
+        """(1, 4F, H, W) sines and cosines of each pixel's row and column (in [-1, 1]) at the F frequencies, in
+        half turns (the lowest one rises monotonically across the map, so no two rows or columns share it)."""
         ys = torch.linspace(-1, 1, height, device=device)[:, None].expand(height, width)
         xs = torch.linspace(-1, 1, width, device=device)[None, :].expand(height, width)
-        angles = torch.stack([f * torch.pi * c for f in self.FREQUENCIES for c in (ys, xs)])
+        angles = torch.stack([f * torch.pi / 2 * c for f in self.FREQUENCIES for c in (ys, xs)])
         return torch.cat([angles.sin(), angles.cos()])[None]
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor) -> Tensor:

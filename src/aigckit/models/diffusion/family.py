@@ -203,8 +203,9 @@ class DiffusionFamily(FamilyBase):
         return DiffusionModel(config)
 
     def optimizers(self, model: DiffusionModel, config: DiffusionConfig) -> dict[str, torch.optim.Optimizer]:
-        """AdamW over the UNet."""
-        return {"model": torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)}
+        """AdamW over the UNet's trained weights (a pretrained text encoder stays frozen)."""
+        trained = [p for p in model.parameters() if p.requires_grad]
+        return {"model": torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)}
 
     def networks(self, model: DiffusionModel) -> dict[str, nn.Module]:
         """The UNet is what the optimizer trains (the schedule's buffers stay fixed)."""
