@@ -23,7 +23,7 @@ from ..data.base import data_fingerprint, data_identity
 from ..data.transforms import resize_pixels, to_model_range
 from ..errors import AigcError
 from ..imaging import save_grid
-from ..pipelines import ImagePipeline, TextPipeline, load
+from ..pipelines import ImagePipeline, TextPipeline, VideoPipeline, load
 from ..pipelines.speech import AUDIO_DATASETS, run_vocoder
 from .extractors import INCEPTION_HELP, load_inception, load_or_train_evaluator
 from .metrics import (FeatureStatistics, classifier_score, conditional_accuracy, density_coverage, fid, kid,
@@ -189,6 +189,16 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         from .stylizer import evaluate_stylizer
 
         return evaluate_stylizer(run_dir, pipeline, config.data, n=min(n, STYLIZED_IMAGES))
+    if isinstance(pipeline, VideoPipeline):
+        from .video import evaluate_video_run
+
+        if image_size not in (None, pipeline.config.image_size) or sweep:
+            raise AigcError("a video run is measured at its own frame size and sampler settings; drop --image-size "
+                            "and --sweep")
+        options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
+        return evaluate_video_run(run_dir, pipeline, config.data, Path(cache_dir) if cache_dir else default_cache_dir(),
+                                  n=n, batch_size=batch_size, seed=seed, options=options,
+                                  sampler=_sampler_settings(pipeline, options))
     if sweep and not {"sampler", "steps"} <= pipeline.family.sample_options:
         raise AigcError(f"--sweep needs a model whose sampler and steps can be chosen; {pipeline.config.name} "
                         f"models have none, so drop --sweep")

@@ -29,6 +29,9 @@ A clip that repeats one frame (`repeated_frame_clips`) is the baseline: perfectl
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..atomic import atomic_write_text
 from ..config import DataConfig
 from ..data import BatchStream, load_dataset
 from ..data.base import data_fingerprint, data_identity
@@ -45,8 +49,11 @@ from .extractors.evaluator import EvaluatorNet, read_cached_net, stem_stride, wr
 from .metrics.fid import FeatureStatistics, fid
 
 __all__ = ["VideoEvaluatorNet", "VideoEvaluator", "load_or_train_video_evaluator", "video_frechet_distance",
-           "frame_fid", "identity_sets", "temporal_consistency", "repeated_frame_clips", "evaluate_video"]
+           "frame_fid", "identity_sets", "temporal_consistency", "repeated_frame_clips", "evaluate_video",
+           "evaluate_video_run", "VIDEO_CLIPS"]
 
+VIDEO_CLIPS = 256  # clips `aigckit eval` draws from a video run at most: each costs T images' sampling
+EVALUATOR_STEPS = 1500  # training steps of the video evaluator `aigckit eval` uses
 ARCHITECTURE = ("video-evaluator-v1: per-frame EvaluatorNet CNN (32-64-128 channels, 128-d pooled frame feature, "
                 "per-frame multi-label head) + temporal Conv3d (3x1x1, 128 channels) + mean over time and space "
                 "(128-d clip feature); heads: the clip's digits, its frames in true order; not I3D")
@@ -158,7 +165,7 @@ def _held_out_accuracy(net: VideoEvaluatorNet, videos: Tensor, labels: Tensor, k
             "order_held_out_accuracy": float(((out["order_logit"] < 0) == shuffled).float().mean())}
 
 
-def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 1500, batch_size: int = 32,
+def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 1500, batch_size: int = 16,
                                   seed: int = 0, held_out_clips: int = 1000) -> VideoEvaluator:
     """The video evaluator of this data (its train and val clips), trained once and then read from the cache."""
     fingerprint = data_fingerprint(data, "train", "val")
@@ -268,12 +275,13 @@ def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvalua
 
 
 def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labels: Tensor | None = None,
-                   seed: int = 0, steps: int = 1500) -> dict[str, Any]:
+                   seed: int = 0, steps: int = 1500, evaluator: VideoEvaluator | None = None) -> dict[str, Any]:
     """The "video" section of a video run's metrics: FVD-style distance, per-frame FID and temporal consistency of
     generated clips (N, T, C, H, W) in [-1, 1], of as many real held-out (test) clips (the ceiling) and of the
     generated clips with their first frame repeated (the baseline), all against one seeded sample of as many
-    training clips. labels: (N, K) the digits the clips were asked for, when conditional."""
-    extractor = load_or_train_video_evaluator(data, cache_dir, steps=steps)
+    training clips. labels: (N, K) the digits the clips were asked for, when conditional. evaluator: the video
+    evaluator to use (default: this data's, trained for `steps` steps, from the cache)."""
+    extractor = evaluator or load_or_train_video_evaluator(data, cache_dir, steps=steps)
     extractor.check(generated)
     held_out, train = load_dataset(data, "test"), load_dataset(data, "train")
     n = min(len(generated), len(held_out), len(train))
@@ -290,3 +298,34 @@ def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labe
             "generated": _scores(generated, reference, extractor, labels),
             "real_held_out": _scores(real["videos"], reference, extractor, real.get("labels")),
             "repeated_frame_baseline": _scores(repeated_frame_clips(generated), reference, extractor, labels)}
+
+
+def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir: Path, *, n: int, batch_size: int,
+                       seed: int, options: dict[str, Any], sampler: dict[str, Any] | None) -> dict[str, Any]:
+    """`aigckit eval` on a video run: n clips drawn (a conditional model for the validation clips' labels, in
+    order), scored by evaluate_video, with sampling seconds per clip and a GIF of the first 16; written to
+    run_dir/eval/metrics.json."""
+    started = time.perf_counter()
+    data = dataclasses.replace(data, image_size=pipeline.config.image_size)
+    n = min(n, VIDEO_CLIPS, len(load_dataset(data, "test")))
+    labels = None
+    if pipeline.labels_per_video:
+        val = load_dataset(data, "val")
+        labels = val.labels[torch.arange(n) % len(val)]
+    clips = []
+    for i, start in enumerate(range(0, n, batch_size)):
+        chunk = labels[start:start + batch_size] if labels is not None else None
+        clips.append(pipeline.sample(min(batch_size, n - start), labels=chunk, seed=seed + i, **options).cpu())
+    generated = torch.cat(clips)
+    sampling = time.perf_counter() - started
+    out_dir = Path(run_dir) / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gif = pipeline.save_video(generated[:16], out_dir / "samples.gif")
+    result = {"run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": pipeline.family.name,
+              "model": pipeline.config.name, "dataset": data.name, "image_size": data.image_size,
+              "frames": int(generated.shape[1]), "n_samples": n, "seed": seed, "sampler": sampler,
+              "sampling_seconds_per_clip": sampling / n, "samples_gif": str(gif),
+              "video": evaluate_video(generated, data, cache_dir, labels=labels, seed=seed, steps=EVALUATOR_STEPS)}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,119 @@
+import pytest
+import torch
+
+from aigckit.config import DataConfig
+from aigckit.data import load_dataset
+from aigckit.errors import AigcError
+from aigckit.evaluation.video import (evaluate_video, frame_fid, load_or_train_video_evaluator, repeated_frame_clips,
+                                      temporal_consistency, video_frechet_distance)
+
+DATA = DataConfig(name="moving-digits", image_size=16)
+STEPS = 300  # about 40 s on 2 idle cores, once per module
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("video-cache")
+
+
+@pytest.fixture(scope="module")
+def evaluator(cache):
+    return load_or_train_video_evaluator(DATA, cache, steps=STEPS)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    """Real held-out clips, as many real training clips, and two broken versions of the held-out ones."""
+    real = load_dataset(DATA, "test").videos  # (256, 8, 1, 16, 16)
+    train = load_dataset(DATA, "train").batch(torch.arange(len(real)) * 7)["videos"]
+    N, T = real.shape[:2]
+    mixed = real.flatten(0, 1)[torch.randperm(N * T, generator=torch.Generator().manual_seed(0))].view_as(real)
+    return {"real": real, "train": train, "mixed": mixed, "repeated": repeated_frame_clips(real, 3)}
+
+
+def test_the_video_evaluator_beats_chance_and_is_named(evaluator, cache):
+    info = evaluator.info
+    assert info["held_out_accuracy"] > 0.6  # which of 10 digits the clip holds: chance is 0.1
+    assert info["frame_held_out_accuracy"] > 0.6
+    assert info["order_held_out_accuracy"] > 0.75  # moves as filmed or not: chance is 0.5
+    name = evaluator.name
+    assert name["extractor"] == "video-evaluator-moving-digits-16" and len(name["sha256"]) == 64
+    assert "not I3D" in name["architecture"]
+    again = load_or_train_video_evaluator(DATA, cache, steps=STEPS)  # read from the cache
+    assert again.info == info
+    clip = torch.rand(2, 8, 1, 16, 16) * 2 - 1
+    assert torch.equal(again.outputs(clip)["clip_features"], evaluator.outputs(clip)["clip_features"])
+
+
+def test_fvd_style_distance_is_small_for_real_clips_and_large_for_broken_ones(evaluator, clips):
+    own = video_frechet_distance(clips["real"], clips["train"], evaluator)
+    mixed = video_frechet_distance(clips["mixed"], clips["train"], evaluator)
+    repeated = video_frechet_distance(clips["repeated"], clips["train"], evaluator)
+    assert mixed > 3 * own and repeated > 3 * own, (own, mixed, repeated)
+    # the frames of the mixed clips are the real frames: per-frame FID cannot tell them apart, FVD-style can
+    assert frame_fid(clips["mixed"], clips["train"], evaluator) == pytest.approx(
+        frame_fid(clips["real"], clips["train"], evaluator), rel=1e-6)
+
+
+def test_real_clips_keep_their_digit_and_mixed_clips_do_not(evaluator, clips):
+    def consistency(videos):
+        return temporal_consistency(evaluator.outputs(videos)["frame_logits"], k=1)
+
+    real, mixed, repeated = consistency(clips["real"]), consistency(clips["mixed"]), consistency(clips["repeated"])
+    assert real["consistent"].float().mean() > 0.8
+    assert mixed["consistent"].float().mean() < 0.2
+    assert real["agreement"].mean() > mixed["agreement"].mean() + 0.3
+    assert repeated["consistent"].all() and torch.equal(repeated["agreement"], torch.ones(len(clips["real"])))
+
+
+def test_evaluate_video_reports_the_ceiling_and_the_baseline_and_is_deterministic(evaluator, cache, clips):
+    generated = clips["mixed"][:128]
+    labels = load_dataset(DATA, "test").labels[:128]
+    report = evaluate_video(generated, DATA, cache, labels=labels, steps=STEPS)  # finds the evaluator cached
+    ceiling, baseline, ours = report["real_held_out"], report["repeated_frame_baseline"], report["generated"]
+    assert report["extractor"]["sha256"] == evaluator.info["sha256"]
+    assert ceiling["clips"] == ours["clips"] == 128
+    assert ceiling["consistent_share"] > 0.8 and ceiling["majority_is_labels"] > 0.8
+    assert baseline["consistent_share"] == 1.0 and baseline["fvd_style"] > 3 * ceiling["fvd_style"]
+    assert ours["fvd_style"] > 3 * ceiling["fvd_style"] and ours["consistent_share"] < 0.2
+    assert evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator) == report
+    print({name: report[name] for name in ("real_held_out", "repeated_frame_baseline", "generated")}, evaluator.info)
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    first = load_or_train_video_evaluator(DATA, tmp_path / "a", steps=5, batch_size=8, held_out_clips=16)
+    second = load_or_train_video_evaluator(DATA, tmp_path / "b", steps=5, batch_size=8, held_out_clips=16)
+    other = load_or_train_video_evaluator(DATA, tmp_path / "c", steps=5, batch_size=8, held_out_clips=16, seed=1)
+    assert first.info["sha256"] == second.info["sha256"] != other.info["sha256"]
+
+
+def test_wrong_clips_and_image_data_are_refused(evaluator, cache):
+    with pytest.raises(AigcError, match="takes clips"):
+        evaluator.outputs(torch.zeros(4, 5, 1, 16, 16))
+    with pytest.raises(AigcError, match="at most"):
+        evaluate_video(torch.zeros(300, 8, 1, 16, 16), DATA, cache, steps=STEPS)
+    with pytest.raises(AigcError, match="not a video dataset"):
+        load_or_train_video_evaluator(DataConfig(name="digits", image_size=8), cache, steps=1)
+
+
+def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypatch):
+    import json
+
+    from helpers import tiny_config
+
+    import aigckit.evaluation.video as video
+    from aigckit.evaluation.evaluate import evaluate_run
+    from aigckit.training import Trainer
+
+    config = tiny_config({"name": "diffusion", "conditional": True}, data={"name": "moving-digits", "image_size": 8},
+                         train={"batch_size": 8, "max_steps": 2, "num_samples": 2})
+    Trainer(config, tmp_path / "run", show_progress=False).fit()
+    monkeypatch.setattr(video, "EVALUATOR_STEPS", 5)  # a barely trained evaluator: this test checks the wiring
+    result = evaluate_run(tmp_path / "run", n=6, steps=2, batch_size=4, cache_dir=tmp_path / "cache")
+    assert result["n_samples"] == 6 and result["frames"] == 8
+    scores = result["video"]
+    assert set(scores) == {"extractor", "reference", "generated", "real_held_out", "repeated_frame_baseline"}
+    assert scores["repeated_frame_baseline"]["consistent_share"] == 1.0
+    assert scores["extractor"]["train_steps"] == 5 and "majority_is_labels" in scores["generated"]
+    assert json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["video"] == scores
+    assert (tmp_path / "run" / "eval" / "samples.gif").stat().st_size > 0
