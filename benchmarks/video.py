@@ -1,0 +1,177 @@
+"""Video diffusion on Moving MNIST (issue 16): the preset trained for a fixed wall time, then scored on whether its
+clips keep their digits and move like the real ones.
+
+    python benchmarks/video.py [--minutes 20] [--n 256] [--data-root ../shared/data/mnist] [--runs runs/video]
+                               [--config configs/diffusion-moving-mnist.yaml] [--speed-clips 16]
+                               [--results-dir benchmarks/results] [--gif docs/video-samples.gif]
+
+1. The preset (configs/diffusion-moving-mnist.yaml: 20-frame clips of two bouncing digits, 32x32 frames,
+   conditioned on the two digits' classes) trains --minutes of wall time (train.max_minutes) into
+   <runs>/<preset> (a run trained with the same settings before is not trained again).
+2. `evaluate_run` draws --n clips (at most evaluation.video.VIDEO_CLIPS) for the validation clips' labels, with
+   the preset's sampler, steps and guidance, and scores them with evaluation.video.evaluate_video against one
+   seeded sample of as many training clips: the FVD-style distance (a Fréchet distance on the clip features of our
+   own video evaluator, trained once on this data's training clips: not I3D, so not comparable with published
+   FVD), per-frame FID (the same evaluator's frame features), the share of clips whose digit identity is the same
+   in every frame, the mean share of a clip's frames that show its majority identity, and whether that majority
+   is the digits asked for. The same for as many real held-out (test) clips (the ceiling) and for the baseline
+   that repeats one generated frame: evaluate_video builds it from the generated clips themselves (each clip's
+   first frame shown for the whole clip; repeated_frame_clips(generated)), so it is consistent by construction and
+   motionless, and the video evaluator was trained to tell held frames from motion.
+3. Sampling time: one batch of --speed-clips clips timed on its own (the eval's own figure also counts loading
+   the test clips), per clip and per second of video at the GIF's frame rate (aigckit.video.save_gif's default
+   fps, 10: a 20-frame clip is 2 s of video).
+
+Targets (issue 16): digit identity consistent across frames in >= 90 % of generated clips; FVD-style distance within
+2x of the real held-out clips' own; both beside the repeated-frame baseline. Writes
+<results-dir>/video.{json,md} and <gif> (the eval's GIF of the first 16 clips; default docs/video-samples.gif).
+Time nothing else on the machine while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+import timing
+from aigckit.atomic import atomic_write_text
+from aigckit.config import load_config, to_dict
+from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.machine import cpu_name
+from aigckit.pipelines import load
+from aigckit.training import train
+from aigckit.video import save_gif
+from timing import trained_for, write_results
+
+ROOT = Path(__file__).parents[1]
+CONFIG = ROOT / "configs" / "diffusion-moving-mnist.yaml"
+FPS = float(inspect.signature(save_gif).parameters["fps"].default)  # the GIF's (and MP4's) frame rate: 10
+CONSISTENT_TARGET = 0.90  # share of generated clips whose digit identity is the same in every frame
+FVD_RATIO_TARGET = 2.0  # generated FVD-style distance at most this many times the real held-out clips' own
+
+
+def trained(config_path: Path, minutes: float, data_root: str, runs: Path) -> tuple[Path, dict, str, bool]:
+    """The preset trained for `minutes` (reused when trained from the same config before), its last training
+    state (step, elapsed_seconds), the sha256 of its config and whether it was trained now."""
+    overrides = [f"data.root={data_root}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
+                 "train.sample_every=1000000"]
+    config = load_config(config_path, overrides)
+    run_dir = runs / config_path.stem
+    trained_now = trained_for(run_dir, config) < minutes * 60 - 1
+    if trained_now:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"== {config_path.stem}: training for {minutes:g} min", flush=True)
+        train(config, run_dir, show_progress=False)
+    state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1].joinpath("training_state.json").read_text())
+    digest = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
+    return run_dir, state, digest, trained_now
+
+
+def sampling_speed(run_dir: Path, clips: int) -> float:
+    """Seconds per clip of one batch of `clips` clips (the preset's sampler, steps and guidance; labels cycling
+    through the classes for a conditional model)."""
+    pipeline = load(run_dir)
+    k = pipeline.labels_per_video
+    labels = (torch.arange(clips * k) % pipeline.config.num_classes).view(clips, k) if k else None
+    started = time.perf_counter()
+    pipeline.sample(clips, labels=labels, seed=0)
+    return (time.perf_counter() - started) / clips
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--n", type=int, default=256, help="clips to generate and score (at most 256)")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "video")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the video preset (its file name names the run)")
+    parser.add_argument("--speed-clips", type=int, default=16, help="clips in the timed sampling batch")
+    parser.add_argument("--results-dir", type=Path, default=timing.RESULTS)
+    parser.add_argument("--gif", type=Path, default=ROOT / "docs" / "video-samples.gif")
+    args = parser.parse_args()
+    timing.RESULTS = args.results_dir  # write_results writes there
+    preset = args.config.stem
+
+    run_dir, state, config_sha256, trained_now = trained(args.config, args.minutes, args.data_root, args.runs)
+    steps = int(state["step"])
+    print(f"== {preset}: scoring {args.n} clips", flush=True)
+    metrics = evaluate_run(run_dir, n=args.n, with_likelihood=False)
+    video = metrics["video"]
+    generated, real, baseline = video["generated"], video["real_held_out"], video["repeated_frame_baseline"]
+    args.gif.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(metrics["samples_gif"], args.gif)
+    print(f"== {preset}: timing a batch of {args.speed_clips} clips", flush=True)
+    per_clip = sampling_speed(run_dir, args.speed_clips)
+    frames = metrics["frames"]
+    clip_seconds = frames / FPS  # seconds of video in one clip at the GIF's frame rate
+    per_video_second = per_clip / clip_seconds
+
+    fvd_ratio = generated["fvd_style"] / real["fvd_style"]
+    targets = {
+        "consistent_share": {"target": f">= {CONSISTENT_TARGET:.0%} of generated clips",
+                             "generated": generated["consistent_share"],
+                             "repeated_frame_baseline": baseline["consistent_share"],
+                             "met": generated["consistent_share"] >= CONSISTENT_TARGET},
+        "fvd_style_vs_real": {"target": f"<= {FVD_RATIO_TARGET:g}x the real held-out clips' own",
+                              "generated_ratio": fvd_ratio,
+                              "repeated_frame_baseline_ratio": baseline["fvd_style"] / real["fvd_style"],
+                              "met": fvd_ratio <= FVD_RATIO_TARGET}}
+    extractor = video["extractor"]
+    results = {"machine": cpu_name(), "threads": torch.get_num_threads(), "preset": preset,
+               "config": str(args.config), "config_sha256": config_sha256, "train_minutes": args.minutes,
+               "train_steps": steps, "train_seconds": state.get("elapsed_seconds"), "trained_now": trained_now,
+               "n": metrics["n_samples"], "frames": frames, "image_size": metrics["image_size"],
+               "dataset": metrics["dataset"], "sampler": metrics["sampler"], "extractor": extractor,
+               "reference": video["reference"], "generated": generated, "real_held_out": real,
+               "repeated_frame_baseline": baseline,
+               "repeated_frame_baseline_source": "generated clips, each its first frame repeated "
+                                                 "(evaluate_video: repeated_frame_clips(generated))",
+               "targets": targets, "fps": FPS, "speed_clips": args.speed_clips, "seconds_per_clip": per_clip,
+               "seconds_per_video_second": per_video_second,
+               "eval_sampling_seconds_per_clip": metrics["sampling_seconds_per_clip"],
+               "eval_seconds": metrics["seconds"], "gif": str(args.gif)}
+
+    sampler = ", ".join(f"{k} {v}" for k, v in (metrics["sampler"] or {}).items())
+    size = metrics["image_size"]
+    table = [f"{preset}: {steps:,} steps in {args.minutes:g} min ({cpu_name()}, {torch.get_num_threads()} threads); "
+             f"{metrics['n_samples']} clips of {frames} frames at {size}x{size} ({metrics['dataset']}), {sampler}; "
+             f"{per_clip:.2f} s per clip, {per_video_second:.2f} s per video second (at {FPS:g} fps, the GIF's: a "
+             f"clip is {clip_seconds:g} s; a batch of {args.speed_clips}). Scored against {video['reference']} by "
+             f"our own video evaluator ({extractor['extractor']}: held-out accuracy {extractor['held_out_accuracy']:.2f}"
+             f" clip / {extractor['frame_held_out_accuracy']:.2f} frame / {extractor['order_held_out_accuracy']:.2f} "
+             f"motion), not I3D: FVD-style figures are not comparable with published FVD.", "",
+             f"- Digit identity consistent across frames in >= {CONSISTENT_TARGET:.0%} of clips: "
+             f"{generated['consistent_share']:.1%} of generated clips, {_met(targets['consistent_share']['met'])} "
+             f"(real held-out {real['consistent_share']:.1%}; repeated-frame baseline "
+             f"{baseline['consistent_share']:.1%}, consistent by construction).",
+             f"- FVD-style distance within {FVD_RATIO_TARGET:g}x of the real held-out clips' own: "
+             f"{generated['fvd_style']:.2f} vs {real['fvd_style']:.2f} ({fvd_ratio:.1f}x), "
+             f"{_met(targets['fvd_style_vs_real']['met'])} (repeated-frame baseline {baseline['fvd_style']:.2f}, "
+             f"{targets['fvd_style_vs_real']['repeated_frame_baseline_ratio']:.1f}x).", "",
+             "| clips | FVD-style | x real | per-frame FID | consistent clips | frame agreement | majority = labels |",
+             "|---|---|---|---|---|---|---|"]
+    names = {"generated": "generated", "real_held_out": "real held-out (test)",
+             "repeated_frame_baseline": "repeated-frame baseline (each generated clip's first frame, repeated)"}
+    for key, name in names.items():
+        row = video[key]
+        majority = row.get("majority_is_labels")
+        table.append(f"| {name} | {row['fvd_style']:.2f} | {row['fvd_style'] / real['fvd_style']:.1f} | "
+                     f"{row['frame_fid']:.2f} | {row['consistent_share']:.3f} | {row['frame_agreement']:.3f} | "
+                     f"{'-' if majority is None else f'{majority:.3f}'} |")
+    write_results("video", results, table)
+    atomic_write_text(run_dir / "benchmark.json", json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
