@@ -85,6 +85,25 @@ def speech_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def clip_run(tmp_path_factory):
+    """A tiny clip model trained 300 steps on 24x24 captioned MNIST canvases; (trainer, run directory)."""
+    from aigckit.config import config_from_dict
+    from aigckit.training import Trainer
+    from helpers import MNIST
+
+    config = config_from_dict({
+        "model": {"name": "clip", "preset": "tiny", "lr": 3e-3},
+        "data": {"name": "captioned-mnist", "root": str(MNIST), "image_size": 24, "download": False},
+        "train": {"max_steps": 300, "batch_size": 64, "use_ema": False, "log_every": 10,
+                  "sample_every": 100000, "checkpoint_every": 100000, "precision": "fp32"},
+    })
+    run_dir = tmp_path_factory.mktemp("clip") / "run"
+    trainer = Trainer(config, run_dir, show_progress=False)
+    trainer.fit()
+    return trainer, run_dir
+
+
+@pytest.fixture(scope="session")
 def text_to_image_run(tmp_path_factory):
     """A text-conditional diffusion model trained a few steps on captioned MNIST canvases at 24x24 (a tiny UNet on
     2x2 patches, a one-layer caption encoder); its run directory (named canvas-t2i, its model id on a server)."""

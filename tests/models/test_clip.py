@@ -27,7 +27,6 @@ MNIST = Path(__file__).parents[3] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
                                  reason="../shared/data/mnist is not here")
 CANVASES = {"name": "captioned-mnist", "root": str(MNIST), "image_size": 24, "download": False}
-STEPS = 300
 
 
 def _tiny_model(image_size=8):
@@ -41,21 +40,6 @@ def _captions(n):
 
 
 @pytest.fixture(scope="module")
-def clip_run(tmp_path_factory):
-    """A tiny clip model trained STEPS steps on 24x24 captioned MNIST canvases; (trainer, run directory)."""
-    config = config_from_dict({
-        "model": {"name": "clip", "preset": "tiny", "lr": 3e-3},
-        "data": CANVASES,
-        "train": {"max_steps": STEPS, "batch_size": 64, "use_ema": False, "log_every": 10, "sample_every": 100000,
-                  "checkpoint_every": 100000, "precision": "fp32"},
-    })
-    run_dir = tmp_path_factory.mktemp("clip") / "run"
-    trainer = Trainer(config, run_dir, show_progress=False)
-    trainer.fit()
-    return trainer, run_dir
-
-
-@pytest.fixture(scope="module")
 def val_pairs():
     """The first 256 validation canvases and their captions."""
     val = load_dataset(DataConfig(**CANVASES), "val")
@@ -64,14 +48,15 @@ def val_pairs():
 
 @needs_mnist
 def test_loss_falls_on_captioned_canvases(clip_run):
-    _, run_dir = clip_run
+    trainer, run_dir = clip_run
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     first, last = float(rows[0]["loss"]), float(rows[-1]["loss"])
     assert first > 0.9 * math.log(64)  # near chance over the first 10 steps: log(batch size)
     assert last < 0.4 * first, (first, last)  # 300 steps: about 4.2 -> 0.7
     assert float(rows[-1]["accuracy"]) > 0.5  # in-batch image -> caption top-1: about 0.07 -> 0.7
-    probe = json.loads((run_dir / "samples" / f"step-{STEPS:06d}.json").read_text())  # the end's samples file
+    steps = trainer.config.train.max_steps
+    probe = json.loads((run_dir / "samples" / f"step-{steps:06d}.json").read_text())  # the end's samples file
     assert probe["pairs"] == 256 and probe["clip_score"] > probe["clip_score_shuffled"]
 
 
@@ -98,7 +83,7 @@ def test_checkpoint_reloads_to_identical_embeddings(clip_run, val_pairs):
     images, captions = val_pairs["images"][:32], val_pairs["captions"][:32]
     assert torch.equal(FAMILY.embed_images(trainer.model, images), FAMILY.embed_images(loaded, images))
     assert torch.equal(FAMILY.embed_captions(trainer.model, captions), FAMILY.embed_captions(loaded, captions))
-    assert clip_extractor(loaded)["checkpoint"].endswith(f"step-{STEPS:06d}")
+    assert clip_extractor(loaded)["checkpoint"].endswith(f"step-{trainer.config.train.max_steps:06d}")
 
 
 def test_loss_is_symmetric_infonce():

@@ -109,6 +109,21 @@ def test_eval_scores_what_the_captions_ask_for(text_to_image_run, evaluators):
     assert "held-out" in result.stdout and "real," in result.stdout and "generated," in result.stdout
 
 
+def test_eval_gives_the_clip_score_of_the_images_with_their_captions(text_to_image_run, evaluators, clip_run):
+    cache, _ = evaluators
+    result = runner.invoke(app, ["eval", str(text_to_image_run), "--n", "40", "--steps", "2", "--clip",
+                                 str(clip_run[1]), "--json"], env={"AIGCKIT_CACHE": str(cache)})
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)["clip_score"]
+    assert scores["extractor"]["extractor"].startswith("aigckit-clip-")
+    assert scores["generator_reads_its_text_encoder"] is False
+    for name in ("seen", "held_out"):  # the real canvases match their own captions far better than another's
+        assert scores[name]["real_test"] > scores[name]["real_test_other_caption"] + 20
+        assert 0 <= scores[name]["generated"] <= 100
+    result = runner.invoke(app, ["eval", str(clip_run[1]).replace("run", "nothing"), "--clip", str(clip_run[1])])
+    assert result.exit_code != 0
+
+
 def test_the_server_draws_the_prompt_of_each_request(text_to_image_run, tmp_path):
     application = create_app(runs=[text_to_image_run], data_dir=tmp_path, precision="fp32")
     with LiveServer(application) as server:

@@ -94,6 +94,8 @@ def eval_command(
     precision: PrecisionOption = "auto",
     vocoder: Annotated[str, typer.Option(help="audio runs: griffin-lim, or learned (the data's mel inverter, "
                                               "trained once and cached) to turn clips into sound")] = "griffin-lim",
+    clip: Annotated[Optional[Path], typer.Option(help="text-to-image runs: a clip run that gives the CLIP-score of "
+                                                      "the images with their captions")] = None,
 ) -> None:
     """Evaluate a run; writes RUN_DIR/eval/metrics.json and prints a table (or the JSON with --json)."""
     from ..evaluation.evaluate import evaluate_run
@@ -115,7 +117,7 @@ def eval_command(
 
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
                           sweep=sweep_steps, precision=precision, image_size=image_size, vocoder=vocoder,
-                          **options)
+                          clip_run=clip, **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:
@@ -155,6 +157,8 @@ def eval_command(
         Console().print(_audio_table(result["audio"]))
     if result.get("text_to_image"):
         Console().print(_text_to_image_table(result["text_to_image"]))
+    if result.get("clip_score"):
+        Console().print(_clip_score_table(result["clip_score"]))
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
 
 
@@ -193,4 +197,21 @@ def _text_to_image_table(scores: dict):
                           str(row["captions"]),
                           f"{row['class_accuracy']:.3f}", f"{row['position_accuracy']:.3f}",
                           f"{row['item_accuracy']:.3f}", f"{row['caption_accuracy']:.3f}")
+    return table
+
+
+def _clip_score_table(scores: dict):
+    """CLIP-score of the generated images with their captions, beside the real canvases' with theirs and with
+    another's."""
+    from rich.table import Table
+
+    judge = scores["extractor"]["extractor"] + (" (the generator reads captions through its text encoder)"
+                                                if scores["generator_reads_its_text_encoder"] else "")
+    table = Table(title=f"CLIP-score, by {judge}")
+    for column in ("captions", "generated", "real test", "real test, another's caption"):
+        table.add_column(column, justify="left" if column == "captions" else "right")
+    for name, row in scores.items():
+        if isinstance(row, dict) and "generated" in row:
+            table.add_row(name.replace("_", "-"), f"{row['generated']:.1f}", f"{row['real_test']:.1f}",
+                          f"{row['real_test_other_caption']:.1f}")
     return table

@@ -162,18 +162,45 @@ def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[
     return settings
 
 
+def _clip_scores(clip_run: str | Path, pipeline: Any, images: Tensor, prompts: list[str], chosen: np.ndarray,
+                 caption_sets: dict[str, np.ndarray], data: DataConfig) -> dict[str, Any]:
+    """CLIP-score (evaluation.clip_score) of the generated images with the captions they were drawn for, of the
+    real test images with their own captions (the ceiling) and with another image's caption (the floor), per set
+    of captions; whether the generator reads captions through this very clip model's text encoder is recorded,
+    since its score is then not an independent judge."""
+    from .clip_score import clip_extractor, clip_score, load_clip
+
+    model = load_clip(clip_run)
+    real = load_dataset(data, "test").images[torch.as_tensor(chosen)]
+    extractor = clip_extractor(model)
+    own = getattr(pipeline.config, "text_encoder_run", None)
+    result: dict[str, Any] = {"extractor": extractor, "generator_reads_its_text_encoder": bool(
+        own is not None and Path(own).resolve() == Path(clip_run).resolve())}
+    start = 0
+    for name, rows in caption_sets.items():
+        part = slice(start, start + len(rows))  # chosen is the sets' rows one after another
+        start += len(rows)
+        texts = prompts[part]
+        result[name] = {"generated": clip_score(model, images[part], texts),
+                        "real_test": clip_score(model, real[part], texts),
+                        "real_test_other_caption": clip_score(model, real[part], texts[1:] + texts[:1])}
+    return result
+
+
 def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evaluator",
                  inception_weights: str | Path | None = None, sampler: str | None = None, steps: int | None = None,
                  guidance: float | None = None, batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
                  sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto",
-                 image_size: int | None = None, vocoder: str = "griffin-lim") -> dict[str, Any]:
+                 image_size: int | None = None, vocoder: str = "griffin-lim",
+                 clip_run: str | Path | None = None) -> dict[str, Any]:
     """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json.
 
     precision: what the samples are generated in ('auto': as training chooses for this machine); features,
     statistics and likelihoods are always computed in fp32. image_size: measure at this size instead of the
     model's (models of several sizes on one evaluator): the samples, stored as 8-bit images, are resized exactly
     as the dataset loader resizes the real images. vocoder: how an audio run's clips become sound to be scored as
-    heard (aigckit.pipelines.speech.VOCODERS)."""
+    heard (aigckit.pipelines.speech.VOCODERS). clip_run: a clip run that scores a text-to-image run's images
+    against their captions (CLIP-score, beside the real canvases' own)."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
     config = run_config(run_dir)
@@ -181,6 +208,9 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         raise AigcError(f"a vocoder turns spectrograms into sound; {run_dir} was trained on {config.data.name}, not "
                         f"on audio, so drop --vocoder")
     pipeline = load(run_dir, precision=precision)
+    if clip_run is not None and not pipeline.text_conditional:
+        raise AigcError(f"a CLIP-score measures images against their captions; {run_dir} is not text-conditional, "
+                        f"so drop --clip")
     if isinstance(pipeline, TextPipeline):
         from .language import evaluate_language_model
 
@@ -276,6 +306,8 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         examples = {name: [captions[i] for i in rows[:4]] for name, rows in caption_sets.items()}
         result["text_to_image"]["prompts_png"] = str(prompt_grid(pipeline, examples, out_dir / "prompts.png",
                                                                  seed=seed, **options))
+    if clip_run is not None:
+        result["clip_score"] = _clip_scores(clip_run, pipeline, images, prompts, chosen, caption_sets, data)
     if data.name in AUDIO_DATASETS and scored and labels is not None:
         from .audio import evaluate_audio
 
