@@ -1,4 +1,5 @@
-"""Fixtures of the server tests: tiny runs of every served kind, trained a few steps, and apps over them."""
+"""Fixtures of the server tests: tiny runs of every served kind (images, video, text), trained a few steps, and apps
+over them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ def served_runs(tmp_path_factory) -> dict[str, Path]:
         runs[name] = root / name
         Trainer(config, runs[name], show_progress=False).fit()
     return runs
+
+
+@pytest.fixture(scope="session")
+def served_video_run(tmp_path_factory) -> Path:
+    """A class-conditional video diffusion run on moving digits (clips of 8 frames of 8x8, one digit each; the tiny
+    UNet of tests/models/diffusion/test_video.py), trained 2 steps; its folder name, moving-digits, is its model id."""
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    run = tmp_path_factory.mktemp("video") / "moving-digits"
+    config = tiny_config({"name": "diffusion", "conditional": True, "lr": 3e-3, "attention_resolution": 0,
+                          "temporal_attention_resolution": 4},
+                         data={"name": "moving-digits", "image_size": 8}, train={"batch_size": 8, "max_steps": 2})
+    Trainer(config, run, show_progress=False).fit()
+    return run
 
 
 @pytest.fixture

@@ -218,6 +218,17 @@ def test_image_store_takes_png_only(tmp_path):
         ImageStore(tmp_path).put(b"GIF89a")
 
 
+def test_video_store_keeps_mp4_files_by_content(tmp_path):
+    from aigckit.serving.history import VideoStore
+
+    videos = VideoStore(tmp_path)
+    mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # an MP4's first box, enough for the check
+    sha = videos.put(mp4)
+    assert videos.path(sha) == tmp_path / "videos" / sha[:2] / f"{sha}.mp4" and videos.exists(sha)
+    with pytest.raises(ValueError):
+        videos.put(b"\x89PNG\r\n\x1a\n")
+
+
 def test_ids_strictly_increase_even_when_the_clock_stands_still(monkeypatch):
     from types import SimpleNamespace
 

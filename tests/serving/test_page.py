@@ -470,3 +470,43 @@ def test_a_text_to_image_model_takes_its_prompt_from_the_form(text_to_image_run,
             assert tab.errors == [] and tab.outside == []
         finally:
             tab.context.close()
+
+
+def test_a_video_model_shows_a_clip_of_the_digits_typed(served_video_run, browser, shots, tmp_path):
+    from aigckit.serving import create_app
+
+    app = create_app(runs=[served_video_run], data_dir=tmp_path / "data")
+    with LiveServer(app) as live:
+        tab = Tab(browser, shots)
+        try:
+            page = tab.open(live.url, "moving-digits")
+            assert page.is_visible("#video-form")
+            assert page.is_hidden("#image-form") and page.is_hidden("#inpaint-form") and page.is_hidden("#text-form")
+            info = page.inner_text("#model-info")
+            assert "8 frames of 8×8 at 10 fps" in info and "1 digit per clip" in info
+            assert page.input_value("#video-digits") == "3"  # a default with as many digits as a clip shows
+            page.fill("#video-digits", "7")
+            page.fill("#video-seed", "4")
+            with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/videos")) as sent:
+                page.click("#make-video")
+            page.wait_for_function("document.querySelector('#video').src.startsWith('blob:') || "
+                                   "!document.querySelector('#error').hidden")
+            assert page.is_hidden("#error"), page.inner_text("#error")
+            fields = _multipart(sent.value)
+            assert fields == {"model": b"moving-digits", "prompt": b"7", "seed": b"4"}
+            assert page.is_visible("#video") and page.is_visible("#video-download")
+            status = page.inner_text("#video-status")
+            assert '"7"' in status and "seed 4" in status and "0.8 s, 8x8" in status
+            # the browser decodes the MP4 where it plays H.264 (Debian's Chromium does; a build without it may not)
+            if page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64000a\"')"):
+                page.wait_for_function("document.querySelector('#video').readyState >= 1")
+                width, duration = page.evaluate("[document.querySelector('#video').videoWidth, "
+                                                "document.querySelector('#video').duration]")
+                assert width == 8 and abs(duration - 0.8) < 0.05
+            tab.shot("page-video")
+            page.click("#tab-history")  # the clip is in the history, playable there too
+            page.wait_for_function("document.querySelector('#history .record video')?.src.startsWith('blob:')")
+            assert "moving-digits · videos · done · seed 4" in page.inner_text("#history .record")
+            assert tab.errors == [] and tab.outside == []
+        finally:
+            tab.context.close()

@@ -14,10 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from .catalog import ModelCatalog
 from .errors import ERRORS, install_error_handlers
-from .history import HistoryStore, ImageStore
+from .history import HistoryStore, ImageStore, VideoStore
 from .jobs import Job, JobManager
 from .metrics import RequestObserver, ServerMetrics
-from .routes import admin, audio, completions, health, history, images, jobs, models
+from .routes import admin, audio, completions, health, history, images, jobs, models, videos
 from .security import KeyGuard, require_key
 from .settings import ServerSettings
 from .state import ServerState
@@ -32,13 +32,15 @@ def _record(state: ServerState, job: Job) -> None:
     """Write an ended job to the history (in a worker thread: the database may be slow)."""
     result = job.result or {}
     if job.type.startswith("images"):
-        outputs = [item["aigckit"]["sha256"] for item in result.get("data", [])]
+        kind, outputs = "image", [item["aigckit"]["sha256"] for item in result.get("data", [])]
+    elif job.type == "videos":
+        kind, outputs = "video", [result["aigckit"]["sha256"]] if result else []
     else:
-        outputs = [choice["text"] if "text" in choice else choice["message"]["content"]
-                   for choice in result.get("choices", [])]
+        kind, outputs = "text", [choice["text"] if "text" in choice else choice["message"]["content"]
+                                 for choice in result.get("choices", [])]
     served = state.catalog.models.get(job.model_id)
     state.history.record(
-        model_id=job.model_id, kind="image" if job.type.startswith("images") else "text", job_type=job.type,
+        model_id=job.model_id, kind=kind, job_type=job.type,
         params=job.record, status=job.status, checkpoint_sha256=served.sha256 if served else None,
         seed=job.record.get("seed"), queued_ms=1000 * ((job.started or job.finished) - job.created),
         run_ms=1000 * (job.finished - job.started) if job.started else None, outputs=outputs,
@@ -53,7 +55,7 @@ def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     state = ServerState(settings=settings, catalog=catalog, jobs=JobManager(timeout_s=settings.request_timeout_s),
                         history=HistoryStore(settings.database_url), images=ImageStore(settings.data_dir),
-                        metrics=ServerMetrics())
+                        videos=VideoStore(settings.data_dir), metrics=ServerMetrics())
 
     recording: set[asyncio.Future] = set()  # history writes not yet done; shutdown waits for them
 
@@ -99,7 +101,7 @@ def create_app(settings: ServerSettings | None = None, **fields) -> FastAPI:
     app.add_middleware(RequestObserver, metrics=state.metrics)  # outermost: sees every answer, CORS's included
 
     app.include_router(health.router)  # /health needs no key; /ready and /metrics ask for it themselves
-    for module in (models, completions, images, audio, jobs, history, admin):
+    for module in (models, completions, images, videos, audio, jobs, history, admin):
         app.include_router(module.router, dependencies=[Depends(require_key)], responses=ERRORS)
     if STATIC.is_dir():  # the page asks the user for the key, so it and its files load without one
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")

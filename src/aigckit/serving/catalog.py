@@ -14,10 +14,22 @@ import torch
 
 from ..checkpoint import checkpoint_sha256
 from ..errors import AigcError
-from ..pipelines import ImagePipeline, TextPipeline, load
+from ..pipelines import ImagePipeline, TextPipeline, VideoPipeline, load
 from ..pipelines.speech import audio_spec, trained_on_audio
 
-__all__ = ["ServedModel", "ModelCatalog", "best_device"]
+__all__ = ["ServedModel", "ModelCatalog", "best_device", "VIDEO_FPS", "clip_seconds", "frame_size"]
+
+VIDEO_FPS = 10  # frames per second of the served MP4s, as `aigckit sample` writes clips
+
+
+def clip_seconds(pipeline: VideoPipeline) -> str:
+    """A clip's length as OpenAI's `seconds` field gives it: T frames at VIDEO_FPS ("0.8")."""
+    return f"{pipeline.frames / VIDEO_FPS:g}"
+
+
+def frame_size(pipeline: ImagePipeline) -> str:
+    """The model's frame (or image) size as OpenAI's `size` field gives it, width x height ("16x16")."""
+    return f"{pipeline.config.image_size}x{pipeline.config.image_size}"
 
 
 def best_device(requested: str = "auto") -> torch.device:
@@ -36,7 +48,7 @@ class ServedModel:
     device: torch.device
     precision: str
     created: int = field(default_factory=lambda: int(time.time()))
-    pipeline: ImagePipeline | TextPipeline | None = None
+    pipeline: ImagePipeline | VideoPipeline | TextPipeline | None = None
     sha256: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -56,8 +68,11 @@ class ServedModel:
 
     @property
     def kind(self) -> str:
-        """'image' or 'text'."""
-        return "text" if isinstance(self.get(), TextPipeline) else "image"
+        """'image', 'video' or 'text'."""
+        pipeline = self.get()
+        if isinstance(pipeline, TextPipeline):
+            return "text"
+        return "video" if isinstance(pipeline, VideoPipeline) else "image"
 
     def describe(self) -> dict[str, Any]:
         """What /v1/models and the web page say of this model (loads it if lazy)."""
@@ -74,6 +89,9 @@ class ServedModel:
                     channels=config.channels, num_classes=pipeline.num_classes,
                     options=pipeline.family.describe_sample_options(pipeline.model),
                     inpaint_method=pipeline.family.inpaint_method)
+        if isinstance(pipeline, VideoPipeline):  # POST /v1/videos makes one clip of these digits, frames and size
+            info.update(digits_per_clip=pipeline.labels_per_video, frames=pipeline.frames, fps=VIDEO_FPS,
+                        seconds=clip_seconds(pipeline), size=frame_size(pipeline))
         if trained_on_audio(self.path):
             info["speech"] = {"rate": audio_spec(self.path).rate}  # POST /v1/audio/speech speaks with it
         return info

@@ -1,4 +1,4 @@
-"""What the server made: a history of generations in a database, and the images themselves by content hash.
+"""What the server made: a history of generations in a database, and the images and videos by content hash.
 
 SQLite (one server process; WAL journal so readers never wait for the writer) or PostgreSQL (several server
 processes sharing one history), both through SQLAlchemy. Every call opens its own Session, so worker threads and
@@ -25,13 +25,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from ..atomic import atomic_write_bytes
 from ..errors import AigcError
 
-__all__ = ["HistoryStore", "HistoryRecord", "ImageStore", "new_id", "MAX_PAGE"]
+__all__ = ["HistoryStore", "HistoryRecord", "ImageStore", "VideoStore", "new_id", "MAX_PAGE"]
 
 MAX_PAGE = 500
 BUSY_TIMEOUT_MS = 10_000  # a writer waits this long for another one instead of failing with "database is locked"
 ID_PATTERN = re.compile(r"[0-9a-f]{24}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+KINDS = ("image", "video", "text")
 
 _id_lock = threading.Lock()
 _last_micros = 0
@@ -61,7 +62,7 @@ class Generation(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     model_id: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(8))  # "image" | "text"
+    kind: Mapped[str] = mapped_column(String(8))  # "image" | "video" | "text"
     job_type: Mapped[str] = mapped_column(String(64))  # "images.generations", "images.edits", "completions", ...
     checkpoint_sha256: Mapped[Optional[str]] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -69,7 +70,7 @@ class Generation(Base):
     status: Mapped[str] = mapped_column(String(16))
     queued_ms: Mapped[Optional[float]] = mapped_column(Float)
     run_ms: Mapped[Optional[float]] = mapped_column(Float)
-    outputs: Mapped[list[Any]] = mapped_column(JSON)  # image sha256 names, or texts
+    outputs: Mapped[list[Any]] = mapped_column(JSON)  # image or video sha256 names, or texts
     api_key_name: Mapped[Optional[str]] = mapped_column(String(255))
     error: Mapped[Optional[str]] = mapped_column(Text)
 
@@ -162,8 +163,8 @@ class HistoryStore:
                run_ms: float | None = None, outputs: list[Any] | None = None, api_key_name: str | None = None,
                error: str | None = None, created_at: datetime | None = None) -> str:
         """Store one generation and return its id (ids sort by creation time)."""
-        if kind not in ("image", "text"):
-            raise ValueError(f"kind must be 'image' or 'text', got {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         row = Generation(id=new_id(), created_at=created_at or datetime.now(timezone.utc), model_id=model_id,
                          kind=kind, job_type=job_type, checkpoint_sha256=checkpoint_sha256, params=params, seed=seed,
                          status=status, queued_ms=queued_ms, run_ms=run_ms, outputs=outputs or [],
@@ -209,25 +210,42 @@ class HistoryStore:
 class ImageStore:
     """PNG files under `folder/images/`, named by the SHA-256 of their bytes and written once."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.root = Path(folder) / "images"
+    subfolder, suffix = "images", ".png"
 
-    def put(self, png: bytes) -> str:
-        """Store PNG bytes (once: the same bytes again write nothing) and return their sha256 hex."""
-        if not png.startswith(PNG_SIGNATURE):
+    def __init__(self, folder: str | Path) -> None:
+        self.root = Path(folder) / self.subfolder
+
+    def check(self, data: bytes) -> None:
+        """ValueError unless `data` is a PNG file."""
+        if not data.startswith(PNG_SIGNATURE):
             raise ValueError("ImageStore keeps PNG files only")
-        sha = hashlib.sha256(png).hexdigest()
+
+    def put(self, data: bytes) -> str:
+        """Store the file's bytes (once: the same bytes again write nothing) and return their sha256 hex."""
+        self.check(data)
+        sha = hashlib.sha256(data).hexdigest()
         path = self.path(sha)
         if not path.is_file():  # two writers of the same bytes each use their own temporary file (atomic_path)
-            atomic_write_bytes(path, png)
+            atomic_write_bytes(path, data)
         return sha
 
     def path(self, sha: str) -> Path:
-        """The file of an image by its sha256; anything but 64 lowercase hex digits is refused."""
+        """The file by its sha256; anything but 64 lowercase hex digits is refused."""
         if not isinstance(sha, str) or not SHA256_PATTERN.fullmatch(sha):
-            raise AigcError(f"an image name is 64 lowercase hex digits (its sha256), got {str(sha)[:80]!r}")
-        return self.root / sha[:2] / f"{sha}.png"
+            raise AigcError(f"a file name is 64 lowercase hex digits (its sha256), got {str(sha)[:80]!r}")
+        return self.root / sha[:2] / f"{sha}{self.suffix}"
 
     def exists(self, sha: str) -> bool:
-        """Whether an image with this sha256 is stored (False for anything that is no sha256)."""
+        """Whether a file with this sha256 is stored (False for anything that is no sha256)."""
         return isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha) is not None and self.path(sha).is_file()
+
+
+class VideoStore(ImageStore):
+    """MP4 files under `folder/videos/`, named by the SHA-256 of their bytes and written once."""
+
+    subfolder, suffix = "videos", ".mp4"
+
+    def check(self, data: bytes) -> None:
+        """ValueError unless `data` is an MP4 file (an ISO media file: its first box is `ftyp`)."""
+        if data[4:8] != b"ftyp":
+            raise ValueError("VideoStore keeps MP4 files only")

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = ["ImageGenerationRequest", "CompletionRequest", "ChatMessage", "ChatCompletionRequest", "ImageEditRequest",
-           "ImageStylizeRequest", "SpeechRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
+           "ImageStylizeRequest", "SpeechRequest", "VideoRequest", "ImageJob", "EditJob", "CompletionJob", "ChatJob", "JobRequest",
            "StreamOptions"]
 
 
@@ -77,6 +78,21 @@ class SpeechRequest(Strict):
     seed: int | None = Field(None, ge=0, lt=2**53)
     iterations: int = Field(64, ge=1, le=512)  # Griffin-Lim iterations per word
     vocoder: Literal["griffin-lim", "learned"] = "griffin-lim"  # learned: the data's mel inverter, if trained
+
+
+class VideoRequest(Strict):
+    """POST /v1/videos (OpenAI's shape, form fields): one clip of the digits in `prompt` from a video diffusion run,
+    answered at once with the video object; poll GET /v1/videos/{id}, then download its content. A form cannot send
+    null, so the schema leaves null out of the optional fields: omit them instead."""
+
+    model: str = Field(min_length=1)  # a served video run (moving-digits, moving-mnist)
+    prompt: str = Field("", max_length=256)  # the digits the clip shows: "3 7" (as many as the model's clips hold)
+    seconds: Annotated[str, Field(max_length=16)] | SkipJsonSchema[None] = None  # only the model's: T at 10 fps
+    size: Annotated[str, Field(max_length=32)] | SkipJsonSchema[None] = None  # only the model's frame size ("16x16")
+    seed: Annotated[int, Field(ge=0, lt=2**53)] | SkipJsonSchema[None] = None
+    sampler: str | SkipJsonSchema[None] = None
+    steps: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
+    guidance: float | SkipJsonSchema[None] = None
 
 
 class StreamOptions(Strict):

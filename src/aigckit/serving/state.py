@@ -12,6 +12,8 @@ from .settings import ServerSettings
 
 __all__ = ["ServerState"]
 
+ROUTES = {"image": "/v1/images/generations", "video": "/v1/videos", "text": "/v1/completions or /v1/chat/completions"}
+
 
 @dataclass
 class ServerState:
@@ -22,6 +24,7 @@ class ServerState:
     jobs: JobManager
     history: Any  # serving.history.HistoryStore
     images: Any  # serving.history.ImageStore
+    videos: Any  # serving.history.VideoStore
     metrics: Any  # serving.metrics.ServerMetrics
     engines: dict[str, Any] = field(default_factory=dict)  # model id -> its engine, started on first use
     ready: bool = False
@@ -38,13 +41,12 @@ class ServerState:
         return None if not settings.api_keys or key in settings.admin_keys else key
 
     def model(self, model_id: str | None, kind: str | None = None) -> ServedModel:
-        """The served model `model_id`, of `kind` ("image" / "text") when given; 404 or 422 otherwise."""
+        """The served model `model_id`, of `kind` ("image" / "video" / "text") when given; 404 or 422 otherwise."""
         try:
             served = self.catalog.get(model_id)
         except KeyError as error:
             raise APIError(404, error.args[0], "not_found_error") from None
         if kind is not None and served.kind != kind:
-            other = "/v1/completions or /v1/chat/completions" if served.kind == "text" else "/v1/images/generations"
             raise APIError(422, f"{model_id} is a{'n' if served.kind == 'image' else ''} {served.kind} model; "
-                                f"use {other} with it")
+                                f"use {ROUTES[served.kind]} with it")
         return served

@@ -16,18 +16,20 @@ from ..errors import AigcError
 from ..pipelines import TextPipeline
 from ..pipelines.inpaint import CLASSICAL_METHODS
 from .batching import BatchingEngine
+from .catalog import VIDEO_FPS, clip_seconds, frame_size
 from .errors import APIError
 from .image_jobs import (EditWork, GenerationWork, StylizeWork, draw_seeds, generation_key, open_upload, run_edits,
                          run_generations, run_stylize)
 from .jobs import Job, QueueFull, TextChoice
 from .schemas import (ChatCompletionRequest, CompletionRequest, ImageEditRequest, ImageGenerationRequest,
-                      ImageStylizeRequest, SpeechRequest)
+                      ImageStylizeRequest, SpeechRequest, VideoRequest)
 from .speech_jobs import SpeechWork, run_speech
 from .state import ServerState
 from .text_jobs import chat_body, chat_prompt, completion_body, text_requests
+from .video_jobs import VideoWork, run_videos
 
-__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_speech", "submit_text", "await_job",
-           "engine_for", "preload", "prepare_edit", "prepare_stylize", "decode_upload"]
+__all__ = ["submit_images", "submit_edit", "submit_stylize", "submit_speech", "submit_video", "submit_text",
+           "await_job", "engine_for", "preload", "prepare_edit", "prepare_stylize", "decode_upload"]
 
 
 async def preload(state: ServerState, model_id: str) -> None:
@@ -57,7 +59,8 @@ def engine_for(state: ServerState, model_id: str) -> Any:
             engine = TextEngine(pipeline, max_batch=settings.max_batch_text, max_queue=settings.max_queue,
                                 on_batch=state.metrics.batch_observer(model_id))
         else:
-            engine = BatchingEngine(model_id, partial(_run_image_jobs, served, store=state.images), key=_image_key,
+            engine = BatchingEngine(model_id, partial(_run_image_jobs, served, store=state.images,
+                                                      videos=state.videos), key=_image_key,
                                     rows=lambda job: len(job.params.seeds), max_rows=settings.max_batch_images,
                                     max_queue=settings.max_queue, window_s=settings.batch_window_ms / 1000,
                                     on_batch=state.metrics.batch_observer(model_id))
@@ -70,13 +73,15 @@ def _image_key(job: Job) -> tuple | None:
     return ("generate", *generation_key(job)) if isinstance(job.params, GenerationWork) else None
 
 
-def _run_image_jobs(served, jobs: list[Job], store) -> None:
+def _run_image_jobs(served, jobs: list[Job], store, videos) -> None:
     if isinstance(jobs[0].params, GenerationWork):
         run_generations(served, jobs, store)
     elif isinstance(jobs[0].params, StylizeWork):
         run_stylize(served, jobs, store)
     elif isinstance(jobs[0].params, SpeechWork):
         run_speech(served, jobs)
+    elif isinstance(jobs[0].params, VideoWork):
+        run_videos(served, jobs, store, videos)
     else:
         run_edits(served, jobs, store)
 
@@ -218,6 +223,50 @@ def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | No
     record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
     job = state.jobs.create("audio.speech", served.id, work, key_name=key_name, record=record)
     return _queue(state, job, engine_for(state, served.id))
+
+
+def submit_video(state: ServerState, request: VideoRequest, key_name: str | None = None) -> Job:
+    """Check a video request against its model (digits, length, frame size, sampler options) and queue it."""
+    from ..pipelines.speech import parse_digits
+
+    served = state.model(request.model, "video")
+    pipeline = served.get()
+    seconds, size = clip_seconds(pipeline), frame_size(pipeline)
+    if request.seconds is not None and _number(request.seconds) != _number(seconds):
+        raise APIError(422, f"seconds is {request.seconds!r}; {request.model} makes {seconds}-second clips "
+                            f"({pipeline.frames} frames at {VIDEO_FPS} fps): ask for seconds {seconds} or leave it out")
+    if request.size is not None and request.size != size:
+        raise APIError(422, f"size is {request.size}; {request.model} makes {size} frames: ask for size {size} or "
+                            f"leave it out")
+    K = pipeline.labels_per_video
+    if not K and request.prompt.strip():
+        raise APIError(422, f"{request.model} is not class-conditional, so it cannot show chosen digits; send an "
+                            f"empty prompt")
+    digits = None
+    if K:
+        try:
+            digits = parse_digits(request.prompt, pipeline.num_classes)
+        except AigcError:
+            pass  # refused just below, saying what this model takes
+        if digits is None or len(digits) != K:
+            example = " ".join("3714"[i % 4] for i in range(K))
+            raise APIError(422, f"prompt is {request.prompt!r}; {request.model} shows {K} digit{'s' * (K > 1)} per "
+                                f"clip: give {K} (0 to {pipeline.num_classes - 1}), such as {example!r}")
+    _check_image_counts(state.settings.limits, 1, request.steps)
+    options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance")
+               if getattr(request, name) is not None}
+    pipeline.family.check_sample_options(options, pipeline.config.name)
+    work = VideoWork(digits, draw_seeds(request.seed, 1)[0], options, seconds, size)
+    record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
+    job = state.jobs.create("videos", served.id, work, key_name=key_name, record=record)
+    return _queue(state, job, engine_for(state, served.id))
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def decode_upload(text: str, what: str, limit: int) -> bytes:

@@ -1,5 +1,5 @@
 """POST /v1/images/generations and /v1/images/edits (OpenAI's shapes), POST /v1/images/stylize (aigckit's,
-multipart like edits), GET /v1/files/{sha256}.png."""
+multipart like edits), GET /v1/files/{sha256}.png (and .mp4: the videos)."""
 
 from __future__ import annotations
 
@@ -78,8 +78,10 @@ async def stylize_image(
 
 @router.get("/v1/files/{name}")
 def get_file(name: str, state: StateDep, key: KeyName) -> FileResponse:
-    """An image the server made, by its sha256 (`<sha256>.png`)."""
-    sha = name.removesuffix(".png")
-    if not name.endswith(".png") or not state.images.exists(sha):  # exists() takes only a sha256, never a path
-        raise APIError(404, f"no image {name} on this server", "not_found_error")
-    return FileResponse(state.images.path(sha), media_type="image/png")
+    """An image or a video the server made, by its sha256 (`<sha256>.png`, `<sha256>.mp4`)."""
+    stores = {".png": (state.images, "image/png"), ".mp4": (state.videos, "video/mp4")}
+    sha, suffix = name[:-4], name[-4:]
+    if suffix not in stores or not stores[suffix][0].exists(sha):  # exists() takes only a sha256, never a path
+        raise APIError(404, f"no file {name} on this server", "not_found_error")
+    store, media_type = stores[suffix]
+    return FileResponse(store.path(sha), media_type=media_type)

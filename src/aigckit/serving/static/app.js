@@ -8,6 +8,7 @@ const META_FIELDS = ["model", "seed", "label", "prompt", "sampler", "steps", "gu
 
 let models = [];          // GET /v1/models -> data
 let jobId = null;         // the image job now running
+let videoId = null;       // the video (a job) now being made
 let textAbort = null;     // aborts the streaming completion
 let historyNext = null;   // the `before` cursor of the next history page
 let historyUrls = [];     // object URLs of history images, freed on reload
@@ -117,6 +118,7 @@ function showModel() {
   $("inpaint-form").hidden = !info || info.kind !== "image" || stylizer || !info.inpaint_method;
   $("stylize-form").hidden = !stylizer;
   $("speak-form").hidden = !info || !info.speech;
+  $("video-form").hidden = !info || info.kind !== "video";
   $("text-form").hidden = !info || info.kind !== "text";
   if (!info) {
     $("model-info").textContent = "no model to show";
@@ -127,6 +129,9 @@ function showModel() {
     parts.push(`trained on ${info.image_size}×${info.image_size} crops`);
   } else if (info.kind === "image") {
     parts.push(`${info.image_size}×${info.image_size}`, info.num_classes ? `${info.num_classes} classes` : "unconditional");
+  } else if (info.kind === "video") {
+    parts.push(`${info.frames} frames of ${info.size.replace("x", "×")} at ${info.fps} fps`,
+      info.digits_per_clip ? `${info.digits_per_clip} digit${info.digits_per_clip > 1 ? "s" : ""} per clip` : "unconditional");
   } else {
     parts.push(`context ${info.context_size} tokens`);
   }
@@ -135,6 +140,7 @@ function showModel() {
   $("model-info").title = `checkpoint sha256 ${info.checkpoint_sha256}`;
   if (stylizer) buildStylizeForm(info);
   else if (info.kind === "image") buildImageForm(info);
+  else if (info.kind === "video") buildVideoForm(info);
 }
 
 /** One input per sampling option of the model's family, from its type, choices, range and default. */
@@ -538,6 +544,84 @@ async function speakDigits(event) {
   }
 }
 
+// ------------------------------------------------------------------ video: a clip of the digits typed
+
+function buildVideoForm(info) {
+  const k = info.digits_per_clip;
+  const digits = $("video-digits");
+  digits.disabled = !k;
+  $("video-help").textContent = k
+    ? `One ${info.seconds} s clip (${info.frames} frames, ${info.size}) showing the ${k} digit${k > 1 ? "s" : ""} typed.`
+    : `One ${info.seconds} s clip (${info.frames} frames, ${info.size}); this model is not conditioned on digits.`;
+  const typed = digits.value.replace(/[^0-9]/g, "");
+  if (k && typed.length !== k) digits.value = Array.from({ length: k }, (_, i) => "3714"[i % 4]).join(" ");
+  if (!k) digits.value = "";
+}
+
+async function makeVideo(event) {
+  event.preventDefault();
+  clearError();
+  $("make-video").disabled = true;
+  $("video-progress").max = 1;
+  $("video-progress").value = 0;
+  $("video-status").textContent = "submitting…";
+  const started = performance.now() / 1000;
+  try {
+    const form = new FormData();  // OpenAI's Videos API takes form fields
+    form.append("model", $("model").value);
+    form.append("prompt", $("video-digits").value);
+    if ($("video-seed").value !== "") form.append("seed", $("video-seed").value);
+    let video = await (await api("/v1/videos", { method: "POST", body: form })).json();
+    videoId = video.id;
+    $("cancel-video").disabled = false;
+    const stream = await api(`/v1/jobs/${video.id}/events`);  // a video is a job: its events carry the progress
+    for await (const { event: kind, data } of readEvents(stream)) {
+      const payload = JSON.parse(data);
+      if (kind === "progress") {
+        $("video-progress").max = Math.max(payload.total, 1);
+        $("video-progress").value = payload.step;
+        $("video-status").textContent = `running: step ${payload.step} of ${payload.total}`;
+      } else if (kind === "status" && payload.status === "queued") {
+        $("video-status").textContent = "queued";
+      }
+    }
+    video = await (await api(`/v1/videos/${video.id}`)).json();
+    if (video.status !== "completed") {
+      $("video-status").textContent = video.error && video.error.code === "cancelled" ? "cancelled" : "failed";
+      if (video.error && video.error.code !== "cancelled") showError(video.error.message);
+      return;
+    }
+    const url = URL.createObjectURL(await (await api(`/v1/videos/${video.id}/content`)).blob());
+    if ($("video").src) URL.revokeObjectURL($("video").src);
+    $("video").src = $("video-download").href = url;
+    $("video").hidden = $("video-download").hidden = false;
+    $("video").play().catch(() => { /* the controls still play it */ });
+    $("video-progress").value = $("video-progress").max;
+    const made = video.aigckit;
+    const shown = made.digits ? `"${made.digits.join(" ")}" · ` : "";
+    $("video-status").textContent = `${shown}seed ${made.seed} · ${video.seconds} s, ${video.size}, ` +
+      `made in ${seconds(started, performance.now() / 1000)}`;
+    $("video").title = describe(made);
+  } catch (error) {
+    showError(error.message);
+    $("video-status").textContent = "";
+  } finally {
+    videoId = null;
+    $("make-video").disabled = false;
+    $("cancel-video").disabled = true;
+  }
+}
+
+async function cancelVideo() {
+  if (!videoId) return;
+  $("cancel-video").disabled = true;
+  try {
+    await api(`/v1/jobs/${videoId}`, { method: "DELETE" });
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 // ------------------------------------------------------------------ text: streamed completions
 
 async function complete(event) {
@@ -626,7 +710,8 @@ function historyItem(record) {
     (record.seed != null ? ` · seed ${record.seed}` : "") + run;
   const params = document.createElement("div");
   params.className = "muted";
-  const shown = Object.entries(record.params).filter(([k]) => !["model", "response_format", "prompt", "stream"].includes(k));
+  const hidden = ["model", "response_format", "stream", ...(record.kind === "video" ? [] : ["prompt"])];  // a clip's digits show
+  const shown = Object.entries(record.params).filter(([k]) => !hidden.includes(k));
   params.textContent = shown.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
   item.append(head, params);
   if (record.error) item.append(Object.assign(document.createElement("div"), { className: "error-text", textContent: record.error }));
@@ -643,6 +728,19 @@ function historyItem(record) {
         historyUrls.push(url);
         image.src = url;
       }).catch((error) => { image.alt = error.message; });
+    }
+    item.append(strip);
+  } else if (record.kind === "video") {
+    const strip = document.createElement("div");
+    strip.className = "strip";
+    for (const sha of record.outputs) {
+      const video = Object.assign(document.createElement("video"), { muted: true, loop: true, autoplay: true, title: `${sha}.mp4` });
+      strip.append(video);
+      api(`/v1/files/${sha}.mp4`).then((r) => r.blob()).then((blob) => {
+        const url = URL.createObjectURL(blob);
+        historyUrls.push(url);
+        video.src = url;
+      }).catch((error) => { video.title = error.message; });
     }
     item.append(strip);
   } else {
@@ -687,6 +785,8 @@ $("style-file").addEventListener("change", () => chooseStylizeFile("style", $("s
 $("alpha").addEventListener("input", () => { $("alpha-value").value = $("alpha").value; });
 $("stylize-form").addEventListener("submit", stylize);
 $("speak-form").addEventListener("submit", speakDigits);
+$("video-form").addEventListener("submit", makeVideo);
+$("cancel-video").addEventListener("click", cancelVideo);
 $("text-form").addEventListener("submit", complete);
 $("stop").addEventListener("click", () => textAbort && textAbort.abort());
 $("more").addEventListener("click", () => loadHistory(true));

@@ -1,0 +1,86 @@
+"""Video work of the server: one clip of the requested digits from a video diffusion run, written once as an MP4
+(and its first frame as a PNG thumbnail) by content hash, and the job seen as OpenAI's video object."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..imaging import to_pil
+from ..provenance.marking import png_of
+from ..video import save_mp4
+from .batching import Stopped
+from .catalog import VIDEO_FPS, ServedModel
+from .jobs import Job
+
+__all__ = ["VideoWork", "run_videos", "video_object"]
+
+STATUS = {"queued": "queued", "running": "in_progress", "done": "completed", "failed": "failed",
+          "cancelled": "failed"}  # a job's status as OpenAI's video status
+
+
+@dataclass
+class VideoWork:
+    """A checked video request: the clip's digits (None: an unconditional model), its seed, the sampler options,
+    and the clip's length and frame size as the video object states them."""
+
+    digits: list[int] | None
+    seed: int
+    options: dict[str, Any]
+    seconds: str
+    size: str
+
+    @property
+    def seeds(self) -> list[int]:
+        """The clip's seed (the engine counts a job's rows by its seeds: one clip)."""
+        return [self.seed]
+
+
+def run_videos(served: ServedModel, jobs: list[Job], images: Any, videos: Any) -> None:
+    """Sample each job's clip (one job at a time), store it as an MP4 and its first frame as a PNG, and finish the
+    job with what made them."""
+    pipeline = served.get()
+    for job in jobs:
+        if job.cancelled.is_set():
+            raise Stopped
+        work: VideoWork = job.params
+
+        def progress(step: int, total: int, job: Job = job) -> None:
+            if job.cancelled.is_set():
+                raise Stopped  # stop within one sampler step
+            job.progress(step, total)
+
+        started = time.perf_counter()
+        clip = pipeline.sample(1, labels=work.digits, seed=work.seed, progress=progress, **work.options)[0]
+        seconds = time.perf_counter() - started
+        with tempfile.TemporaryDirectory(prefix="aigckit-video-") as folder:  # ffmpeg writes to a file
+            mp4 = save_mp4(clip, Path(folder) / "clip.mp4", fps=VIDEO_FPS).read_bytes()
+        made = {"model": served.id, "checkpoint_sha256": served.sha256, "digits": work.digits, "seed": work.seed,
+                **work.options, "frames": clip.shape[0], "fps": VIDEO_FPS, "sha256": videos.put(mp4),
+                "thumbnail_sha256": images.put(png_of(to_pil(clip[:1])[0])),
+                "generation_seconds": round(seconds, 3),
+                "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aigckit_version": __version__}
+        job.finish({"aigckit": made})
+
+
+def video_object(job: Job) -> dict[str, Any]:
+    """A video job as OpenAI's video object (GET /v1/videos/{id}); `aigckit` says what made a completed one."""
+    work: VideoWork = job.params
+    status = STATUS[job.status]
+    progress = 100 if status == "completed" else int(100 * job.step / job.total) if job.total else 0
+    video: dict[str, Any] = {
+        "id": job.id, "object": "video", "model": job.model_id, "status": status, "progress": progress,
+        "created_at": int(job.created), "completed_at": int(job.finished) if job.status == "done" else None,
+        "expires_at": None, "prompt": job.record.get("prompt", ""), "seconds": work.seconds, "size": work.size,
+        "remixed_from_video_id": None, "error": None}
+    if job.status == "done":
+        video["aigckit"] = job.result["aigckit"]
+    elif job.terminal:
+        error = job.error or {"message": "the video was cancelled before it was made", "type": "cancelled"}
+        video["error"] = {"code": error["type"], "message": error["message"]}
+    return video
