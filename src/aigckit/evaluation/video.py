@@ -5,24 +5,28 @@ action classifier pretrained on Kinetics; neither network nor weights exist here
 our own, named in every result and not comparable with published FVD numbers:
 
 - the video evaluator (VideoEvaluatorNet), trained once per dataset by aigckit on its training clips and cached
-  like the image evaluators (safetensors, sha256, held-out accuracies on the validation clips). Each frame goes
-  through the image evaluator's CNN (EvaluatorNet: three convolutions pooled to a 128-d frame feature, and a
-  per-frame head); each difference of consecutive frames through a small motion CNN (the motion stream of
-  two-stream networks, https://arxiv.org/abs/1406.2199); the two series are mixed by a convolution over time and
-  pooled into the 128-d clip feature. It learns three things at once: which digits each frame shows, which
-  digits the clip holds (cross-entropy on each class' share: a clip of a 3 and a 7 is half 3, half 7), and
-  whether the clip moves as filmed or its motion was broken: frames shuffled in time (Misra et al. 2016,
-  https://arxiv.org/abs/1603.08561) or one frame held for the whole clip. The held frame is the repeated-frame
-  baseline's failure, so that the baseline scores badly is partly by construction (I3D sees motion for the same
-  reason: it was trained on actions); clips mixed from frames of other clips were never trained on;
+  like the image evaluators (safetensors, sha256, held-out accuracies on the validation clips). It is trained in
+  two stages. First a frame CNN (FrameNet: six convolutions, a 29-pixel receptive field, pooled to a 128-d frame
+  feature, and a head) learns which digits a single frame shows: one sigmoid per class, from single frames of
+  many clips a step. A first version (the image evaluator's three-convolution CNN, 9-pixel receptive field,
+  trained on whole clips with a softmax over the classes' shares) read the exact set of digits of only 34 % of
+  held-out 32x32 Moving MNIST frames; this one reads 83 % after as many steps. Then, with the frame CNN frozen, a
+  small motion CNN on the differences of consecutive frames (the motion stream of two-stream networks,
+  https://arxiv.org/abs/1406.2199) and a convolution over time learn the 128-d clip feature with two heads:
+  which digits the clip holds (a sigmoid per class) and whether the clip moves as filmed or its motion was
+  broken: frames shuffled in time (Misra et al. 2016, https://arxiv.org/abs/1603.08561) or one frame held for the
+  whole clip. The held frame is the repeated-frame baseline's failure, so that the baseline scores badly is
+  partly by construction (I3D sees motion for the same reason: it was trained on actions); clips mixed from
+  frames of other clips were never trained on;
 - FVD-style distance: the Fréchet distance between the clip features of two sets of clips;
 - per-frame FID: the Fréchet distance between the frame features (the CNN applied to each frame alone) of all
   frames of two sets of clips: an FID with a frame classifier of this data, not Inception;
-- temporal consistency, from pixels alone (generated clips have no layout): the identity set a frame shows is,
-  among its K most probable classes under the per-frame head (K digits per clip), those with a probability of at
-  least 1 / (2K), and always the most probable one (a clip of two 3s shows {3}). A clip is consistent when
-  every frame shows the same set; we report the share of consistent clips and the mean share of a clip's frames
-  that show its majority set (the most frequent one; ties to the smaller bit code).
+- temporal consistency, from pixels alone (generated clips have no layout): the identity set a frame shows is
+  the classes whose sigmoid under the frame head is at least 0.5, and always the most probable one (a clip of
+  two 3s shows {3}). A clip is consistent when every frame shows the same set, and mostly consistent when at
+  least 90 % of its frames show its majority set (the most frequent one; ties to the smaller bit code): digits
+  that cross hide each other for a frame or two, so even real clips are rarely consistent in every frame; we
+  report both shares and the mean share of a clip's frames that show its majority set.
 
 Distances depend on how many clips are compared, so generated and real held-out clips are compared, in equal
 numbers, with the same seeded sample of training clips; the real held-out clips' own figures are the ceiling.
@@ -47,36 +51,59 @@ from ..config import DataConfig
 from ..data import BatchStream, load_dataset
 from ..data.base import data_fingerprint, data_identity
 from ..errors import AigcError
-from .extractors.evaluator import EvaluatorNet, read_cached_net, stem_stride, write_cached_net
+from .extractors.evaluator import read_cached_net, stem_stride, write_cached_net
 from .metrics.fid import FeatureStatistics, fid
 
-__all__ = ["VideoEvaluatorNet", "VideoEvaluator", "load_or_train_video_evaluator", "video_frechet_distance",
+__all__ = ["FrameNet", "VideoEvaluatorNet", "VideoEvaluator", "load_or_train_video_evaluator", "video_frechet_distance",
            "frame_fid", "identity_sets", "temporal_consistency", "repeated_frame_clips", "evaluate_video",
            "evaluate_video_run", "VIDEO_CLIPS"]
 
 VIDEO_CLIPS = 256  # clips `aigckit eval` draws from a video run at most: each costs T images' sampling
-EVALUATOR_STEPS = 1500  # training steps of the video evaluator `aigckit eval` uses
-ARCHITECTURE = ("video-evaluator-v1: per-frame EvaluatorNet CNN (32-64-128 channels, 128-d pooled frame feature, "
-                "per-frame digit head) + motion CNN on frame differences (16-64 channels) + temporal Conv1d "
-                "(k=3, 192->128) and mean over time (128-d clip feature); heads: the clip's digits, moves as filmed "
-                "(vs frames shuffled or held); not I3D")
+EVALUATOR_STEPS = 1500  # training steps of each of the video evaluator's two stages that `aigckit eval` uses
+FRAMES_PER_STEP = 64  # single frames (of as many clips) a step of the frame stage trains on
+MOSTLY = 0.9  # a clip is mostly consistent when at least this share of its frames shows its majority set
+ARCHITECTURE = ("video-evaluator-v2: FrameNet CNN (32-64-64-128-128-128 channels, receptive field 29 px, 128-d "
+                "pooled frame feature, a sigmoid per class), trained first on single frames, then frozen + motion "
+                "CNN on frame differences (16-64 channels) + temporal Conv1d (k=3, 192->128) and mean over time "
+                "(128-d clip feature); heads: the clip's digits (a sigmoid per class), moves as filmed (vs frames "
+                "shuffled or held); not I3D")
 
 
-class VideoEvaluatorNet(nn.Module):
-    """Appearance (per-frame CNN) and motion (CNN on frame differences) streams -> temporal convolution -> pooled
-    clip feature; heads for the digits each frame shows, the digits the clip holds, and "moves as filmed"."""
+class FrameNet(nn.Module):
+    """Six 3x3 convolutions (three of stride 2: a 29-pixel receptive field, so a feature sees a whole digit) ->
+    global average pool (the 128-d frame feature) -> one logit per class (which digits the frame shows)."""
 
     feature_dim = 128
 
     def __init__(self, channels: int, num_classes: int, stem: int = 1) -> None:
         super().__init__()
-        self.frame = EvaluatorNet(channels, num_classes, stem)  # body: frame features; head: digits in a frame
+        layers: list[nn.Module] = []
+        for c_in, c_out, stride in ((channels, 32, stem), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1),
+                                    (128, 128, 2)):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """x: (B, C, H, W) in [-1, 1] -> (B, 128)."""
+        return self.body(x).mean(dim=(2, 3))
+
+
+class VideoEvaluatorNet(nn.Module):
+    """Appearance (FrameNet per frame) and motion (CNN on frame differences) streams -> temporal convolution ->
+    pooled clip feature; heads for the digits each frame shows, the digits the clip holds, and "moves as filmed"."""
+
+    feature_dim = 128
+
+    def __init__(self, channels: int, num_classes: int, stem: int = 1) -> None:
+        super().__init__()
+        self.frame = FrameNet(channels, num_classes, stem)  # body: frame features; head: digits in a frame
         # the motion stream sees x_t - x_{t-1}, as two-stream networks see motion (https://arxiv.org/abs/1406.2199)
         self.motion = nn.Sequential(
             nn.Conv2d(channels, 16, 3, stride=2 * stem, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
             nn.Conv2d(16, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
         )
-        dim = EvaluatorNet.feature_dim
+        dim = FrameNet.feature_dim
         self.temporal = nn.Sequential(nn.Conv1d(dim + 64, dim, 3, padding=1), nn.BatchNorm1d(dim), nn.ReLU())
         self.head = nn.Linear(dim, num_classes + 1)  # the clip's digits, then the logit of "moves as filmed"
 
@@ -85,13 +112,19 @@ class VideoEvaluatorNet(nn.Module):
         clip_features (B, 128), clip_logits (B, classes), order_logit (B,)."""
         B, T = videos.shape[:2]
         frame_features = self.frame.features(videos.flatten(0, 1)).view(B, T, -1)  # (B, T, 128)
+        return {"frame_features": frame_features, **self.clip_outputs(videos, frame_features)}
+
+    def clip_outputs(self, videos: Tensor, frame_features: Tensor) -> dict[str, Tensor]:
+        """The heads of clips (B, T, C, H, W) given their frame features (B, T, 128): frame_logits, clip_features,
+        clip_logits, order_logit."""
+        B, T = videos.shape[:2]
         steps = (videos[:, 1:] - videos[:, :-1]).flatten(0, 1)  # (B*(T-1), C, H, W)
         motion = self.motion(steps).mean(dim=(2, 3)).view(B, T - 1, -1)  # (B, T-1, 64)
         series = torch.cat([frame_features[:, 1:], motion], dim=2).transpose(1, 2)  # (B, 192, T-1)
         clip_features = self.temporal(series).mean(dim=2)  # (B, 128)
         logits = self.head(clip_features)
-        return {"frame_features": frame_features, "frame_logits": self.frame.head(frame_features),
-                "clip_features": clip_features, "clip_logits": logits[:, :-1], "order_logit": logits[:, -1]}
+        return {"frame_logits": self.frame.head(frame_features), "clip_features": clip_features,
+                "clip_logits": logits[:, :-1], "order_logit": logits[:, -1]}
 
 
 class VideoEvaluator:
@@ -127,13 +160,9 @@ class VideoEvaluator:
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def identity_sets(logits: Tensor, k: int) -> Tensor:
-    """(..., classes) bool: of the k most probable classes (softmax), those with probability >= 1 / (2k), and
-    always the most probable one."""
-    top = logits.softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
-    keep = top.values >= 1 / (2 * k)
-    keep[..., 0] = True  # a frame always shows at least its most probable class
-    return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top.indices, keep)
+def identity_sets(logits: Tensor) -> Tensor:
+    """(..., classes) bool: the classes whose sigmoid is at least 0.5, and always the most probable one."""
+    return (logits >= 0).scatter(-1, logits.argmax(-1, keepdim=True), True)
 
 
 def _multi_hot(labels: Tensor, num_classes: int) -> Tensor:
@@ -154,7 +183,7 @@ def _broken_in_time(videos: Tensor, chosen: Tensor, generator: torch.Generator) 
     return out
 
 
-def _held_out_accuracy(net: VideoEvaluatorNet, videos: Tensor, labels: Tensor, k: int, seed: int) -> dict[str, float]:
+def _held_out_accuracy(net: VideoEvaluatorNet, videos: Tensor, labels: Tensor, seed: int) -> dict[str, float]:
     """Exact-set accuracy of the clip and frame heads, and the motion head's accuracy (every second clip broken)."""
     truth = _multi_hot(labels, net.head.out_features - 1).bool()
     shuffled = torch.arange(len(videos)) % 2 == 1
@@ -162,11 +191,60 @@ def _held_out_accuracy(net: VideoEvaluatorNet, videos: Tensor, labels: Tensor, k
     with torch.no_grad():
         parts = [net(chunk) for chunk in videos.split(64)]
     out = {key: torch.cat([p[key] for p in parts]) for key in ("clip_logits", "frame_logits", "order_logit")}
-    clip_right = (identity_sets(out["clip_logits"], k) == truth).all(-1)
-    frame_right = (identity_sets(out["frame_logits"], k) == truth[:, None]).all(-1)
+    clip_right = (identity_sets(out["clip_logits"]) == truth).all(-1)
+    frame_right = (identity_sets(out["frame_logits"]) == truth[:, None]).all(-1)
     return {"held_out_accuracy": float(clip_right.float().mean()),
             "frame_held_out_accuracy": float(frame_right.float().mean()),
             "order_held_out_accuracy": float(((out["order_logit"] < 0) == shuffled).float().mean())}
+
+
+def _cosine_lr(optimizer: torch.optim.Optimizer, step: int, steps: int) -> None:
+    for group in optimizer.param_groups:  # from 2e-3 down to zero
+        group["lr"] = 1e-3 * (1 + float(np.cos(np.pi * (step + 1) / steps)))
+
+
+def _train_frames(frame: FrameNet, train: Any, steps: int, seed: int) -> None:
+    """Stage 1: the frame CNN learns which digits one frame shows (a sigmoid per class) from one random frame of
+    each of FRAMES_PER_STEP clips a step."""
+    classes = frame.head.out_features
+    optimizer = torch.optim.Adam(frame.parameters(), lr=2e-3)
+    batches = BatchStream(train, min(FRAMES_PER_STEP, len(train)), seed=seed)
+    for step in range(steps):
+        batch = batches.batch_at(step)
+        B, T = batch["videos"].shape[:2]
+        picked = torch.randint(T, (B,), generator=torch.Generator().manual_seed(seed * 7919 + step))
+        logits = frame.head(frame.features(batch["videos"][torch.arange(B), picked]))
+        loss = F.binary_cross_entropy_with_logits(logits, _multi_hot(batch["labels"], classes))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        _cosine_lr(optimizer, step, steps)
+    frame.eval()
+
+
+def _train_clips(net: VideoEvaluatorNet, train: Any, steps: int, batch_size: int, seed: int) -> None:
+    """Stage 2, the frame CNN frozen: the motion stream, the convolution over time and the clip heads learn the
+    clip's digits and whether it moves as filmed (half of each batch has its motion broken)."""
+    net.frame.requires_grad_(False)
+    trained = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=2e-3)
+    batches = BatchStream(train, min(batch_size, len(train)), seed=seed + 1)
+    for step in range(steps):
+        batch = batches.batch_at(step)
+        generator = torch.Generator().manual_seed(seed * 7919 + step)
+        in_order = torch.rand(len(batch["labels"]), generator=generator) < 0.5
+        videos = _broken_in_time(batch["videos"], ~in_order, generator)
+        with torch.no_grad():
+            frame_features = net.frame.features(videos.flatten(0, 1)).view(*videos.shape[:2], -1)
+        out = net.clip_outputs(videos, frame_features)
+        digits = _multi_hot(batch["labels"], out["clip_logits"].shape[1])
+        loss = (F.binary_cross_entropy_with_logits(out["clip_logits"], digits)
+                + F.binary_cross_entropy_with_logits(out["order_logit"], in_order.float()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        _cosine_lr(optimizer, step, steps)
+    net.frame.requires_grad_(True)
 
 
 def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: int = 1500, batch_size: int = 16,
@@ -175,7 +253,7 @@ def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: i
     fingerprint = data_fingerprint(data, "train", "val")
     stem = stem_stride(data.image_size)
     folder = (Path(cache_dir) / "evaluators" /
-              f"video-{data.name}-{data.image_size}-stem{stem}-{steps}x{batch_size}-seed{seed}-{fingerprint}")
+              f"video-v2-{data.name}-{data.image_size}-stem{stem}-{steps}x{batch_size}-seed{seed}-{fingerprint}")
     if (cached := read_cached_net(folder)) is not None:
         state, info = cached
         net = VideoEvaluatorNet(info["channels"], info["num_classes"], info["stem_stride"])
@@ -196,24 +274,8 @@ def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: i
     with torch.random.fork_rng(devices=[]):  # a seeded initialisation that leaves the caller's generator alone
         torch.manual_seed(seed)
         net = VideoEvaluatorNet(train.channels, classes, stem)
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    batches = BatchStream(train, min(batch_size, len(train)), seed=seed)
-    for step in range(steps):
-        batch = batches.batch_at(step)
-        target = _multi_hot(batch["labels"], classes)
-        target = target / target.sum(1, keepdim=True)  # each class its share: plain cross-entropy for one digit
-        generator = torch.Generator().manual_seed(seed * 7919 + step)
-        in_order = torch.rand(len(target), generator=generator) < 0.5
-        out = net(_broken_in_time(batch["videos"], ~in_order, generator))
-        frame_targets = target[:, None].expand_as(out["frame_logits"]).flatten(0, 1)
-        loss = (F.cross_entropy(out["frame_logits"].flatten(0, 1), frame_targets)
-                + F.cross_entropy(out["clip_logits"], target)
-                + F.binary_cross_entropy_with_logits(out["order_logit"], in_order.float()))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        for group in optimizer.param_groups:  # cosine decay to zero
-            group["lr"] = 1e-3 * (1 + torch.cos(torch.tensor(torch.pi * (step + 1) / steps)).item())
+    _train_frames(net.frame, train, steps, seed)
+    _train_clips(net, train, steps, batch_size, seed)
     net.eval()
     rows = torch.arange(min(held_out_clips, len(held_out)))
     measured = held_out.batch(rows)
@@ -222,7 +284,7 @@ def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: i
             "stem_stride": stem, "architecture": ARCHITECTURE, "data_fingerprint": fingerprint,
             "data": [data_identity(data, "train"), data_identity(data, "val")], "train_steps": steps,
             "batch_size": batch_size, "seed": seed, "held_out_clips": len(rows),
-            **_held_out_accuracy(net, measured["videos"], measured["labels"], k, seed)}
+            **_held_out_accuracy(net, measured["videos"], measured["labels"], seed)}
     write_cached_net(folder, net, info)
     return VideoEvaluator(net, info)
 
@@ -244,10 +306,10 @@ def frame_fid(generated: Tensor, real: Tensor, extractor: VideoEvaluator) -> flo
                _statistics(extractor.outputs(generated)["frame_features"].flatten(0, 1)))
 
 
-def temporal_consistency(frame_logits: Tensor, k: int) -> dict[str, Tensor]:
+def temporal_consistency(frame_logits: Tensor) -> dict[str, Tensor]:
     """Per clip, from frame_logits (N, T, classes): "consistent" (N,) bool, every frame shows the same identity
     set; "agreement" (N,) the share of frames showing the clip's majority set; "majority" (N, classes) bool."""
-    sets = identity_sets(frame_logits, k)  # (N, T, classes)
+    sets = identity_sets(frame_logits)  # (N, T, classes)
     codes = (sets.long() << torch.arange(sets.shape[-1])).sum(-1)  # (N, T): each set as a bit code
     majority = codes.mode(dim=1).values  # (N,); torch.mode breaks ties towards the smaller value
     return {"consistent": (codes == codes[:, :1]).all(1), "agreement": (codes == majority[:, None]).float().mean(1),
@@ -265,12 +327,13 @@ def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvalua
             labels: Tensor | None) -> dict[str, Any]:
     """The four figures of clips against the reference clips' outputs (and the label accuracy when labelled)."""
     out = extractor.outputs(videos)
-    consistency = temporal_consistency(out["frame_logits"], extractor.info["digits_per_clip"])
+    consistency = temporal_consistency(out["frame_logits"])
     scores = {"clips": len(videos),
               "fvd_style": fid(_statistics(reference["clip_features"]), _statistics(out["clip_features"])),
               "frame_fid": fid(_statistics(reference["frame_features"].flatten(0, 1)),
                                _statistics(out["frame_features"].flatten(0, 1))),
               "consistent_share": float(consistency["consistent"].float().mean()),
+              "mostly_consistent_share": float((consistency["agreement"] >= MOSTLY).float().mean()),
               "frame_agreement": float(consistency["agreement"].mean())}
     if labels is not None:  # the majority set is the clip's digits
         truth = _multi_hot(labels, out["frame_logits"].shape[-1]).bool()
