@@ -102,6 +102,7 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
 
     import aigckit.evaluation.video as video
     from aigckit.evaluation.evaluate import evaluate_run
+    from aigckit.evaluation.report import compare_runs
     from aigckit.training import Trainer
 
     config = tiny_config({"name": "diffusion", "conditional": True}, data={"name": "moving-digits", "image_size": 8},
@@ -116,3 +117,7 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     assert scores["extractor"]["train_steps"] == 5 and "majority_is_labels" in scores["generated"]
     assert json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["video"] == scores
     assert (tmp_path / "run" / "eval" / "samples.gif").stat().st_size > 0
+    page = compare_runs([tmp_path / "run"], tmp_path / "report").read_text()  # the compare report's previews
+    assert page.count("data:image/gif;base64,") == 2  # the last training samples and the eval's clips, animated
+    assert f"<tr><td>generated</td><td>{scores['generated']['fvd_style']:.3f}</td>" in page
+    assert scores["extractor"]["extractor"] in page

@@ -21,6 +21,7 @@ from aigckit.config import DataConfig
 from aigckit.data import load_dataset
 from aigckit.data.captions import canvas_layout
 from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.evaluation.report import compare_runs
 from aigckit.evaluation.extractors import load_or_train_evaluator
 from aigckit.evaluation.text_to_image import _typical_ink, item_evaluators, score_canvases
 from aigckit.pipelines import load
@@ -103,6 +104,11 @@ def test_eval_scores_what_the_captions_ask_for(text_to_image_run, evaluators):
     assert [e["image_size"] for e in scores["evaluators"]] == [9, 14]
     assert (text_to_image_run / "eval" / "prompts.png").is_file()
     assert json.loads((text_to_image_run / "eval" / "metrics.json").read_text())["text_to_image"] == scores
+    page = compare_runs([text_to_image_run], text_to_image_run.parent / "report").read_text()
+    real_position = f"{scores['real_test']['seen']['position_accuracy']:.3f}"
+    assert f"<tr><td>real_test seen</td><td>{scores['real_test']['seen']['class_accuracy']:.3f}</td>" \
+           f"<td>{real_position}</td>" in page
+    assert 'alt="prompts.png"' in page
     result = runner.invoke(app, ["eval", str(text_to_image_run), "--n", "20", "--steps", "2"],
                            env={"AIGCKIT_CACHE": str(cache)})
     assert result.exit_code == 0, result.output

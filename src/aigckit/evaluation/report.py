@@ -1,4 +1,5 @@
-"""`compare_runs`: one offline HTML page comparing runs — sample grids, loss curves, metrics, steps sweeps."""
+"""`compare_runs`: one offline HTML page comparing runs — sample grids (animated for video runs), loss curves,
+metrics, steps sweeps, and the scores of audio, text-to-image and video runs."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def _likelihood_columns(rows: list[tuple[str, dict | None]]) -> tuple[list[tuple
 
 def _embed(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+    kind = "gif" if path.suffix.lower() == ".gif" else "png"
+    return f'<img src="data:image/{kind};base64,{data}" alt="{html.escape(path.name)}">'
 
 
 def _audio_players(eval_dir: Path, vocoder: str) -> str:
@@ -74,6 +76,47 @@ def _audio_players(eval_dir: Path, vocoder: str) -> str:
     lines = "".join(f"<div class='clips'><span>{html.escape(label)}</span>{''.join(players)}</div>"
                     for label, players in rows.items())
     return f"<div class='audio'><p>generated clips, as heard ({html.escape(vocoder)})</p>{lines}</div>"
+
+
+def _score_table(headers: list[str], rows: list[tuple[str, list[float | None]]]) -> str:
+    """A small table: a named row of figures per line (None shown as a dash)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + f"<td>{html.escape(name)}</td>" + "".join(
+        f"<td>{'—' if v is None else f'{v:.3f}'}</td>" for v in values) + "</tr>" for name, values in rows)
+    return f"<table class='scores'><tr>{head}</tr>{body}</table>"
+
+
+def _video_section(run_dir: Path, video: dict) -> str:
+    """A video run's evaluation: its generated clips (animated) and its scores beside the real held-out clips' and
+    the repeated-frame baseline's."""
+    parts = []
+    gif = run_dir / "eval" / "samples.gif"
+    if gif.is_file():
+        parts.append(f"<figure>{_embed(gif)}<figcaption>generated clips (eval)</figcaption></figure>")
+    keys = ("fvd_style", "frame_fid", "consistent_share", "mostly_consistent_share", "frame_agreement",
+            "majority_is_labels")
+    names = {"generated": "generated", "real_held_out": "real held-out", "repeated_frame_baseline":
+             "repeated-frame baseline"}
+    rows = [(name, [video[key].get(k) for k in keys]) for key, name in names.items() if key in video]
+    parts.append(_score_table(["clips", "FVD-style", "per-frame FID", "consistent", "mostly consistent",
+                               "frame agreement", "majority = labels"], rows))
+    parts.append(f"<p class='note'>scored by {html.escape(video['extractor']['extractor'])} (ours, not I3D: "
+                 "FVD-style figures are not comparable with published FVD)</p>")
+    return "\n".join(parts)
+
+
+def _text_to_image_section(metrics: dict) -> str:
+    """A text-to-image run's evaluation: its images for each caption and the attribute accuracies per caption set."""
+    scores = metrics["text_to_image"]
+    parts = []
+    grid = Path(scores.get("prompts_png") or "")
+    if grid.is_file():
+        parts.append(f"<figure>{_embed(grid)}<figcaption>generated images for test captions</figcaption></figure>")
+    keys = ("class_accuracy", "position_accuracy", "caption_accuracy")
+    rows = [(f"{who} {captions}", [scores[who][captions].get(k) for k in keys])
+            for who in ("generated", "real_test") for captions in scores.get(who, {})]
+    parts.append(_score_table(["images, captions", "class", "position", "whole caption"], rows))
+    return "\n".join(parts)
 
 
 def _sweep_plot(rows: list[dict], out: Path) -> Path:
@@ -105,7 +148,9 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         parts = [f"<h2>{name}</h2>"]
         grids = sorted((run_dir / "samples").glob("step-*.png"))
         if grids:
-            parts.append(f"<figure>{_embed(grids[-1])}<figcaption>samples at {grids[-1].stem}</figcaption></figure>")
+            animated = grids[-1].with_suffix(".gif")  # a video run's samples also as an animation: show that
+            shown = animated if animated.is_file() else grids[-1]
+            parts.append(f"<figure>{_embed(shown)}<figcaption>samples at {grids[-1].stem}</figcaption></figure>")
         try:
             parts.append(f"<figure>{_embed(plot_losses(run_dir, out / f'{run_dir.name}-losses.png'))}"
                          "<figcaption>losses</figcaption></figure>")
@@ -117,6 +162,10 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
                 parts.append(f"<figure>{_embed(grid)}<figcaption>generated log-mel spectrograms, a row per digit"
                              "</figcaption></figure>")
             parts.append(_audio_players(run_dir / "eval", metrics["audio"]["vocoder"]))
+        if metrics and metrics.get("video"):
+            parts.append(_video_section(run_dir, metrics["video"]))
+        if metrics and metrics.get("text_to_image"):
+            parts.append(_text_to_image_section(metrics))
         if metrics and metrics.get("sweep"):
             plot = _sweep_plot(metrics["sweep"], out / f"{run_dir.name}-sweep.png")
             parts.append(f"<figure>{_embed(plot)}<figcaption>FID against sampling steps</figcaption></figure>")
@@ -133,7 +182,8 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         if m is None:
             body.append(f"<tr><td>{name}</td><td colspan='{len(COLUMNS) + 3 + len(bases)}'>not evaluated</td></tr>")
             continue
-        cells = [name, m["model"], m["n_samples"], m["extractor"]]
+        extractor = m["extractor"] if "extractor" in m else m["video"]["extractor"]["extractor"]
+        cells = [name, m["model"], m["n_samples"], extractor]
         cells += [f"{m[c]:.4g}" if m.get(c) is not None else "—" for c in COLUMNS]
         basis = likelihood_basis(m)
         cells += [f"{m['likelihood']['bits_per_dim']:.3f}" if basis == b else "—" for b in bases]
