@@ -31,6 +31,9 @@ from pathlib import Path
 
 from aigckit.atomic import atomic_write_text
 from aigckit.config import load_config, to_dict
+from aigckit.data import load_dataset
+from aigckit.data.captions import canvas_layout
+from aigckit.evaluation.clip_score import load_clip, swap_preference
 from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.machine import cpu_name
 from aigckit.pipelines import load
@@ -42,14 +45,15 @@ PRESET = "diffusion-captioned-mnist"
 CLIP_PRESET = "clip-captioned-mnist"
 
 
-def trained_clip(data_root: str, runs: Path) -> tuple[Path, float, dict]:
-    """The clip preset trained (reused when trained from the same config before), its training minutes and its
-    retrieval figures on validation pairs at the end."""
+def trained_clip(data_root: str, runs: Path) -> tuple[Path, float, dict, bool]:
+    """The clip preset trained (reused when trained from the same config before), its training minutes, its
+    retrieval figures on validation pairs at the end, and whether it was trained now."""
     config = load_config(ROOT / "configs" / f"{CLIP_PRESET}.yaml", [f"data.root={data_root}"])
     run_dir = runs / CLIP_PRESET
     record = run_dir / "benchmark-minutes.json"
     digest = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
-    if not record.is_file() or json.loads(record.read_text())["config_sha256"] != digest:
+    trained_now = not record.is_file() or json.loads(record.read_text())["config_sha256"] != digest
+    if trained_now:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"== {CLIP_PRESET}: training {config.train.max_steps} steps", flush=True)
         started = time.perf_counter()
@@ -57,23 +61,32 @@ def trained_clip(data_root: str, runs: Path) -> tuple[Path, float, dict]:
         atomic_write_text(record, json.dumps({"config_sha256": digest,
                                               "minutes": (time.perf_counter() - started) / 60}) + "\n")
     probe = json.loads((run_dir / "samples" / f"step-{config.train.max_steps:06d}.json").read_text())
-    return run_dir, json.loads(record.read_text())["minutes"], probe
+    return run_dir, json.loads(record.read_text())["minutes"], probe, trained_now
 
 
-def trained(minutes: float, data_root: str, runs: Path, clip_run: Path) -> tuple[Path, int, str]:
-    """The preset trained for `minutes` (reused when trained from the same config before), its steps and the
-    sha256 of its config."""
+def trained(minutes: float, data_root: str, runs: Path, clip_run: Path,
+            clip_trained_now: bool) -> tuple[Path, int, str]:
+    """The preset trained for `minutes` (reused when trained from the same config before, on the same clip run),
+    its steps and the sha256 of its config."""
     overrides = [f"data.root={data_root}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
                  "train.sample_every=1000000", f"model.text_encoder_run={clip_run}"]
     config = load_config(ROOT / "configs" / f"{PRESET}.yaml", overrides)
     run_dir = runs / PRESET
-    if trained_for(run_dir, config) < minutes * 60 - 1:
+    if clip_trained_now or trained_for(run_dir, config) < minutes * 60 - 1:  # a new clip run: a new encoder
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"== {PRESET}: training for {minutes} min", flush=True)
         train(config, run_dir, show_progress=False)
     state = json.loads(sorted((run_dir / "checkpoints").glob("step-*"))[-1].joinpath("training_state.json").read_text())
     digest = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
     return run_dir, int(state["step"]), digest
+
+
+def swap_preference_on_test(clip_run: Path, data_root: str, canvases: int = 1000) -> dict:
+    """evaluation.clip_score.swap_preference of the clip run on the first `canvases` test canvases."""
+    data = load_config(ROOT / "configs" / f"{CLIP_PRESET}.yaml", [f"data.root={data_root}"]).data
+    test = load_dataset(data, "test")
+    captions = canvas_layout(data, "test").captions[:canvases]
+    return swap_preference(load_clip(clip_run), test.images[:canvases], captions)
 
 
 def sampling_speed(run_dir: Path, guidance: float, images: int = 100) -> float:
@@ -92,8 +105,8 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "multimodal")
     args = parser.parse_args()
-    clip_run, clip_minutes, clip_probe = trained_clip(args.data_root, args.runs)
-    run_dir, steps, config_sha256 = trained(args.minutes, args.data_root, args.runs, clip_run)
+    clip_run, clip_minutes, clip_probe, clip_trained_now = trained_clip(args.data_root, args.runs)
+    run_dir, steps, config_sha256 = trained(args.minutes, args.data_root, args.runs, clip_run, clip_trained_now)
     rows = []
     for guidance in (float(g) for g in args.guidance.split(",")):
         print(f"== guidance {guidance}: scoring {args.n} captions", flush=True)
@@ -109,12 +122,15 @@ def main() -> None:
     shutil.copy(run_dir / "eval" / f"prompts-guidance-{best['guidance']:g}.png", ROOT / "docs" / "text-to-image.png")
     results = {"machine": cpu_name(), "preset": PRESET, "config_sha256": config_sha256, "train_minutes": args.minutes,
                "train_steps": steps, "n": args.n, "rows": rows,
-               "clip": {"preset": CLIP_PRESET, "train_minutes": clip_minutes, "validation_retrieval": clip_probe},
+               "clip": {"preset": CLIP_PRESET, "train_minutes": clip_minutes, "validation_retrieval": clip_probe,
+                        "swap_preference": swap_preference_on_test(clip_run, args.data_root)},
                "seconds_per_image": sampling_speed(run_dir, best["guidance"]), "best_guidance": best["guidance"]}
     table = [f"{PRESET}: {steps:,} steps in {args.minutes:g} min ({cpu_name()}), reading the frozen caption "
              f"encoder of {CLIP_PRESET} ({clip_minutes:.1f} min before it; validation top-1 "
              f"{clip_probe['image_to_text_top1']:.2f} image->caption, {clip_probe['text_to_image_top1']:.2f} "
-             f"caption->image among {clip_probe['distinct_captions']} captions); {args.n} test captions "
+             f"caption->image among {clip_probe['distinct_captions']} captions; its own caption above the one with "
+             f"the two places swapped for {results['clip']['swap_preference']['own_over_swapped']:.3f} of "
+             f"{results['clip']['swap_preference']['pairs']} two-item test canvases); {args.n} test captions "
              f"(half seen, half held-out compositions); {results['seconds_per_image']:.3f} s per image "
              f"(guidance {best['guidance']:g}). CLIP-score by that same clip model (not an independent judge).", "",
              "| images | guidance | captions | class | position | item (both) | whole caption | CLIP-score | FID |",

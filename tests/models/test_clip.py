@@ -14,7 +14,8 @@ from aigckit.config import DataConfig, config_from_dict
 from aigckit.data import load_dataset
 from aigckit.data.captions import decode_captions, encode_captions
 from aigckit.errors import AigcError
-from aigckit.evaluation.clip_score import clip_extractor, clip_score, load_clip, retrieval_accuracy
+from aigckit.evaluation.clip_score import (clip_extractor, clip_score, load_clip, retrieval_accuracy,
+                                          swap_preference)
 from aigckit.family import FAMILIES
 from aigckit.models.clip import CLIP, CLIPConfig, contrastive_loss
 from aigckit.models.clip.retrieval import retrieval_scores
@@ -74,6 +75,14 @@ def test_matched_pairs_score_higher_and_retrieval_beats_chance(clip_run, val_pai
     assert scores["image_to_text_top5"] >= scores["image_to_text_top1"]
     assert scores["extractor"] == "aigckit-clip-" + scores["checkpoint_sha256"][:12]
     assert retrieval_accuracy(model, images, decode_captions(captions)) == scores  # strings or bytes: the same
+    texts = decode_captions(captions)
+    swap = swap_preference(model, images, texts)
+    two_places = [t for t in texts if " and " in t and len({t.split(" and ")[0].split(" ", 3)[3],
+                                                             t.split(" and ")[1].split(" ", 3)[3]}) == 2]
+    assert swap["pairs"] == len(two_places) > 20 and 0 <= swap["own_over_swapped"] <= 1
+    assert swap["checkpoint_sha256"] == scores["checkpoint_sha256"]
+    with pytest.raises(AigcError, match="two-item captions"):
+        swap_preference(model, images[:3], ["a large 3 in the centre"] * 3)
 
 
 @needs_mnist
@@ -103,6 +112,45 @@ def test_loss_is_symmetric_infonce():
     by_hand = ((random_logits.logsumexp(1) - random_logits.diag()).mean()
                + (random_logits.logsumexp(0) - random_logits.diag()).mean()) / 2
     assert abs(float(contrastive_loss(random_logits)) - float(by_hand)) < 1e-6
+
+
+def test_hard_negatives_offer_each_two_item_caption_with_its_places_swapped_to_the_images_only():
+    import dataclasses
+
+    model = _tiny_model()
+    model.config = dataclasses.replace(model.config, hard_negatives=True)
+    images, captions = torch.rand(12, 1, 8, 8) * 2 - 1, _captions(12)  # rows 1, 2, 4, 5, ... have two items
+    with torch.no_grad():
+        step = next(FAMILY.training_step(model, {"images": images, "captions": captions}, 0, {"model": model}))
+        texts = decode_captions(captions)
+        owners = [i for i, text in enumerate(texts) if " and " in text]
+        swapped = [texts[i].replace("at the top left", "@").replace("on the right", "at the top left")
+                   .replace("@", "on the right") for i in owners]
+        image = F.normalize(model.image_projection(model.image_encoder(images)), dim=1)
+        text = F.normalize(model.text_projection(model.text_encoder(torch.cat(
+            [captions, torch.from_numpy(encode_captions(swapped)).long()]))[2]), dim=1)
+        logits = model.scale() * image @ text.T  # (12, 12 + 8)
+        targets = torch.arange(12)
+        reference = (F.cross_entropy(logits, targets) + F.cross_entropy(logits[:, :12].T, targets)) / 2
+        swap = (logits[owners, owners] > logits[owners, 12 + torch.arange(len(owners))]).float().mean()
+    assert len(owners) == 8 and logits.shape == (12, 20)
+    assert abs(float(step.loss) - float(reference)) < 1e-6 and float(step.logs["swap_accuracy"]) == float(swap)
+    with torch.no_grad():
+        plain = next(FAMILY.training_step(_tiny_model(), {"images": images, "captions": captions}, 0,
+                                          {"model": _tiny_model()}))
+    assert "swap_accuracy" not in plain.logs and float(plain.loss) < float(step.loss)  # fewer captions to pick from
+
+
+def test_swap_places_exchanges_the_two_items_places():
+    from aigckit.data.captions import swap_places
+
+    assert swap_places("a small 7 at the top and a large 6 at the bottom left") == \
+        "a small 7 at the bottom left and a large 6 at the top"
+    assert swap_places("a large ankle boot in the centre and a small t-shirt at the top left") == \
+        "a large ankle boot at the top left and a small t-shirt in the centre"
+    assert swap_places("a large 3 in the centre") is None  # one item
+    assert swap_places("a small 1 on the left and a large 2 on the left") is None  # one place
+    assert swap_places("two cats and a dog") is None  # outside the grammar
 
 
 def test_logit_scale_starts_at_clips_temperature_and_is_capped_at_100():

@@ -26,7 +26,7 @@ from .decode_cache import Decoded, cached_decode
 from .transforms import resize_pixels
 
 __all__ = ["CAPTION_BYTES", "encode_captions", "decode_captions", "POSITIONS", "POSITION_PHRASES", "SIZES",
-           "SIZE_SCALES", "HELD_OUT", "held_out_pairs", "caption_name", "caption_text", "parse_caption",
+           "SIZE_SCALES", "HELD_OUT", "held_out_pairs", "caption_name", "caption_text", "parse_caption", "swap_places",
            "CanvasLayout", "canvas_layout", "cell_centres", "item_box", "load_captioned_mnist",
            "load_captioned_fashion_mnist"]
 
@@ -110,6 +110,24 @@ def _item_phrase(name: str, size: int, position: int) -> str:
 def caption_text(items: Sequence[tuple[int, int, int]], classes: Sequence[str]) -> str:
     """The caption of (class, size, position) items, in order, joined by ' and '."""
     return " and ".join(_item_phrase(caption_name(classes[c]), s, p) for c, s, p in items)
+
+
+_PLACE_AT_END = re.compile("(.*) ({})$".format("|".join(re.escape(x) for x in sorted(POSITION_PHRASES, key=len,
+                                                                                           reverse=True))))
+
+
+def swap_places(text: str) -> str | None:
+    """A two-item caption with its items' places exchanged ("a small 7 at the top and a large 6 on the left" ->
+    "a small 7 on the left and a large 6 at the top"): the same words, bound the other way; None for a caption
+    of one item, of two items at one place, or outside the grammar."""
+    clauses = text.split(" and ")
+    if len(clauses) != 2:
+        return None
+    matches = [_PLACE_AT_END.fullmatch(clause) for clause in clauses]
+    if None in matches or matches[0].group(2) == matches[1].group(2):
+        return None
+    first, second = matches
+    return f"{first.group(1)} {second.group(2)} and {second.group(1)} {first.group(2)}"
 
 
 @functools.lru_cache(maxsize=16)

@@ -24,7 +24,7 @@ from ..models.clip.family import caption_tensor
 from ..models.clip.networks import CLIP
 from ..models.clip.retrieval import clip_score_of, retrieval_scores
 
-__all__ = ["load_clip", "clip_extractor", "clip_score", "retrieval_accuracy"]
+__all__ = ["load_clip", "clip_extractor", "clip_score", "retrieval_accuracy", "swap_preference"]
 
 Captions = Tensor | np.ndarray | Sequence[str]
 
@@ -73,6 +73,23 @@ def retrieval_accuracy(model: CLIP, images: Tensor, captions: Captions, k: Seque
     images_embedded, captions_embedded = _embed(model, images, captions)
     caption_bytes = caption_tensor(captions, model.config.caption_bytes)  # which rows are the same text
     return {**retrieval_scores(images_embedded, captions_embedded, caption_bytes, k), **clip_extractor(model)}
+
+
+def swap_preference(model: CLIP, images: Tensor, captions: Sequence[str]) -> dict[str, Any]:
+    """Whether the model binds words to places: of the images whose caption names two items at two places, the
+    share that score their own caption above the same caption with the two places swapped (chance 0.5; a model
+    that reads captions as bags of words sits near it), with the extractor named."""
+    from ..data.captions import swap_places
+
+    swapped = [swap_places(text) for text in captions]
+    rows = [i for i, text in enumerate(swapped) if text is not None]
+    if not rows:
+        raise AigcError("none of the captions names two items at two places; give two-item captions")
+    picked = images[torch.as_tensor(rows)]
+    own = _embed(model, picked, [captions[i] for i in rows])
+    other = _embed(model, picked, [swapped[i] for i in rows])[1]
+    preferred = ((own[0] * own[1]).sum(1) > (own[0] * other).sum(1)).float().mean()
+    return {"own_over_swapped": float(preferred), "pairs": len(rows), **clip_extractor(model)}
 
 
 def _check_model(model: Any) -> None:

@@ -29,6 +29,9 @@ class CLIPConfig:
     text_layers: int = 2
     text_heads: int = 4
     caption_bytes: int = 96  # the longest caption read, in UTF-8 bytes (data.captions' length)
+    # each two-item caption of a batch also with its items' places swapped, as a caption no image has: CLIP
+    # otherwise learns captions as bags of words (NegCLIP, Yuksekgonul et al. 2023, https://arxiv.org/abs/2210.01936)
+    hard_negatives: bool = False
     lr: float = 1e-3
 
     def __post_init__(self) -> None:

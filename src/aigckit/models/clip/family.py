@@ -88,21 +88,41 @@ class CLIPFamily(FamilyBase):
 
     def training_step(self, model: CLIP, batch: Batch, step: int,
                       nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
-        """Symmetric InfoNCE over the batch (each process's own batch: no gathering of negatives across processes).
+        """Symmetric InfoNCE over the batch (each process's own batch: no gathering of negatives across processes);
+        with config.hard_negatives, each two-item caption with its places swapped is one more caption the images
+        must not pick.
 
         Logs the loss, the logit scale, and the in-batch image -> caption top-1 accuracy (a caption identical to
-        the image's own counts as right)."""
+        the image's own counts as right); with hard negatives, "swap_accuracy": the share of two-item images whose
+        own caption scores above its swapped one."""
         if "captions" not in batch:
             raise AigcError("clip models learn from captioned images; use data.name=captioned-mnist or "
                             "captioned-fashion-mnist (or an imagefolder with captions)")
-        captions = caption_tensor(batch["captions"], model.config.caption_bytes).to(batch["images"].device)
-        logits = nets["model"](batch["images"], captions)  # (B, B)
+        device = batch["images"].device
+        captions = caption_tensor(batch["captions"], model.config.caption_bytes).to(device)
+        B = len(captions)
+        swapped, owners = self._swapped(captions) if model.config.hard_negatives else ([], [])
+        texts = torch.cat([captions, caption_tensor(swapped, model.config.caption_bytes).to(device)]) if swapped \
+            else captions
+        logits = nets["model"](batch["images"], texts)  # (B, B + swapped captions)
         loss = contrastive_loss(logits)
         with torch.no_grad():
-            chosen = captions[logits.argmax(1)]  # (B, L): the caption each image picked
-            accuracy = (chosen == captions).all(1).float().mean()
-        yield StepOutput("model", loss, {"loss": loss.detach(), "accuracy": accuracy,
-                                         "logit_scale": model.scale().detach()})
+            chosen = captions[logits[:, :B].argmax(1)]  # (B, L): the caption each image picked among the batch's
+            logs = {"loss": loss.detach(), "accuracy": (chosen == captions).all(1).float().mean(),
+                    "logit_scale": model.scale().detach()}
+            if owners:
+                own = logits[owners, owners]
+                logs["swap_accuracy"] = (own > logits[owners, B + torch.arange(len(owners))]).float().mean()
+        yield StepOutput("model", loss, logs)
+
+    @staticmethod
+    def _swapped(captions: Tensor) -> tuple[list[str], list[int]]:
+        """The batch's two-item captions with their places swapped, and the rows they come from."""
+        from ...data.captions import decode_captions, swap_places
+
+        pairs = [(swap_places(text), row) for row, text in enumerate(decode_captions(captions))]
+        kept = [(text, row) for text, row in pairs if text is not None]
+        return [text for text, _ in kept], [row for _, row in kept]
 
     def sample(self, model: CLIP, n: int, *, labels: Tensor | None = None,
                generator: torch.Generator | None = None, **options: Any) -> Tensor:

@@ -84,7 +84,9 @@ class CLIP(nn.Module):
 
 def contrastive_loss(logits: Tensor) -> Tensor:
     """Symmetric InfoNCE: the mean of cross-entropy picking each image's caption (rows) and each caption's image
-    (columns) among the batch, the i-th of each being the pair (CLIP's pseudocode, figure 3)."""
-    targets = torch.arange(logits.shape[0], device=logits.device)
+    (columns) among the batch, the i-th of each being the pair (CLIP's pseudocode, figure 3). logits (B, B + M):
+    columns past the B-th are captions of no image (hard negatives), offered to the images only."""
+    B = logits.shape[0]
+    targets = torch.arange(B, device=logits.device)
     logits = logits.float()
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits[:, :B].T, targets)) / 2
