@@ -10,10 +10,10 @@ our own, named in every result and not comparable with published FVD numbers:
   feature, and a head) learns which digits a single frame shows: one sigmoid per class, from single frames of
   many clips a step. A first version (the image evaluator's three-convolution CNN, 9-pixel receptive field,
   trained on whole clips with a softmax over the classes' shares) read the exact set of digits of only 34 % of
-  held-out 32x32 Moving MNIST frames; this one reads 83 % after as many steps. Then, with the frame CNN frozen, a
-  small motion CNN on the differences of consecutive frames (the motion stream of two-stream networks,
-  https://arxiv.org/abs/1406.2199) and a convolution over time learn the 128-d clip feature with two heads:
-  which digits the clip holds (a sigmoid per class) and whether the clip moves as filmed or its motion was
+  held-out 32x32 Moving MNIST frames; this one reads 82 % after as many steps (benchmarks/video.py). Then, with
+  the frame CNN frozen, a small motion CNN on the differences of consecutive frames (the motion stream of
+  two-stream networks, https://arxiv.org/abs/1406.2199) and a convolution over time learn the 128-d clip feature
+  with two heads: which digits the clip holds (a sigmoid per class) and whether the clip moves as filmed or its motion was
   broken: frames shuffled in time (Misra et al. 2016, https://arxiv.org/abs/1603.08561) or one frame held for the
   whole clip. The held frame is the repeated-frame baseline's failure, so that the baseline scores badly is
   partly by construction (I3D sees motion for the same reason: it was trained on actions); clips mixed from
