@@ -13,9 +13,9 @@ our own, named in every result and not comparable with published FVD numbers:
   held-out 32x32 Moving MNIST frames; this one reads 82 % after as many steps (benchmarks/video.py). Then, with
   the frame CNN frozen, a small motion CNN on the differences of consecutive frames (the motion stream of
   two-stream networks, https://arxiv.org/abs/1406.2199) and a convolution over time learn the 128-d clip feature
-  with two heads: which digits the clip holds (a sigmoid per class) and whether the clip moves as filmed or its motion was
-  broken: frames shuffled in time (Misra et al. 2016, https://arxiv.org/abs/1603.08561) or one frame held for the
-  whole clip. The held frame is the repeated-frame baseline's failure, so that the baseline scores badly is
+  with two heads: which digits the clip holds (a sigmoid per class) and whether the clip moves as filmed or its
+  motion was broken: frames shuffled in time (Misra et al. 2016, https://arxiv.org/abs/1603.08561) or one frame
+  held for the whole clip. The held frame is the repeated-frame baseline's failure, so that the baseline scores badly is
   partly by construction (I3D sees motion for the same reason: it was trained on actions); clips mixed from
   frames of other clips were never trained on;
 - FVD-style distance: the Fréchet distance between the clip features of two sets of clips;
