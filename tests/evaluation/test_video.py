@@ -101,6 +101,9 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     from helpers import tiny_config
 
     import aigckit.evaluation.video as video
+    from typer.testing import CliRunner
+
+    from aigckit.cli import app
     from aigckit.evaluation.evaluate import evaluate_run
     from aigckit.evaluation.report import compare_runs
     from aigckit.training import Trainer
@@ -121,3 +124,7 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     assert page.count("data:image/gif;base64,") == 2  # the last training samples and the eval's clips, animated
     assert f"<tr><td>generated</td><td>{scores['generated']['fvd_style']:.3f}</td>" in page
     assert scores["extractor"]["extractor"] in page
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--n", "6", "--steps", "2"],
+                                env={"AIGCKIT_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "repeated-frame baseline" in result.stdout and "mostly consistent" in result.stdout

@@ -137,6 +137,10 @@ def eval_command(
         Console().print(table)
         err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
         return
+    if result.get("video"):
+        Console().print(_video_table(run_dir, result))
+        err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
+        return
     table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result.get('n_samples', 0)} "
                         f"samples, {result.get('extractor', 'validation text')}")
     table.add_column("metric")
@@ -160,6 +164,28 @@ def eval_command(
     if result.get("clip_score"):
         Console().print(_clip_score_table(result["clip_score"]))
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
+
+
+VIDEO_ROWS = {"generated": "generated", "real_held_out": "real held-out",
+              "repeated_frame_baseline": "repeated-frame baseline"}
+
+
+def _video_table(run_dir: Path, result: dict):
+    """A video run's clips scored beside the real held-out clips and the repeated-frame baseline."""
+    from rich.table import Table
+
+    video = result["video"]
+    table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result['n_samples']} clips of "
+                        f"{result['frames']} frames, scored by {video['extractor']['extractor']} (not I3D)")
+    for column in ("clips", "FVD-style", "per-frame FID", "consistent", "mostly consistent", "frame agreement",
+                   "majority = labels"):
+        table.add_column(column, justify="left" if column == "clips" else "right")
+    for key, name in VIDEO_ROWS.items():
+        row = video[key]
+        table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), f"{row['consistent_share']:.3f}",
+                      f"{row['mostly_consistent_share']:.3f}", f"{row['frame_agreement']:.3f}",
+                      _cell(row.get("majority_is_labels")))
+    return table
 
 
 AUDIO_ROWS = {"generated_as_heard": "generated, as heard", "generated_spectrograms": "generated, its spectrograms",
