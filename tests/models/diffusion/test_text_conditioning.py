@@ -31,9 +31,9 @@ def _bytes(texts: list[str], length: int = 48) -> torch.Tensor:
 
 
 def test_cross_attention_alone_carries_the_caption_to_the_output():
-    model = _model()
-    model.unet.text_embed.weight.data.zero_()  # the pooled path off: only cross-attention reads the caption
-    model.unet.text_embed.bias.data.zero_()
+    assert _model().unet.text_embed is not None
+    model = _model(text_pooled=False)  # the pooled path off: only cross-attention reads the caption
+    assert model.unet.text_embed is None
     x, t = torch.randn(2, 1, 16, 16), torch.tensor([7, 7])
     a = model.unet(x, t, _bytes(["a small 7 at the top left", "a large 2 in the centre"]))
     b = model.unet(x, t, _bytes(["a small 7 at the top left", "a large 2 on the right"]))

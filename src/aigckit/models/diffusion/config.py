@@ -41,6 +41,9 @@ class DiffusionConfig:
     text_encoder_run: str | None = None
     caption_bytes: int = 96  # the longest caption read, in UTF-8 bytes (data.captions' length)
     cross_attention_resolution: int = 16  # cross-attention at levels whose size is at most this
+    # the caption's pooled features added to the time embedding (Imagen's and SD-XL's global text condition);
+    # false: the caption reaches the network through cross-attention alone, where each place reads its own words
+    text_pooled: bool = True
     prompts: tuple[str, ...] | None = None  # captions the training sample grids show; filled from the data
     # video (filled from video data): frames T per clip, and K, the class labels per clip (one per digit); a model
     # with frames denoises (B, T, C, H, W) clips with the UNet's blocks per frame plus temporal mixing over T

@@ -89,7 +89,7 @@ class UNet(nn.Module):
         self.text = None
         if config.text_conditional:
             self.text = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.text_buckets)
-            self.text_embed = nn.Linear(config.text_width, emb_dim)
+            self.text_embed = nn.Linear(config.text_width, emb_dim) if config.text_pooled else None
         cross = config.cross_attention_resolution if config.text_conditional else 0
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
@@ -141,7 +141,8 @@ class UNet(nn.Module):
         text = None
         if self.text is not None:
             context, mask, pooled = self.text(labels)
-            emb = emb + self.text_embed(pooled)
+            if self.text_embed is not None:
+                emb = emb + self.text_embed(pooled)
             text = (context, mask)
         h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         hs = [h]
