@@ -3,6 +3,8 @@ binary), read back as uint8 frames; a batch of clips tiled into one clip of grid
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,9 @@ from .atomic import atomic_path
 from .errors import AigcError
 from .imaging import make_grid
 
-__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "read_video", "VIDEO_SUFFIXES"]
+__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "read_video", "read_comment", "DEFAULT_FPS", "VIDEO_SUFFIXES"]
 
+DEFAULT_FPS = 10.0  # frames per second of the clips aigckit writes (`aigckit sample`, the server, training GIFs)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")  # read through ffmpeg; .gif through Pillow
 
 
@@ -67,16 +70,19 @@ def _checked(path: str | Path, suffix: str, fps: float) -> Path:
     return path
 
 
-def save_gif(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = 10.0, upscale: int = 1) -> Path:
-    """Save a clip (see as_frames) as a looping GIF, atomically. Grey clips keep their 256 levels exactly;
-    colour frames are reduced to a 256-colour palette each. GIF stores durations in hundredths of a second, and
-    Pillow stores identical consecutive frames as one frame shown as long as they were."""
+def save_gif(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = DEFAULT_FPS, upscale: int = 1,
+             comment: str | None = None) -> Path:
+    """Save a clip (see as_frames) as a looping GIF, atomically, with `comment` (read_comment) when given. Grey
+    clips keep their 256 levels exactly; colour frames are reduced to a 256-colour palette each. GIF stores
+    durations in hundredths of a second, and Pillow stores identical consecutive frames as one frame shown as long
+    as they were."""
     path = _checked(path, ".gif", fps)
     pixels = as_frames(frames, upscale=upscale)
     images = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame) for frame in pixels]
     with atomic_path(path) as tmp:
+        extra = {} if comment is None else {"comment": comment.encode()}
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=10 * max(1, round(100 / fps)))  # milliseconds, whole hundredths
+                       duration=10 * max(1, round(100 / fps)), **extra)  # milliseconds, whole hundredths
     return path
 
 
@@ -89,9 +95,10 @@ def _ffmpeg():  # noqa: ANN202 - the imageio_ffmpeg module
     return imageio_ffmpeg
 
 
-def save_mp4(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = 10.0, upscale: int = 1,
-             quality: float = 8.0) -> Path:
-    """Save a clip (see as_frames) as an H.264 MP4 in yuv420p (what every player reads), atomically.
+def save_mp4(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = DEFAULT_FPS, upscale: int = 1,
+             quality: float = 8.0, comment: str | None = None) -> Path:
+    """Save a clip (see as_frames) as an H.264 MP4 in yuv420p (what every player reads), atomically, with
+    `comment` in its metadata (read_comment) when given.
 
     H.264 in yuv420p needs even sides, so an odd height or width gains one black row or column at the bottom or
     right. quality: 1 (smallest file) to 10, imageio-ffmpeg's scale: libx264's CRF is int(51 (1 - quality / 10)),
@@ -110,7 +117,8 @@ def save_mp4(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = 10.0
         writer = imageio_ffmpeg.write_frames(
             str(tmp), (pixels.shape[2], pixels.shape[1]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
             pix_fmt_out="yuv420p", quality=quality, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-f", "mp4", "-movflags", "+faststart"])  # the temporary name has no .mp4 to go by
+            output_params=["-f", "mp4", "-movflags", "+faststart",  # the temporary name has no .mp4 to go by
+                           *([] if comment is None else ["-metadata", f"comment={comment}"])])
         try:
             writer.send(None)  # start ffmpeg
             for frame in pixels:
@@ -166,3 +174,27 @@ def read_video(path: str | Path, *, channels: int = 3) -> np.ndarray:
         luma = (rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000
         frames = luma.astype(np.uint8)[..., None]
     return frames
+
+
+def read_comment(path: str | Path) -> str | None:
+    """The comment a GIF or MP4 carries (what save_gif / save_mp4 wrote), None without one."""
+    path = Path(path)
+    if not path.is_file():
+        raise AigcError(f"{path}: no such file; give a GIF or MP4 file")
+    if path.suffix.lower() == ".gif":
+        try:
+            with Image.open(path) as image:
+                comment = image.info.get("comment")
+        except (UnidentifiedImageError, OSError) as error:
+            raise AigcError(f"{path}: not a GIF Pillow can read ({error}); give a GIF or MP4 file") from None
+        return comment.decode("utf-8", errors="replace") if comment else None
+    ffmpeg = _ffmpeg().get_ffmpeg_exe()
+    done = subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"], capture_output=True)
+    if done.returncode != 0:
+        raise AigcError(f"{path}: not a video ffmpeg can read ({done.stderr.decode(errors='replace').strip()}); "
+                        f"give a GIF or MP4 file")
+    # ffmetadata escapes '=', ';', '#', '\\' and newlines with a backslash
+    for line in re.split(r"(?<!\\)\n", done.stdout.decode("utf-8", errors="replace")):
+        if line.startswith("comment="):
+            return re.sub(r"\\(.)", r"\1", line[len("comment="):], flags=re.DOTALL)
+    return None

@@ -102,21 +102,24 @@ def sample_command(
 
 
 def _write_clips(pipeline, videos: Tensor, out: Path, nrow: int, key, credentials, metadata: dict) -> None:
-    """Clips as an animated GIF/MP4 (tiled `nrow` a row; not watermarked) or a PNG with a row of frames per clip
-    (watermarked, with its provenance, as image grids are)."""
+    """Clips as an animated GIF/MP4 (tiled `nrow` a row, every frame watermarked, the provenance in the file's
+    comment) or a PNG with a row of frames per clip (watermarked and signed as image grids are)."""
     from ..atomic import atomic_write_bytes
     from ..imaging import grid_image
-    from ..provenance.marking import marked_png
+    from ..provenance.marking import marked_png, save_marked_video
+    from ..video import DEFAULT_FPS, as_frames, video_grid
 
+    upscale = max(1, 64 // videos.shape[-1])
     if out.suffix.lower() == ".png":
-        upscale = max(1, 64 // videos.shape[-1])
         data, _ = marked_png(grid_image(videos.flatten(0, 1), videos.shape[1], upscale), metadata, key=key,
                              credentials=credentials)
         atomic_write_bytes(out, data)
-        what = "a frame grid, " + ("watermarked" if key else "not watermarked")
+        what = "a frame grid, " + ("watermarked" if key else "not watermarked") + (", signed" if credentials else "")
     else:
-        pipeline.save_video(videos, out, nrow=min(nrow, len(videos)))
-        what = "not watermarked: GIF and MP4 carry no mark here"
+        frames = as_frames(video_grid(videos, nrow=min(nrow, len(videos))), upscale=upscale)
+        save_marked_video(frames, out, metadata, key=key, fps=DEFAULT_FPS)
+        what = ("every frame watermarked" if key else "not watermarked") + (
+            "; not signed: content credentials are written into PNG and JPEG only" if credentials else "")
     err_console.print(f"wrote {out} ({len(videos)} clips of {videos.shape[1]} frames from {pipeline.checkpoint}, "
                       f"seed {metadata['seed']}; {what}; {pipeline.precision.describe()})")
 

@@ -51,14 +51,14 @@ class VideoPipeline(ImagePipeline):
             raise AigcError(f"a clip's frames fill one row of the grid ({videos.shape[1]}); drop nrow")
         return save_grid(videos.flatten(0, 1), path, nrow=videos.shape[1], upscale=max(1, 64 // videos.shape[-1]))
 
-    def save_video(self, videos: Tensor, path: str | Path, *, nrow: int | None = None, fps: float = 10.0) -> Path:
+    def save_video(self, videos: Tensor, path: str | Path, *, nrow: int | None = None, fps: float | None = None) -> Path:
         """Save clips as one animated GIF or MP4 (by the suffix), tiled `nrow` a row (default: a square)."""
-        from ..video import save_gif, save_mp4, video_grid
+        from ..video import DEFAULT_FPS, save_gif, save_mp4, video_grid
 
         path = Path(path)
         savers = {".gif": save_gif, ".mp4": save_mp4}
         if path.suffix.lower() not in savers:
             raise AigcError(f"{path}: clips are written as .gif or .mp4 (or a .png frame grid); change the suffix")
         nrow = math.ceil(math.sqrt(len(videos))) if nrow is None else nrow
-        return savers[path.suffix.lower()](video_grid(videos, nrow=nrow), path, fps=fps,
+        return savers[path.suffix.lower()](video_grid(videos, nrow=nrow), path, fps=fps or DEFAULT_FPS,
                                            upscale=max(1, 64 // videos.shape[-1]))

@@ -4,18 +4,24 @@ text chunks, and a signed C2PA manifest when signing credentials are configured.
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
+from ..errors import AigcError
 from .credentials import SigningCredentials, sign, signing_credentials
 from .keys import watermark_key
 from .payload import decode, encode, payload_bits
 from .png import MetadataValue, png_bytes
 
-__all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "marked_png", "read_watermark", "png_of"]
+__all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "watermark_frames", "save_marked_video",
+           "read_video_metadata", "marked_png",
+           "read_watermark", "read_video_watermark", "png_of"]
 
 WATERMARK = "aigckit-image-v1"  # the `watermark` field of a marked image: which detector reads it
 NO_WATERMARK = "off"  # the `watermark` field when the user opted out
@@ -40,6 +46,53 @@ def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | Non
     ids = payload.describe()
     return marked, {"watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
                     "watermark_generation_id": ids["generation_id"]}
+
+
+def watermark_frames(frames: np.ndarray, key: bytes, checkpoint_sha256: str | None,
+                     seed: int) -> tuple[np.ndarray, dict[str, MetadataValue]]:
+    """A clip's uint8 frames (T, H, W, C) with the watermark in every frame (payload: the model id and generation
+    id, as an image of the frames' size carries them), and the fields recording it."""
+    from .video_watermark import embed_frames
+
+    n_bits = payload_bits(frames.shape[2], frames.shape[1])
+    payload = encode(checkpoint_sha256, seed, n_bits)
+    ids = payload.describe()
+    return embed_frames(frames, key, payload.bits), {
+        "watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
+        "watermark_generation_id": ids["generation_id"]}
+
+
+def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[str, Any], *, key: bytes | None,
+                      fps: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Write a clip's uint8 frames (T, H, W, C) as a GIF or MP4 (by the suffix), atomically: watermarked with
+    `key` (None: the user opted out, recorded as watermark=off), the fields as JSON in the file's comment
+    (read_video_metadata). Returns the frames as written and the fields."""
+    from ..video import save_gif, save_mp4
+
+    savers = {".gif": save_gif, ".mp4": save_mp4}
+    path = Path(path)
+    if path.suffix.lower() not in savers:
+        raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
+    fields: dict[str, Any] = dict(metadata)
+    if key is None:
+        fields["watermark"] = NO_WATERMARK
+    else:
+        frames, recorded = watermark_frames(frames, key, fields.get("checkpoint_sha256"), int(fields["seed"]))
+        fields.update(recorded)
+    savers[path.suffix.lower()](frames, path, fps=fps, comment=json.dumps(fields, sort_keys=True))
+    return frames, fields
+
+
+def read_video_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The fields save_marked_video recorded in a GIF or MP4, None when its comment holds none."""
+    from ..video import read_comment
+
+    comment = read_comment(path)
+    try:
+        fields = json.loads(comment) if comment else None
+    except json.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None
 
 
 def marked_png(image: Image.Image, metadata: Mapping[str, MetadataValue], *, key: bytes | None,
@@ -78,7 +131,19 @@ def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
 
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
-    found = detect(image, key, {grid: payload_bits(grid, grid) for grid in GRIDS})
+    return _found(detect(image, key, {grid: payload_bits(grid, grid) for grid in GRIDS}))
+
+
+def read_video_watermark(frames: np.ndarray, key: bytes) -> dict[str, Any]:
+    """Look for our watermark in a clip's uint8 frames (T, H, W, C), every frame's vote combined
+    (video_watermark): verdict, p-value, bit accuracy and the decoded ids, as read_watermark gives them."""
+    from .image_watermark import GRIDS
+    from .video_watermark import detect_frames
+
+    return _found(detect_frames(frames, key, {grid: payload_bits(grid, grid) for grid in GRIDS}))
+
+
+def _found(found: Any) -> dict[str, Any]:
     detected, n_bits = found.detected, len(found.bits)
     return {"detected": detected, "p_value": found.p_value, "bit_accuracy": found.bit_accuracy, "payload_bits": n_bits,
             "payload": decode(found.bits).describe() if detected else None, "bits": found.bits if detected else None}

@@ -93,6 +93,7 @@ class VideoRequest(Strict):
     sampler: str | SkipJsonSchema[None] = None
     steps: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
     guidance: float | SkipJsonSchema[None] = None
+    watermark: bool = True  # false: no invisible watermark in the frames (recorded in the MP4's comment)
 
 
 class StreamOptions(Strict):

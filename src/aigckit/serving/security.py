@@ -104,6 +104,8 @@ class Usage:
     requests: int = 0
     tokens: int = 0  # completion tokens of finished text jobs
     images: int = 0  # images of finished image jobs
+    videos: int = 0  # clips of finished video jobs
+    speech: int = 0  # audio files of finished speech jobs
     in_flight: int = 0
     rejected: int = 0  # requests refused with 429 by the key's rate or concurrency limit
 
@@ -181,7 +183,7 @@ class KeyGuard:
             self.usage[name].in_flight -= 1
 
     def job_ended(self, job: Any) -> None:
-        """Count the tokens or images a finished job of a key produced."""
+        """Count the tokens, images, clips or audio files a finished job of a key produced."""
         if job.status != "done" or job.result is None:
             return
         usage = self.usage.get(job.key_name or ANONYMOUS)
@@ -190,6 +192,10 @@ class KeyGuard:
         with self._lock:
             if "usage" in job.result:
                 usage.tokens += job.result["usage"]["completion_tokens"]
+            elif job.type == "videos":
+                usage.videos += 1
+            elif job.type == "audio.speech":
+                usage.speech += 1
             else:
                 usage.images += len(job.result.get("data", []))
 
@@ -197,7 +203,8 @@ class KeyGuard:
         """GET /v1/usage: every key by name with its counts and limits (never the key itself)."""
         with self._lock:
             data = [{"object": "usage", "key": name, "requests": usage.requests, "tokens": usage.tokens,
-                     "images": usage.images, "in_flight": usage.in_flight, "rejected": usage.rejected,
+                     "images": usage.images, "videos": usage.videos, "speech": usage.speech,
+                     "in_flight": usage.in_flight, "rejected": usage.rejected,
                      "rate_per_minute": self._buckets[name].rate * 60 if name in self._buckets else None,
                      "concurrency": self.concurrency(name)} for name, usage in self.usage.items()]
         return {"object": "list", "data": data}

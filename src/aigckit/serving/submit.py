@@ -256,7 +256,7 @@ def submit_video(state: ServerState, request: VideoRequest, key_name: str | None
     options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance")
                if getattr(request, name) is not None}
     pipeline.family.check_sample_options(options, pipeline.config.name)
-    work = VideoWork(digits, draw_seeds(request.seed, 1)[0], options, seconds, size)
+    work = VideoWork(digits, draw_seeds(request.seed, 1)[0], options, seconds, size, request.watermark)
     record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
     job = state.jobs.create("videos", served.id, work, key_name=key_name, record=record)
     return _queue(state, job, engine_for(state, served.id))

@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from .. import __version__
-from ..imaging import to_pil
-from ..provenance.marking import png_of
-from ..video import save_mp4
+from ..errors import AigcError
+from ..provenance.marking import configured, png_of, save_marked_video
+from ..video import as_frames
 from .batching import Stopped
 from .catalog import VIDEO_FPS, ServedModel
 from .jobs import Job
@@ -34,6 +36,7 @@ class VideoWork:
     options: dict[str, Any]
     seconds: str
     size: str
+    watermark: bool = True  # False: the client opted out (recorded in the MP4's comment)
 
     @property
     def seeds(self) -> list[int]:
@@ -42,8 +45,9 @@ class VideoWork:
 
 
 def run_videos(served: ServedModel, jobs: list[Job], images: Any, videos: Any) -> None:
-    """Sample each job's clip (one job at a time), store it as an MP4 and its first frame as a PNG, and finish the
-    job with what made them."""
+    """Sample each job's clip (one job at a time), store it as an MP4 (every frame watermarked unless the client
+    opted out, what made it in the file's comment) and its first frame as a PNG, and finish the job with what made
+    them."""
     pipeline = served.get()
     for job in jobs:
         if job.cancelled.is_set():
@@ -58,13 +62,21 @@ def run_videos(served: ServedModel, jobs: list[Job], images: Any, videos: Any) -
         started = time.perf_counter()
         clip = pipeline.sample(1, labels=work.digits, seed=work.seed, progress=progress, **work.options)[0]
         seconds = time.perf_counter() - started
-        with tempfile.TemporaryDirectory(prefix="aigckit-video-") as folder:  # ffmpeg writes to a file
-            mp4 = save_mp4(clip, Path(folder) / "clip.mp4", fps=VIDEO_FPS).read_bytes()
         made = {"model": served.id, "checkpoint_sha256": served.sha256, "digits": work.digits, "seed": work.seed,
-                **work.options, "frames": clip.shape[0], "fps": VIDEO_FPS, "sha256": videos.put(mp4),
-                "thumbnail_sha256": images.put(png_of(to_pil(clip[:1])[0])),
-                "generation_seconds": round(seconds, 3),
+                **work.options, "frames": clip.shape[0], "fps": VIDEO_FPS,
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aigckit_version": __version__}
+        try:
+            key, _ = configured(work.watermark)  # signing credentials: PNG and JPEG only
+            with tempfile.TemporaryDirectory(prefix="aigckit-video-") as folder:  # ffmpeg writes to a file
+                path = Path(folder) / "clip.mp4"
+                frames, made = save_marked_video(as_frames(clip), path, made, key=key, fps=VIDEO_FPS)
+                made["sha256"] = videos.put(path.read_bytes())
+        except AigcError as error:  # a watermark key that cannot be used, or ffmpeg failing
+            job.fail(f"the server could not write the video: {error}")
+            continue
+        first = frames[0, ..., 0] if frames.shape[-1] == 1 else frames[0]
+        made["thumbnail_sha256"] = images.put(png_of(Image.fromarray(first)))  # the marked first frame
+        made["generation_seconds"] = round(seconds, 3)
         job.finish({"aigckit": made})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import torch
@@ -189,7 +190,8 @@ def test_a_video_run_loads_and_samples_the_same_clips(video_run):
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".mp4", ".png"])
-def test_aigckit_sample_writes_clips_as_gif_mp4_or_a_frame_grid(video_run, tmp_path, suffix):
+def test_aigckit_sample_writes_clips_as_gif_mp4_or_a_frame_grid_that_aigckit_detect_finds_marked(video_run, tmp_path,
+                                                                                                suffix):
     out = tmp_path / f"clips{suffix}"
     result = CliRunner().invoke(app, ["sample", str(video_run), "--n", "2", "--labels", "3,7", "--steps", "2",
                                       "--seed", "0", "--nrow", "2", "--out", str(out)])
@@ -203,6 +205,28 @@ def test_aigckit_sample_writes_clips_as_gif_mp4_or_a_frame_grid(video_run, tmp_p
         frames = read_video(out)
         assert frames.shape[0] == 8  # T
         assert frames.shape[1] >= 64  # frames enlarged for viewing
+        assert "every frame watermarked" in result.stderr
+    detected = CliRunner().invoke(app, ["detect", "--json", str(out)])
+    assert detected.exit_code == 0, detected.output
+    [found] = json.loads(detected.stdout)
+    assert found["kind"] == ("image" if suffix == ".png" else "video")
+    assert found["detected"] and found["p_value"] < 1e-6 and found["matches_metadata"] is True
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_a_clip_sampled_with_no_watermark_records_it_and_carries_none(video_run, tmp_path, suffix, monkeypatch):
+    from aigckit.provenance.marking import read_video_metadata
+
+    monkeypatch.setenv("AIGCKIT_WATERMARK_KEY", "a key to look with, never used to mark")
+
+    out = tmp_path / f"clips{suffix}"
+    result = CliRunner().invoke(app, ["sample", str(video_run), "--n", "2", "--labels", "3,7", "--steps", "2",
+                                      "--seed", "0", "--no-watermark", "--out", str(out)])
+    assert result.exit_code == 0 and "not watermarked" in result.stderr, result.output
+    recorded = read_video_metadata(out)
+    assert recorded["watermark"] == "off" and recorded["seed"] == 0 and recorded["labels"] == "3,7"
+    [found] = json.loads(CliRunner().invoke(app, ["detect", "--json", str(out)]).stdout)
+    assert not found["detected"]
 
 
 def test_aigckit_sample_refuses_gif_for_an_image_run(tmp_path):
