@@ -8,7 +8,9 @@ point the way most frames agree, weighted by how near each frame is to a lattice
 blurred, or a cut between two frames, then costs a vote, not the verdict. The combined projections decode as one
 image's do; they depend on the frames alone, never on the key's reference bits, so in an unmarked clip the
 reference bits decoded right are Binomial(n, 1/2) as for an image, and the p-value stays exact (Bonferroni over
-the grids tried). The detector takes the fast path only: no gain, crop or tile search per frame.
+the grids tried, twice). Where no grid finds the mark as the frames are, each frame goes through the image
+detector's gain and clipping search (image_watermark_sync), and the searched frames are combined the same way;
+there is no crop or tile search.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import AigcError
-from .image_watermark import (CAPACITY, DETECTION_P, GRIDS, WatermarkDetection, _grid_for, _layout, _luminance,
-                              _projections, _step, _verdict, embed)
+from .image_watermark import (CAPACITY, DETECTION_P, GRIDS, WatermarkDetection, _affine, _grid_for, _layout,
+                              _Layout, _luminance, _projections, _step, _verdict, embed)
 
 __all__ = ["embed_frames", "detect_frames"]
 
@@ -50,15 +52,22 @@ def detect_frames(frames: np.ndarray, key: bytes, n_bits: Mapping[int, int]) -> 
         raise AigcError(f"{width}x{height} frames cannot carry the payload lengths {dict(n_bits)}; "
                         f"give the lengths used at embedding")
     lumas = [_luminance(np.asarray(image, dtype=np.float64)) for image in images]
-    tries = []
-    for layout in layouts:
-        step = _step(layout.grid)
-        p = np.stack([_projections(luma, layout) for luma in lumas])  # (T, slots)
-        phase = np.pi * 2 * (p / step - layout.dither)  # pi * (position in half steps)
-        mean = np.angle(np.exp(1j * phase).sum(axis=0))  # circular mean per slot, in (-pi, pi]
-        combined = step * (mean / (2 * np.pi) + layout.dither)  # a projection with that phase
-        tries.append(_verdict(combined, layout, "stdm", n_bits[layout.grid]))
+    hypotheses = 2 * len(layouts)  # each grid as it is, then under a gain search: fixed, so Bonferroni holds
+    threshold = DETECTION_P[_grid_for(side)]
+    tries = [_verdict(_combined([_projections(luma, layout) for luma in lumas], layout), layout, "stdm",
+                      n_bits[layout.grid]) for layout in layouts]
+    if min(t[0] for t in tries) * hypotheses > threshold:  # a gain or contrast change: each frame searched
+        tries += [_verdict(_combined([_affine(luma, layout) for luma in lumas], layout), layout, "stdm",
+                           n_bits[layout.grid]) for layout in layouts]
     best = min(tries, key=lambda t: (t[0], -t[1]))
-    p_value = float(min(1.0, best[0] * len(layouts)))
+    p_value = float(min(1.0, best[0] * hypotheses))
     return WatermarkDetection(bits=best[2].tolist(), bit_accuracy=float(best[3]), p_value=p_value,
-                              detected=p_value <= DETECTION_P[_grid_for(side)])
+                              detected=p_value <= threshold)
+
+
+def _combined(projections: list[np.ndarray], layout: _Layout) -> np.ndarray:
+    """One projection vector (slots,) whose lattice phase is the circular mean of the frames' (T x (slots,))."""
+    step = _step(layout.grid)
+    phase = np.pi * 2 * (np.stack(projections) / step - layout.dither)  # pi * (position in half steps)
+    mean = np.angle(np.exp(1j * phase).sum(axis=0))  # per slot, in (-pi, pi]
+    return step * (mean / (2 * np.pi) + layout.dither)
