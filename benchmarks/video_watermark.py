@@ -155,7 +155,8 @@ def main() -> None:
                "unmarked_p_below_0.01": float(np.mean(np.asarray(p_values) <= 0.01))}
     table = [f"Video watermark on {machine()} (`python benchmarks/video_watermark.py`): every frame marked with the "
              f"same payload (48 bits from 64 px, 32 at 32 px), the frames' votes combined.", "",
-             "| clips | attack | detected | payload bit accuracy | frame PSNR min / mean (dB) |", "|---|---|---|---|---|"]
+             "| clips | attack | detected | payload bit accuracy | frame PSNR min / mean (dB) |",
+             "|---|---|---|---|---|"]
     for row in rows:
         accuracy = "-" if row["bit_accuracy"] is None else f"{row['bit_accuracy']:.3f}"
         table.append(f"| {row['clips']} | {row['attack']} | {row['detection']:.3f} | {accuracy} | "

@@ -16,7 +16,8 @@ from .atomic import atomic_path
 from .errors import AigcError
 from .imaging import make_grid
 
-__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "read_video", "read_comment", "DEFAULT_FPS", "VIDEO_SUFFIXES"]
+__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "read_video", "read_comment", "DEFAULT_FPS",
+           "VIDEO_SUFFIXES"]
 
 DEFAULT_FPS = 10.0  # frames per second of the clips aigckit writes (`aigckit sample`, the server, training GIFs)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")  # read through ffmpeg; .gif through Pillow

@@ -119,7 +119,7 @@ def _write_clips(pipeline, videos: Tensor, out: Path, nrow: int, key, credential
         frames = as_frames(video_grid(videos, nrow=min(nrow, len(videos))), upscale=upscale)
         save_marked_video(frames, out, metadata, key=key, fps=DEFAULT_FPS)
         what = ("every frame watermarked" if key else "not watermarked") + (
-            "; not signed: content credentials are written into PNG and JPEG only" if credentials else "")
+            "; not signed: content credentials are signed into images only" if credentials else "")
     err_console.print(f"wrote {out} ({len(videos)} clips of {videos.shape[1]} frames from {pipeline.checkpoint}, "
                       f"seed {metadata['seed']}; {what}; {pipeline.precision.describe()})")
 

@@ -51,7 +51,8 @@ class VideoPipeline(ImagePipeline):
             raise AigcError(f"a clip's frames fill one row of the grid ({videos.shape[1]}); drop nrow")
         return save_grid(videos.flatten(0, 1), path, nrow=videos.shape[1], upscale=max(1, 64 // videos.shape[-1]))
 
-    def save_video(self, videos: Tensor, path: str | Path, *, nrow: int | None = None, fps: float | None = None) -> Path:
+    def save_video(self, videos: Tensor, path: str | Path, *, nrow: int | None = None,
+                   fps: float | None = None) -> Path:
         """Save clips as one animated GIF or MP4 (by the suffix), tiled `nrow` a row (default: a square)."""
         from ..video import DEFAULT_FPS, save_gif, save_mp4, video_grid
 

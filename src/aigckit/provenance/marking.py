@@ -20,8 +20,7 @@ from .payload import decode, encode, payload_bits
 from .png import MetadataValue, png_bytes
 
 __all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "watermark_frames", "save_marked_video",
-           "read_video_metadata", "marked_png",
-           "read_watermark", "read_video_watermark", "png_of"]
+           "read_video_metadata", "marked_png", "read_watermark", "read_video_watermark", "png_of"]
 
 WATERMARK = "aigckit-image-v1"  # the `watermark` field of a marked image: which detector reads it
 NO_WATERMARK = "off"  # the `watermark` field when the user opted out
@@ -43,9 +42,13 @@ def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | Non
     n_bits = payload_bits(image.width, image.height)
     payload = encode(checkpoint_sha256, secrets.randbits(63) if seed is None else seed, n_bits)
     marked = embed(image, key, payload.bits) if n_bits else image
+    return marked, _recorded(payload, n_bits)
+
+
+def _recorded(payload: Any, n_bits: int) -> dict[str, MetadataValue]:
     ids = payload.describe()
-    return marked, {"watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
-                    "watermark_generation_id": ids["generation_id"]}
+    return {"watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
+            "watermark_generation_id": ids["generation_id"]}
 
 
 def watermark_frames(frames: np.ndarray, key: bytes, checkpoint_sha256: str | None,
@@ -56,10 +59,7 @@ def watermark_frames(frames: np.ndarray, key: bytes, checkpoint_sha256: str | No
 
     n_bits = payload_bits(frames.shape[2], frames.shape[1])
     payload = encode(checkpoint_sha256, seed, n_bits)
-    ids = payload.describe()
-    return embed_frames(frames, key, payload.bits), {
-        "watermark": WATERMARK, "watermark_bits": n_bits, "watermark_model_id": ids["model_id"],
-        "watermark_generation_id": ids["generation_id"]}
+    return embed_frames(frames, key, payload.bits), _recorded(payload, n_bits)
 
 
 def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[str, Any], *, key: bytes | None,

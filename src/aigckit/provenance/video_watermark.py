@@ -40,9 +40,11 @@ def embed_frames(frames: np.ndarray, key: bytes, payload: Sequence[int]) -> np.n
     return np.stack(marked).reshape(frames.shape)
 
 
-def detect_frames(frames: np.ndarray, key: bytes, n_bits: Mapping[int, int]) -> WatermarkDetection:
+def detect_frames(frames: np.ndarray, key: bytes, n_bits: Mapping[int, int], *,
+                  search: bool = True) -> WatermarkDetection:
     """Look for the watermark of `key` in a clip (uint8 (T, H, W, C)); `n_bits` maps each grid the clip may have
-    been marked on to the payload length it carries there (as image_watermark.detect takes it)."""
+    been marked on to the payload length it carries there (as image_watermark.detect takes it). search=False
+    reads the frames as they are: one hypothesis per grid, no gain search."""
     images = _images(frames)
     height, width = frames.shape[1:3]
     side, key = min(height, width), bytes(key)
@@ -52,11 +54,11 @@ def detect_frames(frames: np.ndarray, key: bytes, n_bits: Mapping[int, int]) -> 
         raise AigcError(f"{width}x{height} frames cannot carry the payload lengths {dict(n_bits)}; "
                         f"give the lengths used at embedding")
     lumas = [_luminance(np.asarray(image, dtype=np.float64)) for image in images]
-    hypotheses = 2 * len(layouts)  # each grid as it is, then under a gain search: fixed, so Bonferroni holds
+    hypotheses = (2 if search else 1) * len(layouts)  # each grid as it is, then under a gain search: fixed
     threshold = DETECTION_P[_grid_for(side)]
     tries = [_verdict(_combined([_projections(luma, layout) for luma in lumas], layout), layout, "stdm",
                       n_bits[layout.grid]) for layout in layouts]
-    if min(t[0] for t in tries) * hypotheses > threshold:  # a gain or contrast change: each frame searched
+    if search and min(t[0] for t in tries) * hypotheses > threshold:  # a gain or contrast change: searched
         tries += [_verdict(_combined([_affine(luma, layout) for luma in lumas], layout), layout, "stdm",
                            n_bits[layout.grid]) for layout in layouts]
     best = min(tries, key=lambda t: (t[0], -t[1]))
