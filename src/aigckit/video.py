@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,8 +17,8 @@ from .atomic import atomic_path
 from .errors import AigcError
 from .imaging import make_grid
 
-__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "read_video", "read_comment", "DEFAULT_FPS",
-           "VIDEO_SUFFIXES"]
+__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "save_clip", "read_video", "read_comment",
+           "DEFAULT_FPS", "VIDEO_SUFFIXES"]
 
 DEFAULT_FPS = 10.0  # frames per second of the clips aigckit writes (`aigckit sample`, the server, training GIFs)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")  # read through ffmpeg; .gif through Pillow
@@ -132,6 +133,15 @@ def save_mp4(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = DEFA
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise AigcError(f"ffmpeg wrote nothing to {path}; see its message above")
     return path
+
+
+def save_clip(frames: Tensor | np.ndarray, path: str | Path, **options: Any) -> Path:
+    """Save a clip as GIF or MP4 by the file's suffix (save_gif / save_mp4 and their options)."""
+    savers = {".gif": save_gif, ".mp4": save_mp4}
+    suffix = Path(path).suffix.lower()
+    if suffix not in savers:
+        raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
+    return savers[suffix](frames, path, **options)
 
 
 def _read_gif(path: Path) -> np.ndarray:

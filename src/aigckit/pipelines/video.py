@@ -11,6 +11,7 @@ from torch import Tensor
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..layers import check_class_labels
+from ..video import DEFAULT_FPS, save_clip, video_grid
 from .image import ImagePipeline
 
 __all__ = ["VideoPipeline"]
@@ -52,14 +53,7 @@ class VideoPipeline(ImagePipeline):
         return save_grid(videos.flatten(0, 1), path, nrow=videos.shape[1], upscale=max(1, 64 // videos.shape[-1]))
 
     def save_video(self, videos: Tensor, path: str | Path, *, nrow: int | None = None,
-                   fps: float | None = None) -> Path:
+                   fps: float = DEFAULT_FPS) -> Path:
         """Save clips as one animated GIF or MP4 (by the suffix), tiled `nrow` a row (default: a square)."""
-        from ..video import DEFAULT_FPS, save_gif, save_mp4, video_grid
-
-        path = Path(path)
-        savers = {".gif": save_gif, ".mp4": save_mp4}
-        if path.suffix.lower() not in savers:
-            raise AigcError(f"{path}: clips are written as .gif or .mp4 (or a .png frame grid); change the suffix")
         nrow = math.ceil(math.sqrt(len(videos))) if nrow is None else nrow
-        return savers[path.suffix.lower()](video_grid(videos, nrow=nrow), path, fps=fps or DEFAULT_FPS,
-                                           upscale=max(1, 64 // videos.shape[-1]))
+        return save_clip(video_grid(videos, nrow=nrow), path, fps=fps, upscale=max(1, 64 // videos.shape[-1]))

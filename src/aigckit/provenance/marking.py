@@ -67,11 +67,9 @@ def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[st
     """Write a clip's uint8 frames (T, H, W, C) as a GIF or MP4 (by the suffix), atomically: watermarked with
     `key` (None: the user opted out, recorded as watermark=off), the fields as JSON in the file's comment
     (read_video_metadata). Returns the frames as written and the fields."""
-    from ..video import save_gif, save_mp4
+    from ..video import save_clip
 
-    savers = {".gif": save_gif, ".mp4": save_mp4}
-    path = Path(path)
-    if path.suffix.lower() not in savers:
+    if Path(path).suffix.lower() not in (".gif", ".mp4"):  # before any marking
         raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
     fields: dict[str, Any] = dict(metadata)
     if key is None:
@@ -79,7 +77,7 @@ def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[st
     else:
         frames, recorded = watermark_frames(frames, key, fields.get("checkpoint_sha256"), int(fields["seed"]))
         fields.update(recorded)
-    savers[path.suffix.lower()](frames, path, fps=fps, comment=json.dumps(fields, sort_keys=True))
+    save_clip(frames, path, fps=fps, comment=json.dumps(fields, sort_keys=True))
     return frames, fields
 
 
@@ -127,20 +125,26 @@ def read_watermark(image: Image.Image, key: bytes) -> dict[str, Any]:
     The payload length follows the size the image was marked at (`payload_bits`), which a resize hides; each grid
     the detector tries stands for one marking size, so it reads the length that size implies, and one search
     covers every length without more hypotheses than the grids themselves."""
-    from .image_watermark import GRIDS, detect
+    from .image_watermark import detect
 
     if image.mode not in ("L", "RGB"):
         image = image.convert("RGB")
-    return _found(detect(image, key, {grid: payload_bits(grid, grid) for grid in GRIDS}))
+    return _found(detect(image, key, _lengths()))
 
 
 def read_video_watermark(frames: np.ndarray, key: bytes) -> dict[str, Any]:
     """Look for our watermark in a clip's uint8 frames (T, H, W, C), every frame's vote combined
     (video_watermark): verdict, p-value, bit accuracy and the decoded ids, as read_watermark gives them."""
-    from .image_watermark import GRIDS
     from .video_watermark import detect_frames
 
-    return _found(detect_frames(frames, key, {grid: payload_bits(grid, grid) for grid in GRIDS}))
+    return _found(detect_frames(frames, key, _lengths()))
+
+
+def _lengths() -> dict[int, int]:
+    """The payload length an image marked on each grid carries (see read_watermark)."""
+    from .image_watermark import GRIDS
+
+    return {grid: payload_bits(grid, grid) for grid in GRIDS}
 
 
 def _found(found: Any) -> dict[str, Any]:
