@@ -29,7 +29,7 @@ from aigckit.data import load_dataset
 from aigckit.provenance.image_watermark import psnr
 from aigckit.provenance.marking import read_video_watermark, save_marked_video
 from aigckit.provenance.payload import encode
-from aigckit.video import as_frames, read_video, save_gif, save_mp4
+from aigckit.video import as_frames, frame_image, read_video, save_gif, save_mp4
 from timing import machine, write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -48,7 +48,7 @@ def through(save: Callable, **options) -> Callable[[np.ndarray], np.ndarray]:
 def resize_frames(frames: np.ndarray, scale: float) -> np.ndarray:
     height, width = frames.shape[1:3]
     size = (round(width * scale), round(height * scale))
-    out = [np.asarray(Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f).resize(size, Image.BICUBIC))
+    out = [np.asarray(frame_image(f).resize(size, Image.BICUBIC))
            for f in frames]
     return np.stack(out).reshape(len(frames), size[1], size[0], frames.shape[-1])
 
@@ -122,7 +122,7 @@ def main() -> None:
             key = rng.bytes(16)
             seed = int(rng.integers(0, 2**62))
             marked, fields = save_marked_video(clip, FOLDER / "marked.gif", {"seed": seed}, key=key, fps=10)
-            psnrs += [psnr(Image.fromarray(a.squeeze()), Image.fromarray(b.squeeze())) for a, b in zip(clip, marked)]
+            psnrs += [psnr(frame_image(a), frame_image(b)) for a, b in zip(clip, marked)]
             payload = encode(None, seed, fields["watermark_bits"]).bits
             for attack, change in ATTACKS.items():
                 frames = change(marked)

@@ -17,7 +17,8 @@ from .atomic import atomic_path
 from .errors import AigcError
 from .imaging import make_grid
 
-__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "save_clip", "read_video", "read_comment",
+__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "save_clip", "frame_image", "read_video",
+           "read_comment",
            "DEFAULT_FPS", "VIDEO_SUFFIXES"]
 
 DEFAULT_FPS = 10.0  # frames per second of the clips aigckit writes (`aigckit sample`, the server, training GIFs)
@@ -54,6 +55,11 @@ def as_frames(frames: Tensor | np.ndarray, *, upscale: int = 1) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
+def frame_image(frame: np.ndarray) -> Image.Image:
+    """One uint8 frame (H, W, C), C 1 or 3, as a Pillow image ("L" or "RGB")."""
+    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
+
+
 def video_grid(videos: Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """Clips (N, T, C, H, W) in [-1, 1] tiled into one clip, uint8 (T, H', W', C): frame t is the grid of every
     clip's frame t, `nrow` clips per row with a dark border (imaging.make_grid's layout)."""
@@ -80,7 +86,7 @@ def save_gif(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = DEFA
     as they were."""
     path = _checked(path, ".gif", fps)
     pixels = as_frames(frames, upscale=upscale)
-    images = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame) for frame in pixels]
+    images = [frame_image(frame) for frame in pixels]
     with atomic_path(path) as tmp:
         extra = {} if comment is None else {"comment": comment.encode()}
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,

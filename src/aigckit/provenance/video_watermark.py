@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import AigcError
+from ..video import frame_image
 from .image_watermark import (CAPACITY, DETECTION_P, GRIDS, WatermarkDetection, _affine, _grid_for, _layout,
                               _Layout, _luminance, _projections, _step, _verdict, embed)
 
@@ -31,7 +32,7 @@ def _images(frames: np.ndarray) -> list[Image.Image]:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] not in (1, 3) or len(frames) == 0:
         raise AigcError(f"a clip to watermark is uint8 frames (T, H, W, C) with C 1 or 3 and T >= 1, got "
                         f"{frames.dtype} {tuple(frames.shape)}; see aigckit.video.as_frames")
-    return [Image.fromarray(frame[..., 0]) if frame.shape[-1] == 1 else Image.fromarray(frame) for frame in frames]
+    return [frame_image(frame) for frame in frames]
 
 
 def embed_frames(frames: np.ndarray, key: bytes, payload: Sequence[int]) -> np.ndarray:

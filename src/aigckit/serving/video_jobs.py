@@ -10,12 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from .. import __version__
 from ..errors import AigcError
 from ..provenance.marking import configured, png_of, save_marked_video
-from ..video import as_frames
+from ..video import as_frames, frame_image
 from .batching import Stopped
 from .catalog import VIDEO_FPS, ServedModel
 from .jobs import Job
@@ -74,8 +72,7 @@ def run_videos(served: ServedModel, jobs: list[Job], images: Any, videos: Any) -
         except AigcError as error:  # a watermark key that cannot be used, or ffmpeg failing
             job.fail(f"the server could not write the video: {error}")
             continue
-        first = frames[0, ..., 0] if frames.shape[-1] == 1 else frames[0]
-        made["thumbnail_sha256"] = images.put(png_of(Image.fromarray(first)))  # the marked first frame
+        made["thumbnail_sha256"] = images.put(png_of(frame_image(frames[0])))  # the marked first frame
         made["generation_seconds"] = round(seconds, 3)
         job.finish({"aigckit": made})
 
