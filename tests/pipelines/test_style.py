@@ -26,6 +26,19 @@ def test_the_style_loss_falls_during_optimisation(optimizer, steps):
     assert result.info["features"].startswith("random multi-scale features")
 
 
+def test_a_coarse_stage_starts_the_full_size_nearer_the_style():
+    features = RandomMultiScale(0)
+    seen: list[dict[str, float]] = []
+    coarse = stylize_gatys(CONTENT, STYLE, size=64, steps=3, coarse_steps=20, features=features,
+                           on_step=lambda step, losses, image: seen.append(losses))
+    plain = stylize_gatys(CONTENT, STYLE, size=64, steps=3, features=features)
+    assert [losses["size"] for losses in seen] == [32] * 20 + [64] * 3
+    assert coarse.image.size == (64, 64) and coarse.info["coarse_steps"] == 20
+    # the upsampled half-size result is already styled: its first full-size loss is far below the content's
+    assert coarse.info["first_losses"]["style"] < 0.2 * plain.info["first_losses"]["style"]
+    assert coarse.info["first_losses"]["size"] == 64
+
+
 def test_colour_preservation_keeps_the_content_colours_and_grey_stays_grey():
     result = stylize_gatys(CONTENT, STYLE, size=40, steps=5, preserve_color=True, features=RandomMultiScale(0))
     content = CONTENT.resize(result.image.size, Image.Resampling.LANCZOS)
@@ -44,16 +57,16 @@ def test_stylize_cli_writes_a_marked_png_and_says_which_features(tmp_path, monke
     STYLE.save(tmp_path / "s.jpg")
     common = ["stylize", "--content", str(tmp_path / "c.png"), "--style", str(tmp_path / "s.jpg"), "--size", "32",
               "--steps", "4", "--no-download"]
-    result = runner.invoke(app, [*common, "--out", str(tmp_path / "o.png"), "--save-every", "2"])
+    result = runner.invoke(app, [*common, "--out", str(tmp_path / "o.png"), "--save-every", "2", "--coarse-steps", "2"])
     assert result.exit_code == 0, result.output
     assert "random multi-scale features" in result.output and "stand in" in result.output
     metadata = read_metadata(tmp_path / "o.png")
     assert metadata["method"] == "gatys" and metadata["features"].startswith("random multi-scale")
-    assert metadata["style_weight"] == 1000.0 and metadata["steps"] == 4
+    assert metadata["style_weight"] == 1000.0 and metadata["steps"] == 4 and metadata["coarse_steps"] == 2
     assert metadata["scored_with"].startswith("random multi-scale features (seed 1") and metadata["patch_fd"] >= 0
     assert "content SSIM" in result.output
     assert read_watermark(Image.open(tmp_path / "o.png"), watermark_key())["detected"]
-    assert (tmp_path / "o-step2.png").is_file() and not (tmp_path / "o-step4.png").exists()
+    assert (tmp_path / "o-step4.png").is_file() and not (tmp_path / "o-step6.png").exists()
 
     torch.save(VGG19Features().state_dict(), tmp_path / "vgg19.pth")
     assert runner.invoke(app, ["convert", str(tmp_path / "vgg19.pth"), "--out", str(tmp_path / "v.safetensors")]

@@ -32,6 +32,8 @@ def stylize_command(
     size: Annotated[int, typer.Option(help="the result's longer side in pixels (the content is resized to it)")] = 256,
     steps: Annotated[int, typer.Option(help="L-BFGS: evaluations of the losses (as the PyTorch tutorial counts "
                                            "them); Adam: iterations")] = 300,
+    coarse_steps: Annotated[int, typer.Option(help="gatys: evaluations at half the size first, the result "
+                                                   "upsampled to start from (coarse to fine)")] = 0,
     optimizer: Annotated[str, typer.Option(help="lbfgs or adam")] = "lbfgs",
     content_weight: Annotated[float, typer.Option(help="weight of the content loss")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="weight of the style loss (both losses are relative to "
@@ -70,6 +72,7 @@ def stylize_command(
     if optimizer not in OPTIMIZERS:
         raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
     require_at_least(1, steps=steps, save_every=save_every)
+    require_at_least(0, coarse_steps=coarse_steps)
     require_at_least(16, size=size)
     check_output_file(out)
     check_precision(precision)
@@ -82,12 +85,12 @@ def stylize_command(
                           f"statistics stand in")
 
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("gatys", total=steps)
+        task = progress.add_task("gatys", total=coarse_steps + steps)
 
         def on_step(step: int, losses: dict[str, float], image) -> None:
-            progress.update(task, completed=step, description=f"gatys  style {losses['style']:.3g}  "
-                                                              f"content {losses['content']:.3g}")
-            if save_every and step % save_every == 0 and step < steps:
+            progress.update(task, completed=step, description=f"gatys {losses['size']:.0f} px  style "
+                                                              f"{losses['style']:.3g}  content {losses['content']:.3g}")
+            if save_every and step % save_every == 0 and step < coarse_steps + steps:
                 snapshot = out.with_name(f"{out.stem}-step{step}.png")
                 atomic_write_bytes(snapshot, marked_png(image(), {"method": "gatys", "step": step},
                                                         key=key)[0])
@@ -95,12 +98,12 @@ def stylize_command(
         result = stylize_gatys(content_image, style_image, size=size, steps=steps, optimizer=optimizer,
                                content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                                preserve_color=preserve_color, features=network, precision=precision,
-                               on_step=on_step)
+                               coarse_steps=coarse_steps, on_step=on_step)
     info = result.info
     scores = style_scores(result.image, content_image, style_image)
     metadata = {"method": "gatys", "content": content.name, "style": style.name, "features": info["features"],
-                "optimizer": optimizer, "steps": steps, "size": size, "content_weight": content_weight,
-                "style_weight": style_weight, "tv_weight": tv_weight,
+                "optimizer": optimizer, "steps": steps, "coarse_steps": coarse_steps, "size": size,
+                "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
                 "preserve_color": int(preserve_color), **{k: round(v, 6) if isinstance(v, float) else v
                                                           for k, v in scores.items()}}
     data, _ = marked_png(result.image, metadata, key=key, credentials=credentials)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -85,17 +86,21 @@ def _with_content_colour(result: Image.Image, content: Image.Image) -> Image.Ima
 def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, steps: int = 300,
                   optimizer: str = "lbfgs", content_weight: float = 1.0, style_weight: float = 1e3,
                   tv_weight: float = 0.0, preserve_color: bool = False, features: FeatureNetwork | None = None,
-                  precision: str = "auto",
+                  precision: str = "auto", coarse_steps: int = 0,
                   on_step: Callable[[int, dict[str, float], Callable[[], Image.Image]], None] | None = None,
                   ) -> StyleResult:
     """Render `content` in the style of `style` by optimising the image (started from the content) with L-BFGS for
-    `steps` evaluations of the losses, or Adam for `steps` iterations; `on_step(step, losses, image)` is called
-    after every one (`image()` gives the current image). Grey content gives a grey result. The output has the
+    `steps` evaluations of the losses, or Adam for `steps` iterations; with `coarse_steps`, that many first at half
+    the size, the result upsampled to start the full size from (coarse to fine: a half-size evaluation costs about a
+    quarter). `on_step(step, losses, image)` is called after every one (`image()` gives the current image;
+    `losses["size"]` is the longer side it was computed at). Grey content gives a grey result. The output has the
     content's aspect ratio, its longer side `size` (stated in the info)."""
     if optimizer not in OPTIMIZERS:
         raise AigcError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
     if steps < 1:
         raise AigcError(f"--steps must be at least 1, got {steps}")
+    if coarse_steps < 0:
+        raise AigcError(f"--coarse-steps must be 0 or more, got {coarse_steps}")
     for name, value in (("content-weight", content_weight), ("tv-weight", tv_weight),
                         ("style-weight", style_weight)):
         if not np.isfinite(value) or value < 0:
@@ -104,8 +109,6 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
     network = features if features is not None else feature_network()
     chosen = resolve_precision(precision, "cpu")
     original_size, grey = content.size, content.mode in ("L", "LA", "I", "I;16", "1")
-    content_rgb, style_rgb = prepare_pair(content, style, size, preserve_color)
-
     network = network.eval().requires_grad_(False).to(memory_format=torch.channels_last)
     layers = network.content_layers + network.style_layers
 
@@ -113,54 +116,66 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
         with chosen.autocast("cpu"):
             return network(x.contiguous(memory_format=torch.channels_last), layers)
 
-    with torch.no_grad():  # the targets, once
-        content_targets = {k: v.float() for k, v in forward(_to_tensor(content_rgb)).items()
-                           if k in network.content_layers}
-        style_targets = {k: gram(v) for k, v in forward(_to_tensor(style_rgb)).items() if k in network.style_layers}
-
-    x = _to_tensor(content_rgb).requires_grad_(True)
-    losses: dict[str, float] = {}
-
-    def objective() -> Tensor:
-        activations = forward(x)
-        parts = {"content": content_weight * content_loss(activations, content_targets),
-                 "style": style_weight * style_loss(activations, style_targets),
-                 "tv": tv_weight * total_variation(x)}
-        total = parts["content"] + parts["style"] + parts["tv"]
-        losses.update({k: float(v.detach()) for k, v in parts.items()}, total=float(total.detach()))
-        return total
-
     history: list[dict[str, float]] = []
 
-    def record() -> None:
-        history.append(dict(losses))
-        if on_step is not None:
-            on_step(len(history), dict(losses), lambda: _to_image(x))
+    def optimise(start: Tensor, content_rgb: Image.Image, style_rgb: Image.Image, evaluations: int,
+                 stage_size: int) -> Tensor:
+        """The image optimised from `start` against this pair's targets for `evaluations` (Adam: iterations)."""
+        with torch.no_grad():  # the targets, once per size
+            content_targets = {k: v.float() for k, v in forward(_to_tensor(content_rgb)).items()
+                               if k in network.content_layers}
+            style_targets = {k: gram(v) for k, v in forward(_to_tensor(style_rgb)).items()
+                             if k in network.style_layers}
+        x = start.requires_grad_(True)
+        losses: dict[str, float] = {}
 
-    if optimizer == "adam":
-        adam = torch.optim.Adam([x], lr=ADAM_LR)
-        for _ in range(steps):
-            adam.zero_grad(set_to_none=True)
-            objective().backward()
-            adam.step()
-            with torch.no_grad():
-                x.clamp_(0, 1)
-            record()
-    else:
-        # a step is one evaluation of the losses, as the PyTorch tutorial counts them; one step() call runs them all
-        lbfgs = torch.optim.LBFGS([x], lr=1.0, max_iter=steps, max_eval=steps, history_size=50,
-                                  tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+        def objective() -> Tensor:
+            activations = forward(x)
+            parts = {"content": content_weight * content_loss(activations, content_targets),
+                     "style": style_weight * style_loss(activations, style_targets),
+                     "tv": tv_weight * total_variation(x)}
+            total = parts["content"] + parts["style"] + parts["tv"]
+            losses.update({k: float(v.detach()) for k, v in parts.items()}, total=float(total.detach()),
+                          size=stage_size)
+            return total
 
-        def closure() -> Tensor:
-            lbfgs.zero_grad(set_to_none=True)
-            loss = objective()
-            loss.backward()
-            record()
-            return loss
+        def record() -> None:
+            history.append(dict(losses))
+            if on_step is not None:
+                on_step(len(history), dict(losses), lambda: _to_image(x))
 
-        lbfgs.step(closure)
-        with torch.no_grad():
-            x.clamp_(0, 1)
+        if optimizer == "adam":
+            adam = torch.optim.Adam([x], lr=ADAM_LR)
+            for _ in range(evaluations):
+                adam.zero_grad(set_to_none=True)
+                objective().backward()
+                adam.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+                record()
+        else:
+            # a step is one evaluation of the losses, as the PyTorch tutorial counts them; one step() runs them all
+            lbfgs = torch.optim.LBFGS([x], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=50,
+                                      tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+            def closure() -> Tensor:
+                lbfgs.zero_grad(set_to_none=True)
+                loss = objective()
+                loss.backward()
+                record()
+                return loss
+
+            lbfgs.step(closure)
+        return x.detach().clamp_(0, 1)
+
+    content_rgb, style_rgb = prepare_pair(content, style, size, preserve_color)
+    x = _to_tensor(content_rgb)
+    if coarse_steps:
+        coarse_size = max(16, size // 2)
+        coarse_content, coarse_style = prepare_pair(content, style, coarse_size, preserve_color)
+        coarse = optimise(_to_tensor(coarse_content), coarse_content, coarse_style, coarse_steps, coarse_size)
+        x = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp_(0, 1)
+    x = optimise(x, content_rgb, style_rgb, steps, size)
 
     result = _to_image(x)
     if preserve_color:
@@ -168,11 +183,11 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
     if grey:
         result = result.convert("L")
     info = {"method": "gatys", "features": network.description, "optimizer": optimizer, "steps": steps,
-            "size": list(result.size), "content_size": list(original_size),
+            "coarse_steps": coarse_steps, "size": list(result.size), "content_size": list(original_size),
             "resized": "content resized so that its longer side is the size, style resized to match",
             "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
             "preserve_color": preserve_color, "precision": chosen.name,
-            "first_losses": history[0], "final_losses": history[-1],
+            "first_losses": history[coarse_steps], "final_losses": history[-1],  # both at full size
             "seconds": round(time.perf_counter() - started, 2)}
     return StyleResult(result, info)
 
