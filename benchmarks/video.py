@@ -18,7 +18,9 @@ clips keep their digits and move like the real ones.
    is the digits asked for. The same for as many real held-out (test) clips (the ceiling) and for the baseline
    that repeats one generated frame: evaluate_video builds it from the generated clips themselves (each clip's
    first frame shown for the whole clip; repeated_frame_clips(generated)), so it is consistent by construction and
-   motionless, and the video evaluator was trained to tell held frames from motion.
+   motionless, and the video evaluator was trained to tell held frames from motion. A preset trained with
+   model.given_first_frame also continues the first frames of as many validation clips (no labels: the frame
+   alone), scored the same way; "majority = labels" is then whether the clip keeps the frame's digits.
 3. Sampling time: one batch of --speed-clips clips timed on its own (the eval's own figure also counts loading
    the test clips), per clip and per second of video at the GIF's frame rate (aigckit.video.save_gif's default
    fps, 10: a 20-frame clip is 2 s of video).
@@ -86,6 +88,16 @@ def sampling_speed(run_dir: Path, clips: int) -> float:
     return (time.perf_counter() - started) / clips
 
 
+def _prediction_line(video: dict, real: dict) -> list[str]:
+    """The summary of clips continued from real first frames (a prediction preset), or nothing."""
+    if "predicted" not in video:
+        return []
+    row = video["predicted"]
+    return [f"- Continued from real first frames: consistent in {row['consistent_share']:.1%} of clips, the frame's "
+            f"digits kept (majority) in {row['majority_is_labels']:.1%}, FVD-style {row['fvd_style']:.2f} "
+            f"({row['fvd_style'] / real['fvd_style']:.1f}x real)."]
+
+
 def _met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
@@ -135,7 +147,7 @@ def main() -> None:
                "n": metrics["n_samples"], "frames": frames, "image_size": metrics["image_size"],
                "dataset": metrics["dataset"], "sampler": metrics["sampler"], "extractor": extractor,
                "reference": video["reference"], "generated": generated, "real_held_out": real,
-               "repeated_frame_baseline": baseline,
+               "repeated_frame_baseline": baseline, "predicted": video.get("predicted"),
                "repeated_frame_baseline_source": "generated clips, each its first frame repeated "
                                                  "(evaluate_video: repeated_frame_clips(generated))",
                "targets": targets, "fps": FPS, "speed_clips": args.speed_clips, "seconds_per_clip": per_clip,
@@ -161,13 +173,17 @@ def main() -> None:
              f"- FVD-style distance within {FVD_RATIO_TARGET:g}x of the real held-out clips' own: "
              f"{generated['fvd_style']:.2f} vs {real['fvd_style']:.2f} ({fvd_ratio:.1f}x), "
              f"{_met(targets['fvd_style_vs_real']['met'])} (repeated-frame baseline {baseline['fvd_style']:.2f}, "
-             f"{targets['fvd_style_vs_real']['repeated_frame_baseline_ratio']:.1f}x).", "",
+             f"{targets['fvd_style_vs_real']['repeated_frame_baseline_ratio']:.1f}x).", *_prediction_line(video, real),
+             "",
              "| clips | FVD-style | x real | per-frame FID | consistent clips | mostly consistent (>= 90% of frames) "
              "| frame agreement | majority = labels |",
              "|---|---|---|---|---|---|---|---|"]
     names = {"generated": "generated", "real_held_out": "real held-out (test)",
-             "repeated_frame_baseline": "repeated-frame baseline (each generated clip's first frame, repeated)"}
+             "repeated_frame_baseline": "repeated-frame baseline (each generated clip's first frame, repeated)",
+             "predicted": "continued from real first frames (validation clips' frame 0, no labels)"}
     for key, name in names.items():
+        if key not in video:
+            continue
         row = video[key]
         majority = row.get("majority_is_labels")
         table.append(f"| {name} | {row['fvd_style']:.2f} | {row['fvd_style'] / real['fvd_style']:.1f} | "

@@ -108,14 +108,18 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     from aigckit.evaluation.report import compare_runs
     from aigckit.training import Trainer
 
-    config = tiny_config({"name": "diffusion", "conditional": True}, data={"name": "moving-digits", "image_size": 8},
+    # a prediction model: it also continues the validation clips' first frames, scored as a fourth set
+    config = tiny_config({"name": "diffusion", "conditional": True, "given_first_frame": 0.5},
+                         data={"name": "moving-digits", "image_size": 8},
                          train={"batch_size": 8, "max_steps": 2, "num_samples": 2})
     Trainer(config, tmp_path / "run", show_progress=False).fit()
     monkeypatch.setattr(video, "EVALUATOR_STEPS", 5)  # a barely trained evaluator: this test checks the wiring
     result = evaluate_run(tmp_path / "run", n=6, steps=2, batch_size=4, cache_dir=tmp_path / "cache")
     assert result["n_samples"] == 6 and result["frames"] == 8
     scores = result["video"]
-    assert set(scores) == {"extractor", "reference", "generated", "real_held_out", "repeated_frame_baseline"}
+    assert set(scores) == {"extractor", "reference", "generated", "real_held_out", "repeated_frame_baseline",
+                           "predicted"}
+    assert scores["predicted"]["clips"] == 6 and "majority_is_labels" in scores["predicted"]
     assert scores["repeated_frame_baseline"]["consistent_share"] == 1.0
     assert scores["extractor"]["train_steps"] == 5 and "majority_is_labels" in scores["generated"]
     assert json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["video"] == scores
@@ -123,8 +127,10 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     page = compare_runs([tmp_path / "run"], tmp_path / "report").read_text()  # the compare report's previews
     assert page.count("data:image/gif;base64,") == 2  # the last training samples and the eval's clips, animated
     assert f"<tr><td>generated</td><td>{scores['generated']['fvd_style']:.3f}</td>" in page
+    assert f"<tr><td>continued from real first frames</td><td>{scores['predicted']['fvd_style']:.3f}</td>" in page
     assert scores["extractor"]["extractor"] in page
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--n", "6", "--steps", "2"],
                                 env={"AIGCKIT_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "repeated-frame baseline" in result.stdout and "mostly consistent" in result.stdout
+    assert "continued from real first" in result.stdout

@@ -166,13 +166,11 @@ def eval_command(
     err_console.print(f"wrote {Path(run_dir) / 'eval' / 'metrics.json'}")
 
 
-VIDEO_ROWS = {"generated": "generated", "real_held_out": "real held-out",
-              "repeated_frame_baseline": "repeated-frame baseline"}
-
-
 def _video_table(run_dir: Path, result: dict):
     """A video run's clips scored beside the real held-out clips and the repeated-frame baseline."""
     from rich.table import Table
+
+    from ..evaluation.video import VIDEO_ROWS
 
     video = result["video"]
     table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result['n_samples']} clips of "
@@ -181,6 +179,8 @@ def _video_table(run_dir: Path, result: dict):
                    "majority = labels"):
         table.add_column(column, justify="left" if column == "clips" else "right")
     for key, name in VIDEO_ROWS.items():
+        if key not in video:
+            continue
         row = video[key]
         table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), f"{row['consistent_share']:.3f}",
                       f"{row['mostly_consistent_share']:.3f}", f"{row['frame_agreement']:.3f}",

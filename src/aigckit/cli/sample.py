@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..errors import AigcError
-from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, require_at_least,
-                     require_image_model, say_precision, user_errors)
+from .common import (PrecisionOption, check_output_file, check_precision, check_seed, err_console, open_image,
+                     require_at_least, require_image_model, say_precision, user_errors)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -52,6 +52,9 @@ def sample_command(
                                             "(the opt-out is recorded in the PNG)")] = True,
     guard: Annotated[bool, typer.Option("--guard", help="withhold near-copies of training images (the rule of "
                                         "aigckit eval's memorisation)")] = False,
+    first_frame: Annotated[Optional[Path], typer.Option(help="video prediction: an image every clip starts from "
+                                                        "and continues (a run trained with "
+                                                        "model.given_first_frame)")] = None,
 ) -> None:
     """Sample n images from a trained run and save them as a grid, watermarked, with its provenance."""
     from ..atomic import atomic_write_bytes
@@ -77,15 +80,21 @@ def sample_command(
                         f"in .png (GIF and MP4 are for video runs)")
     if video and guard:
         raise AigcError("--guard compares images with training images and does not read clips; drop --guard")
+    if first_frame is not None and not video:
+        raise AigcError(f"--first-frame starts clips, and {run_dir} holds an image model; drop it or give a video run")
+    frame_image = open_image(first_frame, "--first-frame") if first_frame is not None else None
     say_precision(pipeline)
     seed = secrets.randbits(63) if seed is None else seed  # drawn here so that it is recorded and marked
     options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta,
                "prompt": prompt[0] if prompt and len(prompt) == 1 else prompt}
+    given = {"first_frame": frame_image} if frame_image is not None else {}
     images = pipeline.sample(n, labels=label_list, seed=seed,
-                             **{k: v for k, v in options.items() if v is not None})
+                             **{k: v for k, v in options.items() if v is not None}, **given)
     metadata = {"model": Path(run_dir).resolve().name, "architecture": pipeline.config.name,
                 "checkpoint_sha256": checkpoint_sha256(Path(pipeline.checkpoint)), "seed": seed, "n": n,
                 "labels": labels, **options}
+    if first_frame is not None:
+        metadata["first_frame"] = first_frame.name
     if isinstance(options["prompt"], list):  # one caption per image: a JSON list in the PNG's text
         metadata["prompt"] = json.dumps(options["prompt"])
     if video:

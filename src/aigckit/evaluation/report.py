@@ -88,16 +88,16 @@ def _score_table(headers: list[str], rows: list[tuple[str, list[float | None]]])
 
 def _video_section(run_dir: Path, video: dict) -> str:
     """A video run's evaluation: its generated clips (animated) and its scores beside the real held-out clips' and
-    the repeated-frame baseline's."""
+    the repeated-frame baseline's (and a prediction model's clips continued from real first frames)."""
+    from .video import VIDEO_ROWS
+
     parts = []
     gif = run_dir / "eval" / "samples.gif"
     if gif.is_file():
         parts.append(f"<figure>{_embed(gif)}<figcaption>generated clips (eval)</figcaption></figure>")
     keys = ("fvd_style", "frame_fid", "consistent_share", "mostly_consistent_share", "frame_agreement",
             "majority_is_labels")
-    names = {"generated": "generated", "real_held_out": "real held-out", "repeated_frame_baseline":
-             "repeated-frame baseline"}
-    rows = [(name, [video[key].get(k) for k in keys]) for key, name in names.items() if key in video]
+    rows = [(name, [video[key].get(k) for k in keys]) for key, name in VIDEO_ROWS.items() if key in video]
     parts.append(_score_table(["clips", "FVD-style", "per-frame FID", "consistent", "mostly consistent",
                                "frame agreement", "majority = labels"], rows))
     parts.append(f"<p class='note'>scored by {html.escape(video['extractor']['extractor'])} (ours, not I3D: "

@@ -316,6 +316,12 @@ def temporal_consistency(frame_logits: Tensor) -> dict[str, Tensor]:
             "majority": (majority[:, None] >> torch.arange(sets.shape[-1])) & 1 == 1}
 
 
+# the clip sets a video run's scores name, as reports print them ("predicted": prediction models only)
+VIDEO_ROWS = {"generated": "generated", "real_held_out": "real held-out",
+              "repeated_frame_baseline": "repeated-frame baseline",
+              "predicted": "continued from real first frames"}
+
+
 def repeated_frame_clips(videos: Tensor, frame: int = 0) -> Tensor:
     """The baseline: each clip (N, T, C, H, W) replaced by its frame `frame` shown T times."""
     if not -videos.shape[1] <= frame < videos.shape[1]:
@@ -342,12 +348,15 @@ def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvalua
 
 
 def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labels: Tensor | None = None,
-                   seed: int = 0, steps: int = 1500, evaluator: VideoEvaluator | None = None) -> dict[str, Any]:
+                   seed: int = 0, steps: int = 1500, evaluator: VideoEvaluator | None = None,
+                   predicted: Tensor | None = None, predicted_labels: Tensor | None = None) -> dict[str, Any]:
     """The "video" section of a video run's metrics: FVD-style distance, per-frame FID and temporal consistency of
     generated clips (N, T, C, H, W) in [-1, 1], of as many real held-out (test) clips (the ceiling) and of the
     generated clips with their first frame repeated (the baseline), all against one seeded sample of as many
     training clips. labels: (N, K) the digits the clips were asked for, when conditional. evaluator: the video
-    evaluator to use (default: this data's, trained for `steps` steps, from the cache)."""
+    evaluator to use (default: this data's, trained for `steps` steps, from the cache). predicted: clips a
+    prediction model continued from real first frames, scored the same way ("predicted"), predicted_labels: the
+    digits of those frames."""
     extractor = evaluator or load_or_train_video_evaluator(data, cache_dir, steps=steps)
     extractor.check(generated)
     held_out, train = load_dataset(data, "test"), load_dataset(data, "train")
@@ -364,7 +373,9 @@ def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labe
     return {"extractor": extractor.name, "reference": f"{n} training clips (seed {seed})",
             "generated": _scores(generated, reference, extractor, labels),
             "real_held_out": _scores(real["videos"], reference, extractor, real.get("labels")),
-            "repeated_frame_baseline": _scores(repeated_frame_clips(generated), reference, extractor, labels)}
+            "repeated_frame_baseline": _scores(repeated_frame_clips(generated), reference, extractor, labels),
+            **({"predicted": _scores(predicted, reference, extractor, predicted_labels)}
+               if predicted is not None else {})}
 
 
 def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir: Path, *, n: int, batch_size: int,
@@ -376,8 +387,8 @@ def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir
     data = dataclasses.replace(data, image_size=pipeline.config.image_size)
     n = min(n, VIDEO_CLIPS, len(load_dataset(data, "test")))
     labels = None
+    val = load_dataset(data, "val")
     if pipeline.labels_per_video:
-        val = load_dataset(data, "val")
         labels = val.labels[torch.arange(n) % len(val)]
     clips = []
     for i, start in enumerate(range(0, n, batch_size)):
@@ -385,6 +396,13 @@ def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir
         clips.append(pipeline.sample(min(batch_size, n - start), labels=chunk, seed=seed + i, **options).cpu())
     generated = torch.cat(clips)
     sampling = time.perf_counter() - started
+    predicted = predicted_labels = None
+    if pipeline.config.given_first_frame:  # a prediction model also continues the validation clips' first frames
+        real = val.batch(torch.arange(n) % len(val))
+        predicted_labels = real.get("labels")
+        predicted = torch.cat([pipeline.sample(min(batch_size, n - start), seed=seed + i, **options,
+                                               first_frame=real["videos"][start:start + batch_size, 0]).cpu()
+                               for i, start in enumerate(range(0, n, batch_size))])
     out_dir = Path(run_dir) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     gif = pipeline.save_video(generated[:16], out_dir / "samples.gif")
@@ -392,7 +410,8 @@ def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir
               "model": pipeline.config.name, "dataset": data.name, "image_size": data.image_size,
               "frames": int(generated.shape[1]), "n_samples": n, "seed": seed, "sampler": sampler,
               "sampling_seconds_per_clip": sampling / n, "samples_gif": str(gif),
-              "video": evaluate_video(generated, data, cache_dir, labels=labels, seed=seed, steps=EVALUATOR_STEPS)}
+              "video": evaluate_video(generated, data, cache_dir, labels=labels, seed=seed, steps=EVALUATOR_STEPS,
+                                      predicted=predicted, predicted_labels=predicted_labels)}
     result["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result

@@ -1,16 +1,20 @@
-"""Generate clips from a trained video diffusion run: `aigckit.load(run_dir).sample(4, labels=[3, 7])`."""
+"""Generate clips from a trained video diffusion run: `aigckit.load(run_dir).sample(4, labels=[3, 7])`, or continue a
+frame with a prediction model: `.sample(4, first_frame=Image.open("frame.png"))`."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ..errors import AigcError
 from ..imaging import save_grid
 from ..layers import check_class_labels
+from ..layers.noise import BatchGenerators
 from ..video import DEFAULT_FPS, save_clip, video_grid
 from .image import ImagePipeline
 
@@ -30,6 +34,32 @@ class VideoPipeline(ImagePipeline):
     def labels_per_video(self) -> int:
         """K, the class labels a clip takes (a conditional model), else 0."""
         return self.config.labels_per_video if self.config.conditional else 0
+
+    def sample(self, n: int, labels: list[int] | Tensor | None = None, seed: int | None = None, *,
+               generator: torch.Generator | BatchGenerators | None = None,
+               first_frame: Image.Image | list[Image.Image] | Tensor | None = None, **options) -> Tensor:
+        """n clips (n, T, C, H, W) in [-1, 1]; with `first_frame` (a model trained with given_first_frame), each
+        continues that frame: one image for all clips, n images, or (n, C, H, W) / (C, H, W) in [-1, 1]."""
+        if first_frame is not None:
+            options["first_frame"] = self.first_frame_tensor(n, first_frame)
+        return super().sample(n, labels, seed, generator=generator, **options)
+
+    def first_frame_tensor(self, n: int, first_frame: Image.Image | list[Image.Image] | Tensor) -> Tensor:
+        """(n, C, H, W) in [-1, 1] from one image or n images (resized to the model's frames, grey or RGB as the
+        model's) or a tensor already in that form ((C, H, W) stands for every clip)."""
+        if isinstance(first_frame, Tensor):
+            frames = first_frame.float()
+        else:
+            images = [first_frame] if isinstance(first_frame, Image.Image) else list(first_frame)
+            size, mode = self.config.image_size, "L" if self.config.channels == 1 else "RGB"
+            pixels = [np.asarray(im.convert(mode).resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+                      .reshape(size, size, -1) for im in images]
+            frames = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2) / 127.5 - 1
+        if frames.ndim == 3 or len(frames) == 1:
+            frames = frames.reshape(1, *frames.shape[-3:]).expand(n, -1, -1, -1)
+        if len(frames) != n:
+            raise AigcError(f"got {len(frames)} first frames for {n} clips; give one (for every clip) or exactly n")
+        return frames
 
     def label_tensor(self, n: int, labels: list[int] | Tensor | None) -> Tensor | None:
         """The (n, K) labels of `labels`: K class ids for every clip, or n * K (K per clip, in order), or an

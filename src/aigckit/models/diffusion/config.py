@@ -50,6 +50,9 @@ class DiffusionConfig:
     frames: int | None = None
     labels_per_video: int | None = None
     temporal_attention_resolution: int = 8  # video: attention over T at levels whose size is at most this
+    # video prediction: the share of training clips whose first frame is given clean (at noise level 0, left out of
+    # the loss), so that the model also continues a given frame (sample(first_frame=...)); 0: generation only
+    given_first_frame: float = 0.0
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
     num_res_blocks: int = 1
@@ -110,8 +113,13 @@ class DiffusionConfig:
         require(self.conditional or self.text_conditional or self.guidance == 1.0, "guidance",
                 "guidance needs a conditional model; set model.conditional=true (classes) or "
                 "model.text_conditional=true (captions), or model.guidance=1")
+        require(0 <= self.given_first_frame < 1, "given_first_frame", "must be in [0, 1)")
+        require(not (self.given_first_frame and self.prediction == "edm"), "given_first_frame",
+                "a given first frame is not supported with prediction edm; use prediction v or eps")
         if self.frames is not None:
             require(self.frames >= 1, "frames", "must be at least 1")
+            require(not self.given_first_frame or self.frames >= 2, "given_first_frame",
+                    "continuing a first frame needs clips of 2 frames or more")
             require(not self.text_conditional, "text_conditional",
                     "video models are conditioned on class labels, not captions; set model.text_conditional=false")
             if self.conditional:

@@ -172,7 +172,8 @@ class DiffusionFamily(FamilyBase):
     presets = PRESETS
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
     capabilities = frozenset({"inpaint", "log_likelihood"})
-    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "prompt", "trajectory", "progress"})
+    sample_options = frozenset({"sampler", "steps", "guidance", "eta", "prompt", "trajectory", "progress",
+                                "first_frame"})
     inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
     inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
 
@@ -193,6 +194,9 @@ class DiffusionFamily(FamilyBase):
     def build(self, config: DiffusionConfig) -> DiffusionModel:
         """The UNet (residual branches and output start at zero) and its schedule; with text_encoder_run, the
         clip run's text encoder copied in (frozen)."""
+        if config.given_first_frame and config.frames is None:
+            raise AigcError("model.given_first_frame is for video models (it continues a clip's first frame); set it "
+                            "to 0 for image data")
         model = DiffusionModel(config)
         if config.text_encoder_run is not None:
             model.unet.text.load_state_dict(pretrained_text_encoder(config).state_dict())
@@ -242,6 +246,12 @@ class DiffusionFamily(FamilyBase):
             labels = torch.where(drop[:, None], 0, batch["captions"].long())  # the empty caption: "none"
         else:
             labels = model.null_labels(B, x0.device)
+        given = None  # video prediction: (B, T) True where a frame is given clean, at t = 0, and not scored
+        if model.is_video and config.given_first_frame:
+            given = torch.zeros(x0.shape[:2], dtype=torch.bool, device=x0.device)
+            given[:, 0] = noise.rand() < config.given_first_frame
+            x_t = torch.where(given[..., None, None, None], x0, x_t)
+            t = torch.where(given, 0, t[:, None].expand_as(given))
         if config.prediction == "edm":
             c_in = edm_scalings(a, config.sigma_data)[0]
             output = nets["model"](c_in * x_t, t, labels)
@@ -249,11 +259,17 @@ class DiffusionFamily(FamilyBase):
         else:
             output = nets["model"](x_t, t, labels)
             target = training_target(config.prediction, x0, eps, a)
-        if config.min_snr_gamma is None:
+        if config.min_snr_gamma is None and given is None:
             loss = F.mse_loss(output.float(), target)
         else:
-            per_example = (output.float() - target).square().flatten(1).mean(1)
-            weights = min_snr_weights(config.prediction, a.flatten(), config.min_snr_gamma, config.sigma_data)
+            if given is None:
+                per_example = (output.float() - target).square().flatten(1).mean(1)
+            else:  # the mean over the frames that were noised
+                scored = (~given).float()
+                per_frame = (output.float() - target).square().flatten(2).mean(2)
+                per_example = (per_frame * scored).sum(1) / scored.sum(1)
+            weights = (1.0 if config.min_snr_gamma is None else
+                       min_snr_weights(config.prediction, a.flatten(), config.min_snr_gamma, config.sigma_data))
             loss = (weights * per_example).mean()
         yield StepOutput("model", loss, {"loss": loss.detach()})
 
@@ -261,11 +277,14 @@ class DiffusionFamily(FamilyBase):
     def sample(self, model: DiffusionModel, n: int, *, labels: Tensor | None = None,
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
                guidance: float | None = None, eta: float | None = None, prompt: str | Sequence[str] | None = None,
-               trajectory: list | None = None, progress: Callable[[int, int], None] | None = None) -> Tensor:
+               trajectory: list | None = None, progress: Callable[[int, int], None] | None = None,
+               first_frame: Tensor | None = None) -> Tensor:
         """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a class-conditional model.
 
         A video model (config.frames) returns clips (n, T, C, H, W); its labels are (n, K), the classes of each
-        clip's K digits, by default 0, 1, 2, ... filling the clips' K slots in turn.
+        clip's K digits, by default 0, 1, 2, ... filling the clips' K slots in turn. A model trained with
+        given_first_frame continues `first_frame` (n, C, H, W) in [-1, 1]: it is every clip's frame 0, given to the
+        network clean at t = 0 at every step; without labels the clips follow the frame alone (the null class).
 
         A text-conditional model takes `prompt`: one caption for all n images, or n; without one it draws the
         captions of the model's `prompts` in turn. sampler / steps default to the model config's, guidance to the
@@ -286,7 +305,9 @@ class DiffusionFamily(FamilyBase):
                             f"class ids per clip, got shape {tuple(labels.shape)}")
         if not model.is_video and labels is not None and labels.shape != (n,):
             raise AigcError(f"got labels of shape {tuple(labels.shape)} for {n} images; give (n,) class ids")
-        if config.conditional and labels is None:
+        if first_frame is not None:
+            _check_first_frame(model, first_frame, n)
+        if config.conditional and labels is None and first_frame is None:
             per = config.labels_per_video if model.is_video else None
             labels = torch.arange(n * (per or 1)) % config.num_classes
             labels = labels.view(n, per) if per else labels
@@ -297,6 +318,9 @@ class DiffusionFamily(FamilyBase):
                             "model.text_conditional=true on captioned data for prompts)")
         labels = labels.to(device) if labels is not None else None
         x = randn((n, *model.sample_shape), generator, device)
+        if first_frame is not None:
+            first_frame = first_frame.to(device=device, dtype=x.dtype)
+            x[:, 0] = first_frame
         was_training = model.training
         model.eval()
         try:
@@ -304,8 +328,14 @@ class DiffusionFamily(FamilyBase):
             for i, t in enumerate(timesteps):
                 if trajectory is not None:
                     trajectory.append((t, x.clone()))
-                output = model.guided_output(x, torch.full((n,), t, device=device), labels, guidance)
+                step_t = torch.full((n,), t, device=device)
+                if first_frame is not None:  # one timestep per frame: the given frame is clean, at t = 0
+                    step_t = step_t[:, None].repeat(1, config.frames)
+                    step_t[:, 0] = 0
+                output = model.guided_output(x, step_t, labels, guidance)
                 x = scheduler.step(output.float(), t, x, generator=generator)
+                if first_frame is not None:
+                    x[:, 0] = first_frame  # the sampler's update of the given frame is not used
                 if progress is not None:
                     progress(i + 1, len(timesteps))
         finally:
@@ -343,6 +373,18 @@ class DiffusionFamily(FamilyBase):
                            labels=labels, guidance=scale, generator=generator)
         finally:
             model.train(was_training)
+
+
+def _check_first_frame(model: DiffusionModel, first_frame: Tensor, n: int) -> None:
+    """AigcError unless `first_frame` is (n, C, H, W) for a video model trained to continue a given frame."""
+    config = model.config
+    if not model.is_video or not config.given_first_frame:
+        raise AigcError("this model was not trained to continue a given first frame; train a video model with "
+                        "model.given_first_frame=0.5 (or drop the first frame)")
+    shape = (n, *model.sample_shape[1:])
+    if tuple(first_frame.shape) != shape:
+        raise AigcError(f"the first frames must be {shape} (n, C, H, W), one per clip, got "
+                        f"{tuple(first_frame.shape)}")
 
 
 def _refuse_video(model: DiffusionModel, what: str) -> None:

@@ -7,7 +7,8 @@ layers start as the identity (zero-initialised outputs) so that the network star
 The condition is the clip's K class labels (one per digit): the sum of their class embeddings, each from the image
 UNet's class table whose extra "null" class stands for "no label" (classifier-free guidance drops all K at once).
 
-It knows nothing of noise schedules: it maps (x_t, t, labels) to a tensor shaped like x_t, (B, T, C, H, W).
+It knows nothing of noise schedules: it maps (x_t, t, labels) to a tensor shaped like x_t, (B, T, C, H, W). The
+timestep is one per clip (B,) or one per frame (B, T): a frame given clean (video prediction) is at t = 0.
 """
 
 from __future__ import annotations
@@ -95,16 +96,17 @@ class VideoUNet(nn.Module):
                 size *= 2
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
-        """x: (B, T, C, H, W) noisy clips; t: (B,) integer timesteps; labels: (B, K) class ids per clip (num_classes
-        meaning none), for a conditional model."""
+        """x: (B, T, C, H, W) noisy clips; t: (B,) integer timesteps, or (B, T) one per frame; labels: (B, K) class ids
+        per clip (num_classes meaning none), for a conditional model."""
         net = self.spatial
         B, T, C, H, W = x.shape
         if T != self.frames:
             raise ValueError(f"the network was built for {self.frames} frames, got clips of {T}")
-        emb = net.time_mlp(timestep_embedding(t, net.base))
+        t = t[:, None].expand(B, T) if t.ndim == 1 else t
+        emb = net.time_mlp(timestep_embedding(t.reshape(B * T), net.base))  # (B*T, E): each frame its noise level
         if net.class_embed is not None:
-            emb = emb + net.class_embed(labels).sum(1)  # (B, K, E) -> (B, E): the clip's digits together
-        emb = emb.repeat_interleave(T, dim=0)  # (B*T, E): every frame of a clip shares its condition
+            # (B, K, E) -> (B, E): the clip's digits together, shared by every frame of the clip
+            emb = emb + net.class_embed(labels).sum(1).repeat_interleave(T, dim=0)
         frames = x.reshape(B * T, C, H, W)  # frames into the batch
         h = net.conv_in(F.pixel_unshuffle(frames, net.patch) if net.patch > 1 else frames)
         hs = [h]
