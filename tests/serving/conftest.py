@@ -47,6 +47,21 @@ def served_video_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="session")
+def served_prediction_run(tmp_path_factory) -> Path:
+    """The same tiny video model trained 2 steps to continue a given first frame too (model.given_first_frame);
+    its model id is continues."""
+    from aigckit.training import Trainer
+    from helpers import tiny_config
+
+    run = tmp_path_factory.mktemp("prediction") / "continues"
+    config = tiny_config({"name": "diffusion", "conditional": True, "attention_resolution": 0,
+                          "temporal_attention_resolution": 4, "given_first_frame": 0.5},
+                         data={"name": "moving-digits", "image_size": 8}, train={"batch_size": 8, "max_steps": 2})
+    Trainer(config, run, show_progress=False).fit()
+    return run
+
+
 @pytest.fixture
 def live_server():
     """Start a LiveServer over an app: `with live_server(app) as server: httpx.get(server.url + ...)`."""

@@ -510,3 +510,33 @@ def test_a_video_model_shows_a_clip_of_the_digits_typed(served_video_run, browse
             assert tab.errors == [] and tab.outside == []
         finally:
             tab.context.close()
+
+
+def test_a_prediction_model_continues_a_first_frame_chosen_on_the_page(served_video_run, served_prediction_run,
+                                                                       browser, shots, tmp_path):
+    from aigckit.serving import create_app
+
+    frame = np.full((8, 8), 30, dtype=np.uint8)
+    frame[1:7, 4] = 220
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    app = create_app(runs=[served_video_run, served_prediction_run], data_dir=tmp_path / "data")
+    with LiveServer(app) as live:
+        tab = Tab(browser, shots)
+        try:
+            page = tab.open(live.url, "moving-digits")
+            assert page.is_hidden("#video-first-frame")  # a model trained to generate only takes no first frame
+            page = tab.open(live.url, "continues")
+            assert page.is_visible("#video-first-frame") and "give a first frame" in page.inner_text("#video-help")
+            page.fill("#video-digits", "")
+            page.set_input_files("#video-first-frame", str(tmp_path / "frame.png"))
+            with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/videos")) as sent:
+                page.click("#make-video")
+            page.wait_for_function("document.querySelector('#video').src.startsWith('blob:') || "
+                                   "!document.querySelector('#error').hidden")
+            assert page.is_hidden("#error"), page.inner_text("#error")
+            fields = _multipart(sent.value)
+            assert fields["prompt"] == b"" and fields["input_reference"] == (tmp_path / "frame.png").read_bytes()
+            assert "from the first frame given" in page.inner_text("#video-status")
+            assert tab.errors == [] and tab.outside == []
+        finally:
+            tab.context.close()

@@ -4,6 +4,7 @@ MP4 that imageio reads back, records it in the history, and refuses what it cann
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import time
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning"
 
 
 @pytest.fixture(scope="module")
-def server(served_video_run, served_runs, tmp_path_factory):
-    app = create_app(runs=[served_video_run, served_runs["diffusion"]], precision="fp32",
+def server(served_video_run, served_runs, served_prediction_run, tmp_path_factory):
+    app = create_app(runs=[served_video_run, served_runs["diffusion"], served_prediction_run], precision="fp32",
                      data_dir=tmp_path_factory.mktemp("video-server"))
     with LiveServer(app) as live:
         yield live
@@ -73,6 +74,30 @@ def test_the_clip_is_recorded_in_the_history_and_served_as_a_file(client, server
     assert record["params"]["prompt"] == "4" and record["outputs"] == [video.model_extra["aigckit"]["sha256"]]
     served = httpx.get(f"{server.url}/v1/files/{record['outputs'][0]}.mp4")
     assert served.headers["content-type"] == "video/mp4" and served.content == mp4
+
+
+def test_a_prediction_model_continues_the_input_reference_and_records_it(client):
+    frame = np.full((8, 8), 20, dtype=np.uint8)
+    frame[2:6, 3:5] = 230  # a bar: the clip's first frame
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    video = client.videos.create_and_poll(model="continues", prompt="", input_reference=("frame.png", png, "image/png"),
+                                          extra_body={"seed": 3})
+    assert video.status == "completed", video.error
+    made = video.model_extra["aigckit"]
+    assert made["digits"] is None and made["input_reference_sha256"] == hashlib.sha256(png).hexdigest()
+    thumbnail = Image.open(io.BytesIO(client.videos.download_content(video.id, variant="thumbnail").content))
+    # the clip's first frame is the given one (the watermark changes it by a few levels)
+    assert np.abs(np.asarray(thumbnail.convert("L"), dtype=np.int16) - frame).mean() < 4
+    asked = client.videos.create_and_poll(model="continues", prompt="3", input_reference=("frame.png", png),
+                                          extra_body={"seed": 3})
+    assert asked.model_extra["aigckit"]["digits"] == [3]
+    with pytest.raises(openai.UnprocessableEntityError, match="moving-digits was not trained to continue a first "
+                                                              "frame"):
+        client.videos.create(model="moving-digits", prompt="3", input_reference=("frame.png", png))
+    with pytest.raises(openai.UnprocessableEntityError, match="input_reference is not an image the server can read"):
+        client.videos.create(model="continues", prompt="", input_reference=("frame.png", b"not a picture"))
 
 
 def test_what_the_model_cannot_make_is_refused_in_one_line(client):

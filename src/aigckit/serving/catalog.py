@@ -91,7 +91,8 @@ class ServedModel:
                     inpaint_method=pipeline.family.inpaint_method)
         if isinstance(pipeline, VideoPipeline):  # POST /v1/videos makes one clip of these digits, frames and size
             info.update(digits_per_clip=pipeline.labels_per_video, frames=pipeline.frames, fps=VIDEO_FPS,
-                        seconds=clip_seconds(pipeline), size=frame_size(pipeline))
+                        seconds=clip_seconds(pipeline), size=frame_size(pipeline),
+                        continues_first_frame=bool(config.given_first_frame))  # takes input_reference
         if trained_on_audio(self.path):
             info["speech"] = {"rate": audio_spec(self.path).rate}  # POST /v1/audio/speech speaks with it
         return info

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
@@ -94,6 +95,8 @@ class VideoRequest(Strict):
     steps: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
     guidance: float | SkipJsonSchema[None] = None
     watermark: bool = True  # false: no invisible watermark in the frames (recorded in the MP4's comment)
+    # OpenAI's reference image: for a prediction model (model.given_first_frame), the frame every clip continues
+    input_reference: UploadFile | SkipJsonSchema[None] = None
 
 
 class StreamOptions(Strict):

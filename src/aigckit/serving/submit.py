@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -225,12 +226,17 @@ def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | No
     return _queue(state, job, engine_for(state, served.id))
 
 
-def submit_video(state: ServerState, request: VideoRequest, key_name: str | None = None) -> Job:
-    """Check a video request against its model (digits, length, frame size, sampler options) and queue it."""
+def submit_video(state: ServerState, request: VideoRequest, key_name: str | None = None,
+                 first_frame: bytes | None = None) -> Job:
+    """Check a video request against its model (digits, first frame, length, frame size, sampler options) and
+    queue it."""
     from ..pipelines.speech import parse_digits
 
     served = state.model(request.model, "video")
     pipeline = served.get()
+    if first_frame is not None and not pipeline.config.given_first_frame:
+        raise APIError(422, f"{request.model} was not trained to continue a first frame (model.given_first_frame); "
+                            f"send no input_reference")
     seconds, size = clip_seconds(pipeline), frame_size(pipeline)
     if request.seconds is not None and _number(request.seconds) != _number(seconds):
         raise APIError(422, f"seconds is {request.seconds!r}; {request.model} makes {seconds}-second clips "
@@ -243,7 +249,7 @@ def submit_video(state: ServerState, request: VideoRequest, key_name: str | None
         raise APIError(422, f"{request.model} is not class-conditional, so it cannot show chosen digits; send an "
                             f"empty prompt")
     digits = None
-    if K:
+    if K and (request.prompt.strip() or first_frame is None):  # with a first frame, the digits may be left out
         try:
             digits = parse_digits(request.prompt, pipeline.num_classes)
         except AigcError:
@@ -256,8 +262,13 @@ def submit_video(state: ServerState, request: VideoRequest, key_name: str | None
     options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance")
                if getattr(request, name) is not None}
     pipeline.family.check_sample_options(options, pipeline.config.name)
-    work = VideoWork(digits, draw_seeds(request.seed, 1)[0], options, seconds, size, request.watermark)
-    record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}
+    picture = None
+    if first_frame is not None:
+        picture = open_upload(first_frame, "input_reference", state.settings.limits.max_image_side)
+    work = VideoWork(digits, draw_seeds(request.seed, 1)[0], options, seconds, size, request.watermark, picture)
+    record = {**request.model_dump(mode="json", exclude_none=True, exclude={"input_reference"}), "seed": work.seed}
+    if first_frame is not None:
+        record["input_reference_sha256"] = hashlib.sha256(first_frame).hexdigest()
     job = state.jobs.create("videos", served.id, work, key_name=key_name, record=record)
     return _queue(state, job, engine_for(state, served.id))
 

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from .. import __version__
 from ..errors import AigcError
 from ..provenance.marking import configured, png_of, save_marked_video
@@ -26,8 +28,9 @@ STATUS = {"queued": "queued", "running": "in_progress", "done": "completed", "fa
 
 @dataclass
 class VideoWork:
-    """A checked video request: the clip's digits (None: an unconditional model), its seed, the sampler options,
-    and the clip's length and frame size as the video object states them."""
+    """A checked video request: the clip's digits (None: an unconditional model, or a first frame alone), its
+    seed, the sampler options, the clip's length and frame size as the video object states them, and the frame a
+    prediction model continues."""
 
     digits: list[int] | None
     seed: int
@@ -35,6 +38,7 @@ class VideoWork:
     seconds: str
     size: str
     watermark: bool = True  # False: the client opted out (recorded in the MP4's comment)
+    first_frame: Image.Image | None = None  # input_reference: the clip's frame 0, continued
 
     @property
     def seeds(self) -> list[int]:
@@ -58,11 +62,14 @@ def run_videos(served: ServedModel, jobs: list[Job], images: Any, videos: Any) -
             job.progress(step, total)
 
         started = time.perf_counter()
-        clip = pipeline.sample(1, labels=work.digits, seed=work.seed, progress=progress, **work.options)[0]
+        given = {"first_frame": work.first_frame} if work.first_frame is not None else {}
+        clip = pipeline.sample(1, labels=work.digits, seed=work.seed, progress=progress, **work.options, **given)[0]
         seconds = time.perf_counter() - started
         made = {"model": served.id, "checkpoint_sha256": served.sha256, "digits": work.digits, "seed": work.seed,
                 **work.options, "frames": clip.shape[0], "fps": VIDEO_FPS,
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "aigckit_version": __version__}
+        if "input_reference_sha256" in job.record:  # the frame the clip continues
+            made["input_reference_sha256"] = job.record["input_reference_sha256"]
         try:
             key, _ = configured(work.watermark)  # signing credentials: PNG and JPEG only
             with tempfile.TemporaryDirectory(prefix="aigckit-video-") as folder:  # ffmpeg writes to a file

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from ..deps import StateDep
+from ..deps import StateDep, read_upload
 from ..errors import APIError
 from ..security import KeyName
 from ..submit import await_job, prepare_edit, prepare_stylize, preload, submit_edit, submit_images, submit_stylize
@@ -22,13 +22,6 @@ async def generate_images(body: ImageGenerationRequest, request: Request, state:
     """n images from a GAN, VAE or diffusion model; extensions: labels, sampler, steps, guidance, eta, seed."""
     await preload(state, body.model)
     return await await_job(request, submit_images(state, body, key))
-
-
-async def _read(upload: UploadFile, what: str, limit: int) -> bytes:
-    raw = await upload.read(limit + 1)
-    if len(raw) > limit:
-        raise APIError(413, f"the {what} is larger than this server's limit of {limit} bytes")
-    return raw
 
 
 @router.post("/v1/images/edits")
@@ -49,7 +42,7 @@ async def edit_images(
     limit = state.settings.limits.max_upload_bytes
     edit = ImageEditRequest(model=model, prompt=prompt, n=n, seed=seed, steps=steps, label=label,
                             response_format=response_format, watermark=watermark)
-    image_bytes, mask_bytes = await _read(image, "image", limit), await _read(mask, "mask", limit)
+    image_bytes, mask_bytes = await read_upload(image, "image", limit), await read_upload(mask, "mask", limit)
     work = await prepare_edit(state, edit, lambda: image_bytes, lambda: mask_bytes)
     return await await_job(request, submit_edit(state, model, work, key))
 
@@ -70,8 +63,8 @@ async def stylize_image(
     limit = state.settings.limits.max_upload_bytes
     body = ImageStylizeRequest(model=model, size=size, alpha=alpha, preserve_color=preserve_color,
                                response_format=response_format, watermark=watermark)
-    content_bytes = await _read(image, "image", limit)
-    style_bytes = await _read(style, "style", limit) if style is not None else None
+    content_bytes = await read_upload(image, "image", limit)
+    style_bytes = await read_upload(style, "style", limit) if style is not None else None
     work = await prepare_stylize(state, body, lambda: content_bytes, lambda: style_bytes)
     return await await_job(request, submit_stylize(state, model, work, key))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from ..deps import StateDep
+from ..deps import StateDep, read_upload
 from ..errors import APIError
 from ..jobs import Job
 from ..schemas import VideoRequest
@@ -42,10 +42,14 @@ def _form_fields(request: Request) -> None:
 @router.post("/v1/videos/generations", dependencies=[Depends(_form_fields)])
 async def create_video(body: Annotated[VideoRequest, Form()], state: StateDep, key: KeyName,
                        response: Response) -> dict:
-    """Queue a clip of the digits in `prompt` (as many as the model's clips show); the answer is the video object,
-    at once: poll GET /v1/videos/{id} (or stream GET /v1/jobs/{id}/events), then GET /v1/videos/{id}/content."""
+    """Queue a clip of the digits in `prompt` (as many as the model's clips show), or continuing the image
+    `input_reference` (a prediction model); the answer is the video object, at once: poll GET /v1/videos/{id} (or
+    stream GET /v1/jobs/{id}/events), then GET /v1/videos/{id}/content."""
     await preload(state, body.model)
-    job = submit_video(state, body, key)
+    first_frame = None
+    if body.input_reference is not None:
+        first_frame = await read_upload(body.input_reference, "input_reference", state.settings.limits.max_upload_bytes)
+    job = submit_video(state, body, key, first_frame)
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
     return video_object(job)
 

@@ -556,6 +556,12 @@ function buildVideoForm(info) {
   const typed = digits.value.replace(/[^0-9]/g, "");
   if (k && typed.length !== k) digits.value = Array.from({ length: k }, (_, i) => "3714"[i % 4]).join(" ");
   if (!k) digits.value = "";
+  // a prediction model continues an image as its first frame (OpenAI's input_reference); digits may then be empty
+  for (const element of document.querySelectorAll("#video-form .first-frame")) {
+    element.hidden = !info.continues_first_frame;
+  }
+  if (!info.continues_first_frame) $("video-first-frame").value = "";
+  if (info.continues_first_frame) $("video-help").textContent += " Or give a first frame for the clip to continue.";
 }
 
 async function makeVideo(event) {
@@ -571,6 +577,8 @@ async function makeVideo(event) {
     form.append("model", $("model").value);
     form.append("prompt", $("video-digits").value);
     if ($("video-seed").value !== "") form.append("seed", $("video-seed").value);
+    const firstFrame = $("video-first-frame").files[0];
+    if (firstFrame) form.append("input_reference", firstFrame);
     let video = await (await api("/v1/videos", { method: "POST", body: form })).json();
     videoId = video.id;
     $("cancel-video").disabled = false;
@@ -598,7 +606,8 @@ async function makeVideo(event) {
     $("video").play().catch(() => { /* the controls still play it */ });
     $("video-progress").value = $("video-progress").max;
     const made = video.aigckit;
-    const shown = made.digits ? `"${made.digits.join(" ")}" · ` : "";
+    const shown = (made.digits ? `"${made.digits.join(" ")}" · ` : "") +
+      (made.input_reference_sha256 ? "from the first frame given · " : "");
     $("video-status").textContent = `${shown}seed ${made.seed} · ${video.seconds} s, ${video.size}, ` +
       `made in ${seconds(started, performance.now() / 1000)}`;
     $("video").title = describe(made);
