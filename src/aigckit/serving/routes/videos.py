@@ -37,11 +37,12 @@ def _form_fields(request: Request) -> None:
                             "(curl -F model=... -F prompt=...)")
 
 
-# /v1/videos/generations: the same route under the name of the images' one
+# /v1/videos/generations: the same route under the name of the images' one; the schema says multipart (the
+# input_reference file), and url-encoded fields are read too
 @router.post("/v1/videos", dependencies=[Depends(_form_fields)])
 @router.post("/v1/videos/generations", dependencies=[Depends(_form_fields)])
-async def create_video(body: Annotated[VideoRequest, Form()], state: StateDep, key: KeyName,
-                       response: Response) -> dict:
+async def create_video(body: Annotated[VideoRequest, Form(media_type="multipart/form-data")], state: StateDep,
+                       key: KeyName, response: Response) -> dict:
     """Queue a clip of the digits in `prompt` (as many as the model's clips show), or continuing the image
     `input_reference` (a prediction model); the answer is the video object, at once: poll GET /v1/videos/{id} (or
     stream GET /v1/jobs/{id}/events), then GET /v1/videos/{id}/content."""
