@@ -3,9 +3,11 @@
 Tacotron's recipe (Wang et al. 2017: a post-net from mel to linear spectrogram, Griffin-Lim after it). Least
 squares guesses 257 frequency bins from 64 mel bands as the smoothest spectrum with those energies, which smears
 the harmonics that make a voice; the network, 1-D convolutions over time with the mel bands as channels, learns
-the correction to that guess from the data. It is trained once per audio dataset (its training split, a few
-minutes on a CPU) and cached like the evaluator, with its held-out spectral convergence and log-spectral distance
-beside those of least squares, so that what it is worth is measured, not assumed.
+the correction to that guess from the data. Its loss is Parallel WaveGAN's STFT loss (Yamamoto et al. 2020) at one
+resolution: the L1 distance of the log magnitudes, which weighs every bin alike, plus the spectral convergence,
+which weighs the loud ones. It is trained once per audio dataset (its training split, a few minutes on a CPU) and
+cached like the evaluator, with its held-out spectral convergence and log-spectral distance beside those of least
+squares, so that what it is worth is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = ["MelInverter", "LearnedVocoder", "load_vocoder", "load_or_train_vocod
 
 TRAIN_STEPS = 1500
 BATCH = 32
+LOSS = "log-magnitude L1 + spectral convergence"  # cached inverters trained with another loss are not reused
+NEPERS_PER_UNIT = (DB_MAX - DB_MIN) / 2 * math.log(10) / 20  # a step of 1 in [-1, 1] dB units, in ln(magnitude)
 
 
 def _unit(db: Tensor) -> Tensor:
@@ -106,7 +110,9 @@ def _held_out(vocoder: LearnedVocoder, data: DataConfig, iterations: int = 64) -
 def _folder(data: DataConfig, cache_dir: Path) -> Path:
     from ..data.base import data_fingerprint
 
-    return Path(cache_dir) / "vocoders" / f"{data.name}-{data.image_size}-{data_fingerprint(data, 'train', 'test')}"
+    fingerprint = data_fingerprint(data, "train", "test")
+    loss = hashlib.sha256(LOSS.encode()).hexdigest()[:8]
+    return Path(cache_dir) / "vocoders" / f"{data.name}-{data.image_size}-{fingerprint}-loss{loss}"
 
 
 def load_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path) -> LearnedVocoder | None:
@@ -137,12 +143,17 @@ def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, s
     vocoder = LearnedVocoder(net, spec, {})
     inputs = vocoder._inputs(db)
     target = _unit(10 * torch.log10(power_spectrogram(real, spec).clamp_min(10 ** (DB_MIN / 10))))
+    magnitude = torch.pow(10.0, _decibels(target) / 20)  # the true magnitude, within the images' dB range
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     net.train()
     for step in range(steps):
         batch = torch.randint(len(real), (BATCH,), generator=generator)
-        loss = F.l1_loss(net(inputs[0][batch], inputs[1][batch]), target[batch])
+        predicted = net(inputs[0][batch], inputs[1][batch])
+        log_l1 = NEPERS_PER_UNIT * F.l1_loss(predicted, target[batch])
+        error = magnitude[batch] - torch.pow(10.0, _decibels(predicted.clamp(-1, 1)) / 20)
+        convergence = (error.norm(dim=(1, 2)) / magnitude[batch].norm(dim=(1, 2))).mean()
+        loss = log_l1 + convergence
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -151,8 +162,10 @@ def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, s
     net.eval()
     folder = _folder(data, cache_dir)
     info = {"vocoder": "learned mel inverter + Griffin-Lim", "dataset": data.name, "image_size": data.image_size,
-            "data_fingerprint": folder.name.rsplit("-", 1)[1], "spectrogram": repr(spec), "train_steps": steps,
-            "seed": seed, "train_clips": len(real), "final_l1": loss.item(), "held_out": _held_out(vocoder, data)}
+            "data_fingerprint": folder.name.rsplit("-", 2)[1], "spectrogram": repr(spec), "train_steps": steps,
+            "loss": LOSS, "seed": seed, "train_clips": len(real), "final_loss": loss.item(),
+            "final_log_l1": log_l1.item(), "final_spectral_convergence": convergence.item(),
+            "held_out": _held_out(vocoder, data)}
     with atomic_directory(folder) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
         info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
