@@ -17,9 +17,8 @@ from .atomic import atomic_path
 from .errors import AigcError
 from .imaging import make_grid
 
-__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "save_clip", "frame_image", "read_video",
-           "read_comment",
-           "DEFAULT_FPS", "VIDEO_SUFFIXES"]
+__all__ = ["as_frames", "video_grid", "save_gif", "save_mp4", "save_clip", "check_clip_path", "frame_image",
+           "read_video", "read_comment", "DEFAULT_FPS", "VIDEO_SUFFIXES"]
 
 DEFAULT_FPS = 10.0  # frames per second of the clips aigckit writes (`aigckit sample`, the server, training GIFs)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")  # read through ffmpeg; .gif through Pillow
@@ -141,13 +140,17 @@ def save_mp4(frames: Tensor | np.ndarray, path: str | Path, *, fps: float = DEFA
     return path
 
 
+def check_clip_path(path: str | Path) -> None:
+    """AigcError unless `path` names a file save_clip writes (.gif or .mp4)."""
+    if Path(path).suffix.lower() not in (".gif", ".mp4"):
+        raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
+
+
 def save_clip(frames: Tensor | np.ndarray, path: str | Path, **options: Any) -> Path:
     """Save a clip as GIF or MP4 by the file's suffix (save_gif / save_mp4 and their options)."""
-    savers = {".gif": save_gif, ".mp4": save_mp4}
-    suffix = Path(path).suffix.lower()
-    if suffix not in savers:
-        raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
-    return savers[suffix](frames, path, **options)
+    check_clip_path(path)
+    saver = save_gif if Path(path).suffix.lower() == ".gif" else save_mp4
+    return saver(frames, path, **options)
 
 
 def _read_gif(path: Path) -> np.ndarray:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import AigcError
 from .credentials import SigningCredentials, sign, signing_credentials
 from .keys import watermark_key
 from .payload import decode, encode, payload_bits
@@ -67,10 +66,9 @@ def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[st
     """Write a clip's uint8 frames (T, H, W, C) as a GIF or MP4 (by the suffix), atomically: watermarked with
     `key` (None: the user opted out, recorded as watermark=off), the fields as JSON in the file's comment
     (read_video_metadata). Returns the frames as written and the fields."""
-    from ..video import save_clip
+    from ..video import check_clip_path, save_clip
 
-    if Path(path).suffix.lower() not in (".gif", ".mp4"):  # before any marking
-        raise AigcError(f"{path}: clips are written as .gif or .mp4; change the suffix")
+    check_clip_path(path)  # before any marking
     fields: dict[str, Any] = dict(metadata)
     if key is None:
         fields["watermark"] = NO_WATERMARK
