@@ -225,7 +225,8 @@ def test_a_diffusion_model_reads_captions_through_a_frozen_clip_text_encoder(cli
     text = {"text_conditional": True, "text_width": 32, "text_layers": 1, "text_heads": 2, "patch_size": 2,
             "base_channels": 8, "channel_mults": [1, 2], "attention_resolution": 0, "cross_attention_resolution": 12}
     config = config_from_dict({
-        "model": {"name": "diffusion", **text, "text_encoder_run": str(clip_dir), "lr": 1e-2},
+        "model": {"name": "diffusion", **text, "text_encoder_run": str(clip_dir), "text_adapter_layers": 1,
+                  "lr": 1e-2},
         "data": CANVASES,
         "train": {"max_steps": 3, "batch_size": 8, "use_ema": False, "sample_every": 100000,
                   "checkpoint_every": 100000, "precision": "fp32"},
@@ -238,6 +239,8 @@ def test_a_diffusion_model_reads_captions_through_a_frozen_clip_text_encoder(cli
     assert encoder and all(torch.equal(v, clip.text_encoder.state_dict()[k.removeprefix("unet.text.")])
                            for k, v in encoder.items())
     assert any(not torch.equal(before[k], v) for k, v in after.items() if k not in encoder)  # the UNet trained
+    adapter = [k for k in after if k.startswith("unet.text_adapter.")]  # and the layers over the frozen encoder
+    assert adapter and all(not torch.equal(before[k], after[k]) for k in adapter if k.endswith("weight"))
 
     shutil.rmtree(clip_dir)  # the checkpoint holds the encoder: the clip run is no longer needed
     reloaded = from_pretrained(latest_checkpoint(tmp_path / "t2i"))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["TextEncoder", "CrossAttention", "hashed_words", "MAX_WORDS"]
+__all__ = ["TextEncoder", "TextAdapter", "CrossAttention", "hashed_words", "MAX_WORDS"]
 
 WORD = re.compile(r"\w+")  # a word: a run of letters, digits or underscores
 
@@ -40,6 +40,19 @@ def hashed_words(captions: Tensor, buckets: int) -> Tensor:
     return tokens.to(captions.device)
 
 
+def _layers(width: int, layers: int, heads: int) -> nn.ModuleList:
+    """Pre-LayerNorm Transformer encoder layers (PyTorch's own), no dropout."""
+    return nn.ModuleList(nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
+                                                    batch_first=True, norm_first=True) for _ in range(layers))
+
+
+def _attend(layers: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
+    padding = ~mask if x.shape[1] > 1 else None
+    for layer in layers:
+        x = layer(x, src_key_padding_mask=padding)
+    return x
+
+
 class TextEncoder(nn.Module):
     """Caption bytes (B, L) -> per-token features (B, T, width), their mask (B, T) and a pooled (B, width)
     summary; T is 1 + the most words of any caption in the batch (the start token, then the words)."""
@@ -49,10 +62,7 @@ class TextEncoder(nn.Module):
         self.buckets = buckets
         self.embed = nn.Embedding(buckets + 2, width)
         self.position = nn.Embedding(MAX_WORDS + 1, width)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True,
-                                       norm_first=True)
-            for _ in range(layers))
+        self.layers = _layers(width, layers, heads)
         self.norm = nn.LayerNorm(width)
         nn.init.normal_(self.embed.weight, std=0.02)
         nn.init.normal_(self.position.weight, std=0.02)
@@ -62,12 +72,23 @@ class TextEncoder(nn.Module):
         tokens = hashed_words(captions, self.buckets)
         mask = tokens != 0
         x = self.embed(tokens) + self.position(torch.arange(tokens.shape[1], device=tokens.device))
-        padding = ~mask if tokens.shape[1] > 1 else None
-        for layer in self.layers:
-            x = layer(x, src_key_padding_mask=padding)
-        x = self.norm(x)
+        x = self.norm(_attend(self.layers, x, mask))
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return x, mask, pooled
+
+
+class TextAdapter(nn.Module):
+    """Transformer layers over an encoder's token features (B, T, width), padding masked: trained with the image
+    network that reads them, also where the encoder itself is frozen."""
+
+    def __init__(self, width: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.layers = _layers(width, layers, heads)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        """features: (B, T, width); mask: (B, T) True where a token is -> (B, T, width)."""
+        return self.norm(_attend(self.layers, features, mask))
 
 
 class CrossAttention(nn.Module):

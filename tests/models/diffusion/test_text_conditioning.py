@@ -48,8 +48,9 @@ def test_cross_attention_alone_carries_the_caption_to_the_output():
     assert torch.equal(a, b)
 
 
-def test_a_caption_encodes_alike_whatever_its_padding_and_batch():
-    model = _model()
+@pytest.mark.parametrize("adapter_layers", [0, 1])
+def test_a_caption_encodes_alike_whatever_its_padding_and_batch(adapter_layers):
+    model = _model(text_adapter_layers=adapter_layers)
     x, t = torch.randn(3, 1, 16, 16), torch.tensor([3, 3, 3])
     together = model.unet(x, t, _bytes(["a large 2 in the centre", "a small 7 at the top left and more", ""]))
     alone = model.unet(x[:1], t[:1], _bytes(["a large 2 in the centre"], length=30))
@@ -98,6 +99,8 @@ def test_the_config_refuses_two_conditions_and_guidance_without_one():
     assert DiffusionConfig(text_conditional=True, guidance=2.0).guidance == 2.0
     with pytest.raises(ConfigError, match="text_width"):
         DiffusionConfig(text_conditional=True, text_width=30, text_heads=4)
+    with pytest.raises(ConfigError, match="text_adapter_layers"):
+        DiffusionConfig(text_adapter_layers=1)
 
 
 def test_captions_are_read_as_hashed_words():

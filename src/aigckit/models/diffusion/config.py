@@ -44,6 +44,9 @@ class DiffusionConfig:
     # the caption's pooled features added to the time embedding (Imagen's and SD-XL's global text condition);
     # false: the caption reaches the network through cross-attention alone, where each place reads its own words
     text_pooled: bool = True
+    # Transformer layers over the caption encoder's tokens, trained with the UNet even where the encoder is frozen
+    # (text_encoder_run): they let each word gather what its neighbours say of it ("7" that it is "at the top left")
+    text_adapter_layers: int = 0
     prompts: tuple[str, ...] | None = None  # captions the training sample grids show; filled from the data
     # video (filled from video data): frames T per clip, and K, the class labels per clip (one per digit); a model
     # with frames denoises (B, T, C, H, W) clips with the UNet's blocks per frame plus temporal mixing over T
@@ -129,8 +132,11 @@ class DiffusionConfig:
             for key in ("text_width", "text_layers", "text_heads", "text_buckets", "caption_bytes",
                         "cross_attention_resolution"):
                 require(getattr(self, key) > 0, key, "must be positive")
+            require(self.text_adapter_layers >= 0, "text_adapter_layers", "must be 0 or more")
             require(self.text_width % self.text_heads == 0, "text_width",
                     f"must be divisible by text_heads ({self.text_heads})")
+        require(self.text_conditional or not self.text_adapter_layers, "text_adapter_layers",
+                "adapter layers read captions; set model.text_conditional=true or model.text_adapter_layers=0")
         require(self.text_conditional or self.text_encoder_run is None, "text_encoder_run",
                 "a text encoder is read only by a text-conditional model; set model.text_conditional=true or drop it")
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...layers.text_encoder import CrossAttention, TextEncoder
+from ...layers.text_encoder import CrossAttention, TextAdapter, TextEncoder
 from .config import DiffusionConfig
 
 __all__ = ["UNet", "timestep_embedding"]
@@ -86,10 +86,12 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         # index num_classes is the "no label" class used with probability label_dropout during training
         self.class_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.conditional else None
-        self.text = None
+        self.text = self.text_adapter = None
         if config.text_conditional:
             self.text = TextEncoder(config.text_width, config.text_layers, config.text_heads, config.text_buckets)
             self.text_embed = nn.Linear(config.text_width, emb_dim) if config.text_pooled else None
+            if config.text_adapter_layers:
+                self.text_adapter = TextAdapter(config.text_width, config.text_adapter_layers, config.text_heads)
         cross = config.cross_attention_resolution if config.text_conditional else 0
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
@@ -143,6 +145,8 @@ class UNet(nn.Module):
             context, mask, pooled = self.text(labels)
             if self.text_embed is not None:
                 emb = emb + self.text_embed(pooled)
+            if self.text_adapter is not None:
+                context = self.text_adapter(context, mask)
             text = (context, mask)
         h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         hs = [h]
