@@ -2,12 +2,16 @@
 clips keep their digits and move like the real ones.
 
     python benchmarks/video.py [--minutes 20] [--n 256] [--data-root ../shared/data/mnist] [--runs runs/video]
-                               [--config configs/diffusion-moving-mnist.yaml] [--speed-clips 16]
+                               [--config configs/diffusion-moving-mnist.yaml] [--pretrain-minutes 0]
+                               [--pretrain-config configs/diffusion-moving-mnist-frames.yaml] [--speed-clips 16]
                                [--results-dir benchmarks/results] [--gif docs/video-samples.gif]
 
 1. The preset (configs/diffusion-moving-mnist.yaml: 20-frame clips of two bouncing digits, 32x32 frames,
    conditioned on the two digits' classes) trains --minutes of wall time (train.max_minutes) into
-   <runs>/<preset> (a run trained with the same settings before is not trained again).
+   <runs>/<preset> (a run trained with the same settings before is not trained again). With --pretrain-minutes M,
+   the one-frame preset (configs/diffusion-moving-mnist-frames.yaml: the same network without temporal layers, on
+   single frames) trains M of those minutes first, and the video preset the rest from its weights
+   (model.init_from), into <runs>/<preset>-from-<frames preset>.
 2. `evaluate_run` draws --n clips (at most evaluation.video.VIDEO_CLIPS) for the validation clips' labels, with
    the preset's sampler, steps and guidance, and scores them with evaluation.video.evaluate_video against one
    seeded sample of as many training clips: the FVD-style distance (a Fréchet distance on the clip features of our
@@ -55,18 +59,21 @@ from timing import trained_for, write_results
 
 ROOT = Path(__file__).parents[1]
 CONFIG = ROOT / "configs" / "diffusion-moving-mnist.yaml"
+FRAMES_CONFIG = ROOT / "configs" / "diffusion-moving-mnist-frames.yaml"
 FPS = float(inspect.signature(save_gif).parameters["fps"].default)  # the GIF's (and MP4's) frame rate: 10
 CONSISTENT_TARGET = 0.90  # share of generated clips whose digit identity is the same in every frame
 FVD_RATIO_TARGET = 2.0  # generated FVD-style distance at most this many times the real held-out clips' own
 
 
-def trained(config_path: Path, minutes: float, data_root: str, runs: Path) -> tuple[Path, dict, str, bool]:
+def trained(config_path: Path, minutes: float, data_root: str, runs: Path, *, init_from: Path | None = None
+            ) -> tuple[Path, dict, str, bool]:
     """The preset trained for `minutes` (reused when trained from the same config before), its last training
-    state (step, elapsed_seconds), the sha256 of its config and whether it was trained now."""
+    state (step, elapsed_seconds), the sha256 of its config and whether it was trained now; with init_from, started
+    from that run's weights (model.init_from) in a run folder of its own."""
     overrides = [f"data.root={data_root}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
-                 "train.sample_every=1000000"]
+                 "train.sample_every=1000000"] + ([] if init_from is None else [f"model.init_from={init_from}"])
     config = load_config(config_path, overrides)
-    run_dir = runs / config_path.stem
+    run_dir = runs / (config_path.stem + ("" if init_from is None else f"-from-{init_from.name}"))
     trained_now = trained_for(run_dir, config) < minutes * 60 - 1
     if trained_now:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -109,6 +116,10 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "video")
     parser.add_argument("--config", type=Path, default=CONFIG, help="the video preset (its file name names the run)")
+    parser.add_argument("--pretrain-minutes", type=float, default=0.0,
+                        help="of --minutes, those spent first training the image layers on single frames")
+    parser.add_argument("--pretrain-config", type=Path, default=FRAMES_CONFIG,
+                        help="the one-frame preset those minutes train (its sizes must be the video preset's)")
     parser.add_argument("--speed-clips", type=int, default=16, help="clips in the timed sampling batch")
     parser.add_argument("--results-dir", type=Path, default=timing.RESULTS)
     parser.add_argument("--gif", type=Path, default=ROOT / "docs" / "video-samples.gif")
@@ -116,7 +127,14 @@ def main() -> None:
     timing.RESULTS = args.results_dir  # write_results writes there
     preset = args.config.stem
 
-    run_dir, state, config_sha256, trained_now = trained(args.config, args.minutes, args.data_root, args.runs)
+    pretrained = None
+    if args.pretrain_minutes:  # the image layers first, on single frames; then the clips for the minutes left
+        frames_dir, frames_state, _, _ = trained(args.pretrain_config, args.pretrain_minutes, args.data_root, args.runs)
+        pretrained = {"config": str(args.pretrain_config), "minutes": args.pretrain_minutes,
+                      "steps": int(frames_state["step"]), "run": str(frames_dir)}
+    run_dir, state, config_sha256, trained_now = trained(args.config, args.minutes - args.pretrain_minutes,
+                                                         args.data_root, args.runs,
+                                                         init_from=None if pretrained is None else frames_dir)
     steps = int(state["step"])
     print(f"== {preset}: scoring {args.n} clips", flush=True)
     metrics = evaluate_run(run_dir, n=args.n, with_likelihood=False)
@@ -143,7 +161,8 @@ def main() -> None:
     extractor = video["extractor"]
     results = {"machine": cpu_name(), "threads": torch.get_num_threads(), "preset": preset,
                "config": str(args.config), "config_sha256": config_sha256, "train_minutes": args.minutes,
-               "train_steps": steps, "train_seconds": state.get("elapsed_seconds"), "trained_now": trained_now,
+               "pretrained_on_frames": pretrained, "train_steps": steps, "train_seconds": state.get("elapsed_seconds"),
+               "trained_now": trained_now,
                "n": metrics["n_samples"], "frames": frames, "image_size": metrics["image_size"],
                "dataset": metrics["dataset"], "sampler": metrics["sampler"], "extractor": extractor,
                "reference": video["reference"], "generated": generated, "real_held_out": real,
@@ -157,7 +176,10 @@ def main() -> None:
 
     sampler = ", ".join(f"{k} {v}" for k, v in (metrics["sampler"] or {}).items())
     size = metrics["image_size"]
-    table = [f"{preset}: {steps:,} steps in {args.minutes:g} min ({cpu_name()}, {torch.get_num_threads()} threads); "
+    schedule = (f"{steps:,} steps in {args.minutes:g} min" if pretrained is None else
+                f"{pretrained['steps']:,} steps on single frames ({Path(pretrained['config']).stem}) in "
+                f"{args.pretrain_minutes:g} min, then {steps:,} on clips in {args.minutes - args.pretrain_minutes:g}")
+    table = [f"{preset}: {schedule} ({cpu_name()}, {torch.get_num_threads()} threads); "
              f"{metrics['n_samples']} clips of {frames} frames at {size}x{size} ({metrics['dataset']}), {sampler}; "
              f"{per_clip:.2f} s per clip, {per_video_second:.2f} s per video second (at {FPS:g} fps, the GIF's: a "
              f"clip is {clip_seconds:g} s; a batch of {args.speed_clips}). Scored against {video['reference']} by "

@@ -135,6 +135,24 @@ def test_subsets_flips_and_pickles_share_the_memory_mapped_clips(digit_clips):
         VideoDataset(np.zeros((2, 3, 1, 16, 16), dtype=np.uint8), torch.zeros(2, dtype=torch.int64), [])
 
 
+def test_the_frames_datasets_serve_every_frame_of_the_clips_with_its_clips_labels(digit_clips):
+    clips = digit_clips[0]
+    frames = load_dataset(DataConfig(name="moving-digits-frames", image_size=16), "train")
+    T = clips.frames
+    assert len(frames) == len(clips) * T and frames.frames == 1
+    assert frames.model_facts == {**clips.model_facts, "frames": 1}
+    assert torch.equal(frames.pixels, clips.pixels.flatten(0, 1)[:, None])  # clip by clip, frame by frame
+    assert torch.equal(frames.labels, clips.labels.repeat_interleave(T, dim=0))
+    part = clips.subset(torch.tensor([7, 3])).single_frames()  # rows of a subset map to its clips' frames
+    served = part.batch(torch.arange(2 * T))
+    assert torch.equal(served["videos"][:, 0], clips.batch(torch.tensor([7, 3]))["videos"].flatten(0, 1))
+    assert served["labels"].tolist() == [clips.labels[7].tolist()] * T + [clips.labels[3].tolist()] * T
+    copy = pickle.loads(pickle.dumps(part))
+    assert isinstance(copy.storage, np.memmap) and torch.equal(copy.pixels, part.pixels)
+    assert data_identity(DataConfig(name="moving-digits-frames", image_size=16), "train") \
+        != data_identity(DIGITS, "train")
+
+
 def test_the_training_loader_serves_clips_resumably(digit_clips):
     data = digit_clips[0]
 

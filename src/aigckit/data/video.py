@@ -5,12 +5,13 @@ made from our MNIST files or from the bundled 8x8 digits.
 A split's clips are drawn first as a layout (which source digits, and where each one is in every frame: numpy's
 PCG64 with a fixed seed per split), cheaply and deterministically; their pixels are rendered from it once, resized
 to data.image_size, and kept in the decode cache as frames (N * T, 1, S, S). `clip_layout` gives the layout.
+The `-frames` datasets serve the same clips frame by frame, each frame a one-frame clip with its clip's labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from .decode_cache import CacheEntry, Decoded
 from .transforms import pixels_to_model_range, resize_pixels
 
 __all__ = ["VideoDataset", "ClipRecipe", "RECIPES", "ClipLayout", "bouncing_layout", "render_clips", "clip_layout",
-           "standard_test_file", "STANDARD_TEST_FILE", "load_moving_mnist", "load_moving_digits"]
+           "standard_test_file", "STANDARD_TEST_FILE", "load_moving_mnist", "load_moving_digits",
+           "load_moving_mnist_frames", "load_moving_digits_frames"]
 
 
 class VideoDataset:
@@ -116,6 +118,15 @@ class VideoDataset:
         if self.labels is not None:
             out["labels"] = self.labels[indices]
         return out
+
+    def single_frames(self) -> VideoDataset:
+        """Every frame of these clips as a one-frame clip labelled with its clip's labels, clip by clip; the pixels
+        are shared."""
+        T = self.frames
+        storage = self.storage.reshape(-1, 1, *self.storage.shape[2:])  # (M * T, 1, C, H, W): a view
+        rows = (self.rows[:, None] * T + np.arange(T)).ravel()
+        labels = self.labels.repeat_interleave(T, dim=0) if self.labels is not None else None
+        return VideoDataset(storage, labels, self.classes, rows=rows)
 
     def subset(self, indices: Tensor) -> VideoDataset:
         """A dataset with only the clips at `indices` (positions in this set); the pixels are shared."""
@@ -361,3 +372,22 @@ def load_moving_mnist(config: DataConfig, split: str) -> VideoDataset:
 def load_moving_digits(config: DataConfig, split: str) -> VideoDataset:
     """Bouncing bundled digits for `split`; 'test' is the validation split, as for `digits`."""
     return _load_clips(config, split)
+
+
+def _frames_of(clips: str) -> Callable[[DataConfig, str], Any]:
+    return lambda config, split: _clips_source(replace(config, name=clips), split)
+
+
+@register_dataset("moving-mnist-frames", "every frame of moving-mnist's clips as a one-frame clip labelled with its "
+                  "clip's two digits: trains a video model's image layers first (model.init_from)",
+                  source=_frames_of("moving-mnist"))
+def load_moving_mnist_frames(config: DataConfig, split: str) -> VideoDataset:
+    """moving-mnist's clips for `split`, served frame by frame (VideoDataset.single_frames)."""
+    return load_dataset(replace(config, name="moving-mnist"), split).single_frames()
+
+
+@register_dataset("moving-digits-frames", "every frame of moving-digits' clips as a one-frame clip labelled with "
+                  "its clip's digit (the small variant, for tests)", source=_frames_of("moving-digits"))
+def load_moving_digits_frames(config: DataConfig, split: str) -> VideoDataset:
+    """moving-digits' clips for `split`, served frame by frame (VideoDataset.single_frames)."""
+    return load_dataset(replace(config, name="moving-digits"), split).single_frames()

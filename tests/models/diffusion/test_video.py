@@ -43,11 +43,11 @@ def _randomised(model: DiffusionModel, *, temporal: bool = True) -> DiffusionMod
     return model.eval()
 
 
-def _video_run_config(model: dict | None = None, **train):
+def _video_run_config(model: dict | None = None, data: str = "moving-digits", **train):
     # the tiny preset (8 and 16 channels at 8x8 and 4x4), temporal attention at 4x4 only, no spatial attention
     return tiny_config({"name": "diffusion", "conditional": True, "lr": 3e-3, "attention_resolution": 0,
                         "temporal_attention_resolution": 4, **(model or {})},
-                       data={"name": "moving-digits", "image_size": 8},
+                       data={"name": data, "image_size": 8},
                        train={"batch_size": 8, "use_ema": True, "num_samples": 2, **train})
 
 
@@ -207,6 +207,38 @@ def test_a_tiny_video_model_on_moving_digits_lowers_its_loss_and_writes_gif_samp
     assert read_video(tmp_path / "samples" / "step-000030.gif").shape[0] == 8  # one GIF frame per clip frame
 
 
+def test_a_one_frame_run_starts_a_video_model_whose_clips_are_then_its_frames(tmp_path, capsys):
+    Trainer(_video_run_config(data="moving-digits-frames", max_steps=3), tmp_path / "frames", show_progress=False).fit()
+    source = from_pretrained(latest_checkpoint(tmp_path / "frames")).eval()
+    assert source.config.frames == 1  # the image UNet alone: a one-frame clip has nothing to mix
+    assert not [name for name, _ in source.unet.named_parameters() if "_time" in name]
+
+    trainer = Trainer(_video_run_config({"init_from": str(tmp_path / "frames")}), tmp_path / "video",
+                      show_progress=False)
+    model = trainer.model.eval()
+    assert model.config.frames == 8
+    copied = source.unet.state_dict()
+    for name, weight in model.unet.state_dict().items():
+        assert torch.equal(weight, copied[name]) if name in copied else "_time" in name, name
+    assert "model.init_from: " in capsys.readouterr().err
+    # the temporal layers start at zero, so the video model draws each frame as the one-frame model does
+    x, t, labels = torch.randn(2, 8, 1, 8, 8), torch.tensor([5, 40]), torch.tensor([[3], [7]])
+    with torch.no_grad():
+        clips = model.unet(x, t, labels)
+        frames = source.unet(x.flatten(0, 1)[:, None], t.repeat_interleave(8), labels.repeat_interleave(8, dim=0))
+    torch.testing.assert_close(clips, frames.view_as(x), atol=1e-5, rtol=1e-5)
+
+
+def test_init_from_refuses_what_it_cannot_start_from_in_one_line(tmp_path):
+    Trainer(_video_run_config(max_steps=1), tmp_path / "narrow", show_progress=False).fit()
+    with pytest.raises(AigcError, match="is not a run directory") as error:
+        Trainer(_video_run_config({"init_from": str(tmp_path / "missing")}), tmp_path / "a", show_progress=False)
+    assert "\n" not in str(error.value)
+    wider = _video_run_config({"init_from": str(tmp_path / "narrow"), "base_channels": 16})
+    with pytest.raises(AigcError, match="was built with other sizes .*set model.init_from null"):
+        Trainer(wider, tmp_path / "b", show_progress=False)
+
+
 class StopAt:
     """Raise KeyboardInterrupt at the end of step `step` (after that step's checkpoint is written)."""
 
@@ -243,7 +275,7 @@ def video_run(tmp_path_factory):
 def test_a_video_run_loads_and_samples_the_same_clips(video_run):
     from aigckit.pipelines import VideoPipeline, load
 
-    pipeline = load(video_run)
+    pipeline = load(video_run, precision="fp32")  # as the family's own sampling below, on any CPU
     assert isinstance(pipeline, VideoPipeline) and pipeline.frames == 8
     clips = pipeline.sample(3, labels=[4], seed=0)
     assert clips.shape == (3, 8, 1, 8, 8)

@@ -56,6 +56,11 @@ class DiffusionConfig:
     # video prediction: the share of training clips whose first frame is given clean (at noise level 0, left out of
     # the loss), so that the model also continues a given frame (sample(first_frame=...)); 0: generation only
     given_first_frame: float = 0.0
+    # a diffusion run whose newest checkpoint starts this network: every weight of the same name and shape is
+    # copied, the rest keep their initialisation. A video model from a one-frame run of the same sizes (data
+    # moving-mnist-frames) gets its image layers trained and its temporal layers at zero, the image model first and
+    # motion after, as Make-A-Video and Video LDM train; an image run's UNet goes to a video model's image layers
+    init_from: str | None = None
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
     num_res_blocks: int = 1

@@ -7,6 +7,7 @@ learns to predict eps (or v, or x0) from (x_t, t). Sampling runs any sampler on 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_times
 from .unet import UNet
 from .video_unet import VideoUNet
 
-__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes", "pretrained_text_encoder"]
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes",
+           "pretrained_text_encoder", "copy_initial_weights"]
 
 
 def pretrained_text_encoder(config: DiffusionConfig) -> nn.Module:
@@ -48,6 +50,35 @@ def pretrained_text_encoder(config: DiffusionConfig) -> nn.Module:
         raise AigcError(f"the text encoder of {run} has {', '.join(f'{k}={v}' for k, v in theirs.items())}; set "
                         + " ".join(f"model.{k}={v}" for k, v in wrong.items()))
     return encoder
+
+
+def copy_initial_weights(model: DiffusionModel, run_dir: str) -> None:
+    """Copy into model's UNet every weight of the same name and shape from the newest checkpoint of the
+    diffusion run `run_dir` (an image UNet's weights go to a video UNet's image layers); refuse a run whose
+    weights share a name but not a shape, or share nothing."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise AigcError(f"model.init_from={run} is not a run directory; give a trained diffusion run's folder, or set "
+                        f"it to null")
+    checkpoint = latest_checkpoint(run)
+    source = from_pretrained(checkpoint)
+    if not isinstance(source, DiffusionModel):
+        raise AigcError(f"{run} holds a {type(source).__name__}, not a diffusion model; give a diffusion run's folder")
+    theirs = source.unet.state_dict()
+    if isinstance(model.unet, VideoUNet) and not isinstance(source.unet, VideoUNet):
+        theirs = {f"spatial.{name}": weight for name, weight in theirs.items()}
+    ours = model.unet.state_dict()
+    shared = [name for name in ours if name in theirs]
+    if not shared:
+        raise AigcError(f"no weight of {run} has a name this network has; give a run of the same preset's network "
+                        f"(for a video model: a one-frame run, data.name moving-mnist-frames)")
+    wrong = [name for name in shared if ours[name].shape != theirs[name].shape]
+    if wrong:
+        name = wrong[0]
+        raise AigcError(f"{run} was built with other sizes ({name}: {tuple(theirs[name].shape)} there, "
+                        f"{tuple(ours[name].shape)} here); give it the same model sizes, or set model.init_from null")
+    model.unet.load_state_dict({name: theirs[name] for name in shared}, strict=False)
+    print(f"model.init_from: {len(shared)} of {len(ours)} weights from {checkpoint}", file=sys.stderr)
 
 
 class DiffusionModel(nn.Module):
@@ -193,13 +224,15 @@ class DiffusionFamily(FamilyBase):
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
         """The UNet (residual branches and output start at zero) and its schedule; with text_encoder_run, the
-        clip run's text encoder copied in (frozen)."""
+        clip run's text encoder copied in (frozen); with init_from, that run's weights copied in."""
         if config.given_first_frame and config.frames is None:
             raise AigcError("model.given_first_frame is for video models (it continues a clip's first frame); set it "
                             "to 0 for image data")
         model = DiffusionModel(config)
         if config.text_encoder_run is not None:
             model.unet.text.load_state_dict(pretrained_text_encoder(config).state_dict())
+        if config.init_from is not None:
+            copy_initial_weights(model, config.init_from)
         return model
 
     def build_from_checkpoint(self, config: DiffusionConfig, directory: Path, manifest: dict[str, Any]) -> DiffusionModel:

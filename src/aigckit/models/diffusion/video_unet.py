@@ -64,7 +64,8 @@ class TemporalMixing(nn.Module):
 
 class VideoUNet(nn.Module):
     """The image UNet (config without frames: the same blocks, the same weights' names under `spatial.`) run per
-    frame, with a TemporalMixing after every residual block of the way down, the middle and the way up."""
+    frame, with a TemporalMixing after every residual block of the way down, the middle and the way up (none for
+    one-frame clips)."""
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
@@ -76,7 +77,9 @@ class VideoUNet(nn.Module):
         size = config.image_size // config.patch_size
 
         def temporal(block: nn.ModuleList, size: int) -> nn.Module:
-            if not isinstance(block[0], ResBlock):  # a down- or upsampling step: nothing to mix
+            # a down- or upsampling step has nothing to mix, nor has a one-frame clip: that network is the image
+            # UNet alone, whose weights can start a longer clips' model (DiffusionConfig.init_from)
+            if not isinstance(block[0], ResBlock) or self.frames == 1:
                 return nn.Identity()
             channels = block[0].conv2.out_channels
             return TemporalMixing(channels, attention=size <= self.attention_size)
@@ -87,8 +90,8 @@ class VideoUNet(nn.Module):
             self.down_time.append(temporal(block, size))
             if isinstance(block[0], nn.Conv2d):
                 size //= 2
-        self.mid_time = TemporalMixing(self.spatial.mid[-1].conv2.out_channels,
-                                       attention=size <= self.attention_size)
+        self.mid_time = (TemporalMixing(self.spatial.mid[-1].conv2.out_channels, attention=size <= self.attention_size)
+                         if self.frames > 1 else nn.Identity())
         self.up_time = nn.ModuleList()
         for block in self.spatial.up:
             self.up_time.append(temporal(block, size))
@@ -114,7 +117,8 @@ class VideoUNet(nn.Module):
             h = net._run(block, h, emb, None)
             h = mix(h, T) if isinstance(mix, TemporalMixing) else h
             hs.append(h)
-        h = self.mid_time(net._run(net.mid, h, emb, None), T)
+        h = net._run(net.mid, h, emb, None)
+        h = self.mid_time(h, T) if isinstance(self.mid_time, TemporalMixing) else h
         for block, mix in zip(net.up, self.up_time):
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
