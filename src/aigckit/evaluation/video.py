@@ -264,6 +264,9 @@ def load_or_train_video_evaluator(data: DataConfig, cache_dir: Path, *, steps: i
     if not hasattr(train, "frames"):
         raise AigcError(f"{data.name} is not a video dataset; the video evaluator trains on clips (moving-mnist, "
                         f"moving-digits)")
+    if train.frames < 2:
+        raise AigcError(f"{data.name} serves single frames, and the video evaluator learns motion from clips; "
+                        f"evaluate the video run started from this one (model.init_from)")
     if train.labels is None:
         raise AigcError(f"{data.name} has no labels, so no video evaluator can be trained; use labelled clips")
     held_out = load_dataset(data, "val")
