@@ -26,6 +26,17 @@ def test_the_style_loss_falls_during_optimisation(optimizer, steps):
     assert result.info["features"].startswith("random multi-scale features")
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_lbfgs_spends_exactly_its_evaluations_and_returns_the_least_loss_it_saw(precision):
+    # its strong-Wolfe line search asks for more evaluations than max_eval when a step ends mid-search
+    for steps in (2, 3, 4, 5, 6):
+        seen: list[dict[str, float]] = []
+        result = stylize_gatys(CONTENT, STYLE, size=32, steps=steps, features=RandomMultiScale(0),
+                               precision=precision, on_step=lambda step, losses, image: seen.append(losses))
+        assert len(seen) == steps
+        assert result.info["final_losses"] == min(seen, key=lambda losses: losses["total"])
+
+
 def test_a_coarse_stage_starts_the_full_size_nearer_the_style():
     features = RandomMultiScale(0)
     seen: list[dict[str, float]] = []

@@ -9,6 +9,7 @@ the content's chrominance.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,10 @@ def _with_content_colour(result: Image.Image, content: Image.Image) -> Image.Ima
     return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
 
 
+class _BudgetSpent(Exception):
+    """Raised in L-BFGS's closure when a stage's evaluations are spent and its line search asks for another."""
+
+
 def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, steps: int = 300,
                   optimizer: str = "lbfgs", content_weight: float = 1.0, style_weight: float = 1e3,
                   tv_weight: float = 0.0, preserve_color: bool = False, features: FeatureNetwork | None = None,
@@ -119,8 +124,9 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
     history: list[dict[str, float]] = []
 
     def optimise(start: Tensor, content_rgb: Image.Image, style_rgb: Image.Image, evaluations: int,
-                 stage_size: int) -> Tensor:
-        """The image optimised from `start` against this pair's targets for `evaluations` (Adam: iterations)."""
+                 stage_size: int) -> tuple[Tensor, dict[str, float]]:
+        """The image optimised from `start` against this pair's targets for `evaluations` (Adam: iterations), and
+        its losses (Adam: the last evaluation's)."""
         with torch.no_grad():  # the targets, once per size
             content_targets = {k: v.float() for k, v in forward(_to_tensor(content_rgb)).items()
                                if k in network.content_layers}
@@ -154,28 +160,40 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
                     x.clamp_(0, 1)
                 record()
         else:
-            # a step is one evaluation of the losses, as the PyTorch tutorial counts them; one step() runs them all
+            # a step is one evaluation of the losses, as the PyTorch tutorial counts them; one step() runs them all.
+            # Its line search may ask for more than max_eval: the closure stops it at the budget, and the result is
+            # the evaluated image of least loss (the last accepted iterate unless a trial point did better)
             lbfgs = torch.optim.LBFGS([x], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=50,
                                       tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+            first, best = len(history), (math.inf, x.detach().clone(), {})
 
             def closure() -> Tensor:
+                nonlocal best
+                if len(history) - first >= evaluations:
+                    raise _BudgetSpent
                 lbfgs.zero_grad(set_to_none=True)
                 loss = objective()
                 loss.backward()
                 record()
+                if float(loss) < best[0]:
+                    best = (float(loss), x.detach().clone(), dict(losses))
                 return loss
 
-            lbfgs.step(closure)
-        return x.detach().clamp_(0, 1)
+            try:
+                lbfgs.step(closure)
+            except _BudgetSpent:
+                pass
+            return best[1].clamp_(0, 1), best[2]
+        return x.detach().clamp_(0, 1), history[-1]
 
     content_rgb, style_rgb = prepare_pair(content, style, size, preserve_color)
     x = _to_tensor(content_rgb)
     if coarse_steps:
         coarse_size = max(16, size // 2)
         coarse_content, coarse_style = prepare_pair(content, style, coarse_size, preserve_color)
-        coarse = optimise(_to_tensor(coarse_content), coarse_content, coarse_style, coarse_steps, coarse_size)
+        coarse, _ = optimise(_to_tensor(coarse_content), coarse_content, coarse_style, coarse_steps, coarse_size)
         x = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp_(0, 1)
-    x = optimise(x, content_rgb, style_rgb, steps, size)
+    x, final_losses = optimise(x, content_rgb, style_rgb, steps, size)
 
     result = _to_image(x)
     if preserve_color:
@@ -187,7 +205,7 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
             "resized": "content resized so that its longer side is the size, style resized to match",
             "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
             "preserve_color": preserve_color, "precision": chosen.name,
-            "first_losses": history[coarse_steps], "final_losses": history[-1],  # both at full size
+            "first_losses": history[coarse_steps], "final_losses": final_losses,  # both at full size
             "seconds": round(time.perf_counter() - started, 2)}
     return StyleResult(result, info)
 
