@@ -225,6 +225,9 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         if image_size not in (None, pipeline.config.image_size) or sweep:
             raise AigcError("a video run is measured at its own frame size and sampler settings; drop --image-size "
                             "and --sweep")
+        if pipeline.frames < 2:  # refused before anything is drawn or written
+            raise AigcError(f"{run_dir} is a one-frame run (data {config.data.name}), and the video evaluator "
+                            f"scores clips; evaluate the video run started from this one (model.init_from)")
         options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
         return evaluate_video_run(run_dir, pipeline, config.data, Path(cache_dir) if cache_dir else default_cache_dir(),
                                   n=n, batch_size=batch_size, seed=seed, options=options,

@@ -213,8 +213,9 @@ def test_a_one_frame_run_starts_a_video_model_whose_clips_are_then_its_frames(tm
     source = from_pretrained(latest_checkpoint(tmp_path / "frames")).eval()
     assert source.config.frames == 1  # the image UNet alone: a one-frame clip has nothing to mix
     assert not [name for name, _ in source.unet.named_parameters() if "_time" in name]
-    with pytest.raises(AigcError, match="serves single frames.*model.init_from"):
+    with pytest.raises(AigcError, match="is a one-frame run.*model.init_from"):
         evaluate_run(tmp_path / "frames", n=4, with_likelihood=False)
+    assert not (tmp_path / "frames" / "eval").exists()  # refused before anything was written
 
     trainer = Trainer(_video_run_config({"init_from": str(tmp_path / "frames")}), tmp_path / "video",
                       show_progress=False)
