@@ -32,14 +32,21 @@ __all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance"
            "pretrained_text_encoder", "copy_initial_weights"]
 
 
+def _newest_model(run_dir: str, option: str, advice: str) -> tuple[nn.Module, Path, Path]:
+    """The model of the newest checkpoint of the run named by model.`option`, that run's folder and the checkpoint;
+    a folder that is no run is refused with `advice`."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise AigcError(f"model.{option}={run} is not a run directory; {advice}, or set it to null")
+    checkpoint = latest_checkpoint(run)
+    return from_pretrained(checkpoint), run, checkpoint
+
+
 def pretrained_text_encoder(config: DiffusionConfig) -> nn.Module:
     """The text encoder of the clip run config.text_encoder_run (its newest checkpoint), checked against the
     text_* sizes of config."""
-    run = Path(config.text_encoder_run)
-    if not run.is_dir():
-        raise AigcError(f"model.text_encoder_run={run} is not a run directory; train one with "
-                        f"configs/clip-captioned-mnist.yaml and give its folder, or set it to null")
-    clip = from_pretrained(latest_checkpoint(run))
+    clip, run, _ = _newest_model(config.text_encoder_run, "text_encoder_run",
+                                 "train one with configs/clip-captioned-mnist.yaml and give its folder")
     encoder = getattr(clip, "text_encoder", None)
     if not isinstance(encoder, TextEncoder):
         raise AigcError(f"{run} holds no caption encoder (a {type(clip).__name__}); give a clip run's folder")
@@ -56,12 +63,7 @@ def copy_initial_weights(model: DiffusionModel, run_dir: str) -> None:
     """Copy into model's UNet every weight of the same name and shape from the newest checkpoint of the
     diffusion run `run_dir` (an image UNet's weights go to a video UNet's image layers); refuse a run whose
     weights share a name but not a shape, or share nothing."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise AigcError(f"model.init_from={run} is not a run directory; give a trained diffusion run's folder, or set "
-                        f"it to null")
-    checkpoint = latest_checkpoint(run)
-    source = from_pretrained(checkpoint)
+    source, run, checkpoint = _newest_model(run_dir, "init_from", "give a trained diffusion run's folder")
     if not isinstance(source, DiffusionModel):
         raise AigcError(f"{run} holds a {type(source).__name__}, not a diffusion model; give a diffusion run's folder")
     theirs = source.unet.state_dict()
