@@ -272,7 +272,8 @@ def test_a_stopped_and_resumed_video_run_equals_an_unbroken_one(tmp_path):
 @pytest.fixture(scope="module")
 def video_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("video") / "run"
-    Trainer(_video_run_config(max_steps=2), run, show_progress=False).fit()
+    # fp32 on every CPU: the fixed watermark key below was chosen for what this model draws in fp32
+    Trainer(_video_run_config(max_steps=2, precision="fp32"), run, show_progress=False).fit()
     return run
 
 
@@ -299,7 +300,7 @@ def test_aigckit_sample_writes_clips_as_gif_mp4_or_a_frame_grid_that_aigckit_det
     monkeypatch.setenv("AIGCKIT_WATERMARK_KEY", "the video sample test's fixed watermark key")
     out = tmp_path / f"clips{suffix}"
     result = CliRunner().invoke(app, ["sample", str(video_run), "--n", "2", "--labels", "3,7", "--steps", "2",
-                                      "--seed", "0", "--nrow", "2", "--out", str(out)])
+                                      "--seed", "0", "--nrow", "2", "--precision", "fp32", "--out", str(out)])
     assert result.exit_code == 0, result.output
     if suffix == ".png":
         from PIL import Image
