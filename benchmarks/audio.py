@@ -1,7 +1,7 @@
 """Spoken digits (issue 15): each generator trained for the same wall time on FSDD log-mels, then scored as heard.
 
     python benchmarks/audio.py [--minutes 20] [--n 1000] [--models diffusion,dcgan] [--data-root ../shared/data/fsdd]
-                               [--runs runs/audio] [--vocoder-clips 300]
+                               [--runs runs/audio] [--vocoder-clips 300] [--name audio]
 
 1. Each preset (configs/<model>-fsdd.yaml) trains --minutes of wall time (train.max_minutes) into <runs>/<model>-fsdd;
    `evaluate_run` then scores --n generated clips as heard (Griffin-Lim, read back as the loader reads a file): the
@@ -17,7 +17,7 @@
    true linear magnitude) and by the learned mel inverter (aigckit.audio.vocoder, trained once on the training
    split and cached) with Griffin-Lim: spectral convergence and log-spectral distance against the real clip.
 
-Writes benchmarks/results/audio.{json,md}. Time nothing else on the machine while it runs.
+Writes benchmarks/results/audio.{json,md} (--name: another name). Time nothing else on the machine while it runs.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "fsdd"))
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "audio")
     parser.add_argument("--vocoder-clips", type=int, default=300)
+    parser.add_argument("--name", default="audio", help="results go to benchmarks/results/<name>.{json,md}")
     args = parser.parse_args()
     results = {"device": cpu_name(), "threads": torch.get_num_threads(), "minutes": args.minutes, "n": args.n,
                "command": "python benchmarks/audio.py " + " ".join(f"--{k.replace('_', '-')} {v}"
@@ -206,8 +207,8 @@ def main() -> None:
                "models": [trained_and_scored(m, args.minutes, args.n, args.data_root, args.runs)
                           for m in args.models.split(",")]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "audio.json", json.dumps(results, indent=2) + "\n")
-    atomic_write_text(RESULTS / "audio.md", markdown(results))
+    atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(RESULTS / f"{args.name}.md", markdown(results))
     print(markdown(results))
 
 

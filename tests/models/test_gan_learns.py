@@ -3,6 +3,7 @@ import torch
 
 from aigckit.errors import AigcError, ConfigError
 from aigckit.family import FAMILIES
+from aigckit.metrics_log import read_metrics
 from aigckit.models.gan import GANConfig
 from aigckit.training import Trainer
 from helpers import tiny_config
@@ -42,3 +43,19 @@ def test_gan_sampling_refuses_labels_it_cannot_use(conditional, labels, message)
                                    z_dim=4, hidden_sizes=(8,)))
     with pytest.raises(AigcError, match=message):
         family.sample(model, 2, labels=torch.tensor(labels))
+
+
+def test_the_auxiliary_classifier_learns_the_digits_and_steers_the_generator(tmp_path):
+    config = tiny_config({"name": "mlp-gan", "preset": "small", "conditional": True, "classifier_weight": 1.0},
+                         train={"max_steps": 400, "batch_size": 64, "log_every": 20})
+    Trainer(config, tmp_path, show_progress=False).fit()
+    logs = read_metrics(tmp_path / "metrics.csv")
+    d_class = [r["d_class_loss"] for r in logs]
+    g_class = [r["g_class_loss"] for r in logs]
+    assert d_class[0] > 2.0 and d_class[-1] < 0.4 * d_class[0], d_class  # D names real digits (chance: ln 10)
+    assert g_class[-1] < 0.75 * g_class[0], g_class  # and G's images become the digits asked for, to D
+
+
+def test_the_auxiliary_classifier_needs_labels():
+    with pytest.raises(ConfigError, match="classifier_weight: the auxiliary classifier needs class labels"):
+        GANConfig(classifier_weight=1.0)

@@ -32,6 +32,9 @@ class GANConfig:
     spectral_norm: bool = False  # on every discriminator layer, https://arxiv.org/abs/1802.05957
     discriminator_norm: Literal["batch", "none"] = "batch"  # dcgan only
     d_steps: int = 1  # discriminator updates per generator update
+    # AC-GAN's auxiliary classifier (Odena et al. 2017, https://arxiv.org/abs/1610.09585) beside the projection:
+    # D also names the class of real images, and G is rewarded when D names the asked-for class of its images.
+    classifier_weight: float = 0.0
     lr_g: float = 1e-4
     lr_d: float = 2e-4
     betas: tuple[float, ...] = (0.5, 0.999)
@@ -43,6 +46,9 @@ class GANConfig:
                 f"unknown normalisation {self.discriminator_norm!r}; known: batch, none")
         require(self.z_dim > 0, "z_dim", "must be positive")
         require(self.d_steps > 0, "d_steps", "must be positive")
+        require(self.classifier_weight >= 0, "classifier_weight", "must be zero (off) or positive")
+        require(self.classifier_weight == 0 or self.conditional, "classifier_weight",
+                "the auxiliary classifier needs class labels; set model.conditional=true or classifier_weight=0")
         require(self.lr_g > 0 and self.lr_d > 0, "lr_g", "learning rates must be positive")
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "two numbers in [0, 1)")
         require(len(self.hidden_sizes) > 0 and min(self.hidden_sizes) > 0, "hidden_sizes", "positive widths")

@@ -61,8 +61,12 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2))
         self.features = nn.Sequential(*layers)  # (B, w_last, 4, 4)
         n_classes = config.num_classes if config.conditional else 0
-        self.head = ProjectionHead(widths[-1] * 16, n_classes, spectral_norm=sn)
+        self.head = ProjectionHead(widths[-1] * 16, n_classes, spectral_norm=sn,
+                                   classifier=config.classifier_weight > 0)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """x: (B, C, H, W) in [-1, 1]. Returns logits (B,)."""
-        return self.head(self.features(x).flatten(1), labels)
+    def forward(self, x: Tensor, labels: Tensor | None = None, *,
+                with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """x: (B, C, H, W) in [-1, 1]. Returns logits (B,), and the class logits (B, K) if `with_classes`."""
+        phi = self.features(x).flatten(1)
+        logits = self.head(phi, labels)
+        return (logits, self.head.classes(phi)) if with_classes else logits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
@@ -71,7 +72,9 @@ class GANFamily(FamilyBase):
 
     def training_step(self, model: GAN, batch: Batch, step: int,
                       nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
-        """d_steps discriminator updates, then one generator update, on one batch of real images."""
+        """d_steps discriminator updates, then one generator update, on one batch of real images; with
+        classifier_weight, D's auxiliary classifier learns the real images' classes (only theirs: a classifier
+        also fitted to G's images would learn G's mistakes) and G is pushed towards what it names the asked class."""
         config = model.config
         real = batch["images"]
         labels = batch["labels"] if config.conditional else None
@@ -82,10 +85,16 @@ class GANFamily(FamilyBase):
             z = noise.randn(config.z_dim)
             with torch.no_grad():
                 fake = model.generator(z, labels)  # D's loss must not reach G
-            real_logits, fake_logits = D(real, labels), D(fake, labels)
-            d_loss = discriminator_loss(config.loss, real_logits, fake_logits)
-            logs: dict[str, Tensor | float] = {"d_real": real_logits.detach().mean(),
-                                               "d_fake": fake_logits.detach().mean()}
+            logs: dict[str, Tensor | float] = {}
+            if config.classifier_weight > 0:
+                real_logits, real_classes = D(real, labels, with_classes=True)
+                class_loss = F.cross_entropy(real_classes.float(), labels)
+                logs["d_class_loss"] = class_loss.detach()
+            else:
+                real_logits, class_loss = D(real, labels), 0.0
+            fake_logits = D(fake, labels)
+            d_loss = discriminator_loss(config.loss, real_logits, fake_logits) + config.classifier_weight * class_loss
+            logs.update(d_real=real_logits.detach().mean(), d_fake=fake_logits.detach().mean())
             if config.loss == "wgan-gp":
                 penalty = gradient_penalty(lambda x: D(x, labels), real, fake.to(real.dtype), noise.rand())
                 d_loss = d_loss + config.gp_weight * penalty
@@ -94,9 +103,15 @@ class GANFamily(FamilyBase):
             yield StepOutput("discriminator", d_loss, logs)
 
         # G's update: G through its wrapper; D only passes gradients to G's images, its weights stay as they are
-        g_loss = generator_loss(config.loss, model.discriminator(nets["generator"](noise.randn(config.z_dim), labels),
-                                                                 labels))
-        yield StepOutput("generator", g_loss, {"g_loss": g_loss.detach()})
+        fake = nets["generator"](noise.randn(config.z_dim), labels)
+        if config.classifier_weight > 0:
+            fake_logits, fake_classes = model.discriminator(fake, labels, with_classes=True)
+            class_loss = F.cross_entropy(fake_classes.float(), labels)
+            g_logs = {"g_class_loss": class_loss.detach()}
+        else:
+            fake_logits, class_loss, g_logs = model.discriminator(fake, labels), 0.0, {}
+        g_loss = generator_loss(config.loss, fake_logits) + config.classifier_weight * class_loss
+        yield StepOutput("generator", g_loss, {"g_loss": g_loss.detach(), **g_logs})
 
     @torch.no_grad()
     def sample(self, model: GAN, n: int, *, labels: Tensor | None = None,

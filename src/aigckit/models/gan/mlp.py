@@ -46,8 +46,12 @@ class MLPDiscriminator(nn.Module):
             width = hidden
         self.features = nn.Sequential(*layers)
         n_classes = config.num_classes if config.conditional else 0
-        self.head = ProjectionHead(width, n_classes, spectral_norm=config.spectral_norm)
+        self.head = ProjectionHead(width, n_classes, spectral_norm=config.spectral_norm,
+                                   classifier=config.classifier_weight > 0)
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """x: (B, C, H, W) in [-1, 1]. Returns logits (B,)."""
-        return self.head(self.features(x.flatten(1)), labels)
+    def forward(self, x: Tensor, labels: Tensor | None = None, *,
+                with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """x: (B, C, H, W) in [-1, 1]. Returns logits (B,), and the class logits (B, K) if `with_classes`."""
+        phi = self.features(x.flatten(1))
+        logits = self.head(phi, labels)
+        return (logits, self.head.classes(phi)) if with_classes else logits

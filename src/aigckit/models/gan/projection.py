@@ -15,13 +15,15 @@ def maybe_spectral_norm(layer: nn.Module, enabled: bool) -> nn.Module:
 class ProjectionHead(nn.Module):
     """logit = w . phi(x) + b  [+ <embed(y), phi(x)>], https://arxiv.org/abs/1802.05637.
 
-    With num_classes == 0 this is the plain linear output of an unconditional discriminator.
+    With num_classes == 0 this is the plain linear output of an unconditional discriminator. With `classifier`,
+    a second linear map of the same features gives class logits (AC-GAN's auxiliary classifier).
     """
 
-    def __init__(self, features: int, num_classes: int, *, spectral_norm: bool) -> None:
+    def __init__(self, features: int, num_classes: int, *, spectral_norm: bool, classifier: bool = False) -> None:
         super().__init__()
         self.linear = maybe_spectral_norm(nn.Linear(features, 1), spectral_norm)
         self.embed = maybe_spectral_norm(nn.Embedding(num_classes, features), spectral_norm) if num_classes else None
+        self.classifier = nn.Linear(features, num_classes) if classifier else None
 
     def forward(self, phi: Tensor, labels: Tensor | None) -> Tensor:
         """phi: features (B, F); labels: (B,) or None. Returns logits (B,)."""
@@ -29,3 +31,9 @@ class ProjectionHead(nn.Module):
         if self.embed is not None:
             logits = logits + (self.embed(labels) * phi).sum(dim=1)  # the projection term
         return logits
+
+    def classes(self, phi: Tensor) -> Tensor:
+        """Class logits (B, num_classes) of the auxiliary classifier."""
+        if self.classifier is None:
+            raise ValueError("this discriminator has no auxiliary classifier (model.classifier_weight is 0)")
+        return self.classifier(phi)
