@@ -102,7 +102,8 @@ def save_state_dict(module: nn.Module, path: Path) -> None:
         key = (tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride())
         if key not in seen:
             seen.add(key)
-            tensors[name] = tensor.detach().to("cpu", copy=True)
+            # contiguous, as safetensors requires: a channels-last weight is stored in the standard layout
+            tensors[name] = tensor.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 

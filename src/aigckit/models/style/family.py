@@ -103,7 +103,8 @@ class StyleNetwork(nn.Module):
             self.register_buffer("style_image", styles if styles is not None else torch.zeros(shape))
         else:
             widths = vgg19_widths(ENCODER_LAST[features_used])
-            self.net = AdaINDecoder(widths, channels)
+            # channels-last (NHWC) weights, as the encoder's: see stylize
+            self.net = AdaINDecoder(widths, channels).to(memory_format=torch.channels_last)
             shape = (PREVIEW_STYLES, channels, size, size)
             self.register_buffer("preview_styles", styles if styles is not None else torch.zeros(shape))
         self._frozen: dict[str, Any] = {}  # not submodules: never trained, averaged, or saved
@@ -127,8 +128,8 @@ class StyleNetwork(nn.Module):
     def encoder(self) -> VGG19Features:
         """AdaIN's encoder: VGG-19 up to relu4_1, or the random VGG-19 layout up to relu3_1."""
         c = self.config
-        return self._frozen_network("encoder",
-                                    lambda: encoder_network(self.features_used, c.vgg_weights, c.feature_seed))
+        return self._frozen_network("encoder", lambda: encoder_network(
+            self.features_used, c.vgg_weights, c.feature_seed).to(memory_format=torch.channels_last))
 
     def encoder_layers(self) -> tuple[str, ...]:
         """The encoder's relu<k>_1 layers, whose statistics are the style; the last is the encoding."""
@@ -153,8 +154,9 @@ class StyleNetwork(nn.Module):
         and alpha."""
         if self.config.name == "fast-style":
             return self.net(content)
-        # channels-last (NHWC), the layout oneDNN's CPU convolutions take without reordering: AdaIN at 256x256 ran
-        # 1.9x faster so under bf16 (AMD EPYC, AVX-512-BF16); fast-style's padding and instance norm gained nothing
+        # AdaIN runs channels-last (NHWC: its networks' weights and these inputs), the layout oneDNN's CPU
+        # convolutions and max pooling take without reordering: 1.9x faster at 256x256 under bf16 (AMD EPYC,
+        # AVX-512-BF16); fast-style's padding and instance norm gained nothing and it stays in NCHW
         content, style = (x.contiguous(memory_format=torch.channels_last) for x in (content, style))
         return self.net(self.adain_features(content, style, alpha))
 
