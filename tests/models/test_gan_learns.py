@@ -45,15 +45,26 @@ def test_gan_sampling_refuses_labels_it_cannot_use(conditional, labels, message)
         family.sample(model, 2, labels=torch.tensor(labels))
 
 
-def test_the_auxiliary_classifier_learns_the_digits_and_steers_the_generator(tmp_path):
-    config = tiny_config({"name": "mlp-gan", "preset": "small", "conditional": True, "classifier_weight": 1.0},
-                         train={"max_steps": 400, "batch_size": 64, "log_every": 20})
-    Trainer(config, tmp_path, show_progress=False).fit()
-    logs = read_metrics(tmp_path / "metrics.csv")
+def test_the_auxiliary_classifier_learns_the_digits_and_steers_the_generator(tmp_path, digit_classifier):
+    labels = torch.arange(10).repeat_interleave(20)
+
+    def trained(weight: float) -> tuple[float, list[dict]]:
+        """(an independent classifier's accuracy on the digits asked for, the run's metrics) after 300 steps."""
+        config = tiny_config({"name": "mlp-gan", "preset": "small", "conditional": True, "classifier_weight": weight},
+                             train={"max_steps": 300, "batch_size": 64, "log_every": 20, "precision": "fp32"})
+        trainer = Trainer(config, tmp_path / str(weight), show_progress=False)
+        trainer.fit()
+        images = trainer.family.sample(trainer.ema.model, 200, labels=labels,
+                                       generator=torch.Generator().manual_seed(0))
+        accuracy = float((torch.as_tensor(digit_classifier(images)) == labels).float().mean())
+        return accuracy, read_metrics(tmp_path / str(weight) / "metrics.csv")
+
+    plain, _ = trained(0.0)
+    with_classifier, logs = trained(1.0)
     d_class = [r["d_class_loss"] for r in logs]
-    g_class = [r["g_class_loss"] for r in logs]
     assert d_class[0] > 2.0 and d_class[-1] < 0.4 * d_class[0], d_class  # D names real digits (chance: ln 10)
-    assert g_class[-1] < 0.75 * g_class[0], g_class  # and G's images become the digits asked for, to D
+    # G is steered to the asked-for digit sooner than by the projection alone (measured: 0.50 against 0.35)
+    assert with_classifier > plain + 0.08, (with_classifier, plain)
 
 
 def test_the_auxiliary_classifier_needs_labels():
