@@ -31,6 +31,16 @@ class GAN(nn.Module):
         self.discriminator = discriminator_class(config)
 
 
+def _judged(discriminator: nn.Module, images: Tensor, labels: Tensor | None,
+            config: GANConfig) -> tuple[Tensor, Tensor | float]:
+    """D's logits for images and, with the auxiliary classifier, the cross-entropy of its class logits against
+    labels (0 without it)."""
+    if config.classifier_weight == 0:
+        return discriminator(images, labels), 0.0
+    logits, classes = discriminator(images, labels, with_classes=True)
+    return logits, F.cross_entropy(classes.float(), labels)
+
+
 class GANFamily(FamilyBase):
     """Generative adversarial networks: MLP and DCGAN, unconditional or class-conditional."""
 
@@ -85,16 +95,13 @@ class GANFamily(FamilyBase):
             z = noise.randn(config.z_dim)
             with torch.no_grad():
                 fake = model.generator(z, labels)  # D's loss must not reach G
-            logs: dict[str, Tensor | float] = {}
-            if config.classifier_weight > 0:
-                real_logits, real_classes = D(real, labels, with_classes=True)
-                class_loss = F.cross_entropy(real_classes.float(), labels)
-                logs["d_class_loss"] = class_loss.detach()
-            else:
-                real_logits, class_loss = D(real, labels), 0.0
+            real_logits, class_loss = _judged(D, real, labels, config)
             fake_logits = D(fake, labels)
             d_loss = discriminator_loss(config.loss, real_logits, fake_logits) + config.classifier_weight * class_loss
-            logs.update(d_real=real_logits.detach().mean(), d_fake=fake_logits.detach().mean())
+            logs: dict[str, Tensor | float] = {"d_real": real_logits.detach().mean(),
+                                               "d_fake": fake_logits.detach().mean()}
+            if config.classifier_weight > 0:
+                logs["d_class_loss"] = class_loss.detach()
             if config.loss == "wgan-gp":
                 penalty = gradient_penalty(lambda x: D(x, labels), real, fake.to(real.dtype), noise.rand())
                 d_loss = d_loss + config.gp_weight * penalty
@@ -103,15 +110,13 @@ class GANFamily(FamilyBase):
             yield StepOutput("discriminator", d_loss, logs)
 
         # G's update: G through its wrapper; D only passes gradients to G's images, its weights stay as they are
-        fake = nets["generator"](noise.randn(config.z_dim), labels)
-        if config.classifier_weight > 0:
-            fake_logits, fake_classes = model.discriminator(fake, labels, with_classes=True)
-            class_loss = F.cross_entropy(fake_classes.float(), labels)
-            g_logs = {"g_class_loss": class_loss.detach()}
-        else:
-            fake_logits, class_loss, g_logs = model.discriminator(fake, labels), 0.0, {}
+        fake_logits, class_loss = _judged(model.discriminator, nets["generator"](noise.randn(config.z_dim), labels),
+                                          labels, config)
         g_loss = generator_loss(config.loss, fake_logits) + config.classifier_weight * class_loss
-        yield StepOutput("generator", g_loss, {"g_loss": g_loss.detach(), **g_logs})
+        g_logs = {"g_loss": g_loss.detach()}
+        if config.classifier_weight > 0:
+            g_logs["g_class_loss"] = class_loss.detach()
+        yield StepOutput("generator", g_loss, g_logs)
 
     @torch.no_grad()
     def sample(self, model: GAN, n: int, *, labels: Tensor | None = None,

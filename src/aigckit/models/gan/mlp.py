@@ -52,6 +52,4 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: Tensor, labels: Tensor | None = None, *,
                 with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, C, H, W) in [-1, 1]. Returns logits (B,), and the class logits (B, K) if `with_classes`."""
-        phi = self.features(x.flatten(1))
-        logits = self.head(phi, labels)
-        return (logits, self.head.classes(phi)) if with_classes else logits
+        return self.head(self.features(x.flatten(1)), labels, with_classes=with_classes)

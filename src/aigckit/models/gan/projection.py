@@ -25,15 +25,15 @@ class ProjectionHead(nn.Module):
         self.embed = maybe_spectral_norm(nn.Embedding(num_classes, features), spectral_norm) if num_classes else None
         self.classifier = nn.Linear(features, num_classes) if classifier else None
 
-    def forward(self, phi: Tensor, labels: Tensor | None) -> Tensor:
-        """phi: features (B, F); labels: (B,) or None. Returns logits (B,)."""
+    def forward(self, phi: Tensor, labels: Tensor | None, *,
+                with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """phi: features (B, F); labels: (B,) or None. Returns logits (B,), and with `with_classes` also the
+        auxiliary classifier's class logits (B, num_classes)."""
         logits = self.linear(phi).squeeze(1)
         if self.embed is not None:
             logits = logits + (self.embed(labels) * phi).sum(dim=1)  # the projection term
-        return logits
-
-    def classes(self, phi: Tensor) -> Tensor:
-        """Class logits (B, num_classes) of the auxiliary classifier."""
+        if not with_classes:
+            return logits
         if self.classifier is None:
             raise ValueError("this discriminator has no auxiliary classifier (model.classifier_weight is 0)")
-        return self.classifier(phi)
+        return logits, self.classifier(phi)
