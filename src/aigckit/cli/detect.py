@@ -83,7 +83,7 @@ def _with_metadata(result: dict[str, Any], metadata: dict[str, Any] | None) -> d
     from ..provenance.payload import decode
 
     sha, seed = (metadata or {}).get("checkpoint_sha256"), (metadata or {}).get("seed")
-    if result["detected"] and isinstance(sha, str) and isinstance(seed, int):
+    if result["bits"] is not None and isinstance(sha, str) and isinstance(seed, int):
         payload = decode(result["bits"])
         result["matches_metadata"] = payload.matches_checkpoint(sha) and payload.matches_seed(seed)
     return result
@@ -112,8 +112,12 @@ def _line(result: dict[str, Any]) -> str:
     if result["payload"]:
         ids = result["payload"]
         line += f"; model id {ids['model_id']}, generation id {ids['generation_id']}"
+        if result["corrected_bits"]:
+            line += f" ({result['corrected_bits']} bit{'s' if result['corrected_bits'] > 1 else ''} corrected)"
         if "matches_metadata" in result:
             line += ", as its metadata says" if result["matches_metadata"] else ", NOT as its metadata says"
+    elif result["detected"]:
+        line += "; ids unreadable: more bits flipped than the code corrects"
     return line + ")"
 
 

@@ -5,6 +5,9 @@ checkpoint's sha256 as the model id, then the low n - n // 2 bits of the seed as
 bit first. A 32-bit payload (32×32 images) holds a 16-bit model id and a 16-bit generation id; 48 bits hold 24 and 24.
 Decoded bits give the ids back; they identify a model among the checkpoints one knows (its sha256 prefix matches) and
 narrow a seed down to the seeds with the same low bits, which the image's metadata (when intact) names exactly.
+
+A 48-bit payload travels with the 12 parity bits of a BCH code that corrects any 2 flipped bits (`bch`): 60 code
+bits, which 64 px images and larger have room for. Shorter payloads fill their images' capacity and go as they are.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AigcError
+from . import bch
 
-__all__ = ["MAX_BITS", "Payload", "payload_bits", "encode", "decode"]
+__all__ = ["MAX_BITS", "Payload", "payload_bits", "code_length", "payload_length", "encode", "decode", "correct"]
 
 MAX_BITS = 48
 
@@ -33,6 +37,11 @@ class Payload:
     def bits(self) -> list[int]:
         """The payload as bits, most significant first: the model id, then the generation id."""
         return _to_bits(self.model_id, self.model_bits) + _to_bits(self.generation_id, self.generation_bits)
+
+    @property
+    def code_bits(self) -> list[int]:
+        """What an image carries: the payload's bits, with their parity bits where the payload has 48."""
+        return bch.encode(self.bits) if len(self.bits) == bch.MESSAGE_BITS else self.bits
 
     def matches_checkpoint(self, sha256: str) -> bool:
         """Whether the model id is the start of this checkpoint's sha256."""
@@ -54,6 +63,16 @@ def payload_bits(width: int, height: int) -> int:
     from .image_watermark import capacity
 
     return min(capacity(width, height), MAX_BITS)
+
+
+def code_length(n_bits: int) -> int:
+    """Bits an image carries for a payload of `n_bits`: with the parity bits where the payload has 48."""
+    return bch.CODE_BITS if n_bits == bch.MESSAGE_BITS else n_bits
+
+
+def payload_length(n_code_bits: int) -> int:
+    """The payload's bits among `n_code_bits` an image carries (the inverse of code_length)."""
+    return bch.MESSAGE_BITS if n_code_bits == bch.CODE_BITS else n_code_bits
 
 
 def _split(n_bits: int) -> tuple[int, int]:
@@ -99,3 +118,11 @@ def decode(bits: Sequence[int]) -> Payload:
     for bit in bits:
         value = (value << 1) | int(bit)
     return Payload(value >> generation_bits, model_bits, value & ((1 << generation_bits) - 1), generation_bits)
+
+
+def correct(code_bits: Sequence[int]) -> tuple[list[int], int] | None:
+    """(the payload's bits, how many were corrected) of the bits read from an image (a `code_length` long); None
+    when more were flipped than the code corrects. Payloads without parity bits come back as they are."""
+    if len(code_bits) == bch.CODE_BITS:
+        return bch.decode(code_bits)
+    return list(code_bits), 0
