@@ -13,6 +13,11 @@ reference bits decoded there are still Binomial(n, 1/2) in an unmarked image and
   are given back a value beyond the range (the clipped black background of a digit had one value, below 0), and
   the gain is divided out; projections are linear in the image, so every (g, high, low) hypothesis is a
   combination of three projection vectors, searched by coordinate ascent.
+- Resampling (halving and back, a rescale by 0.75): the resizer's low-pass filter scales each DCT coefficient
+  (u, v) of the grid by about h(u) h(v), down to 0.8 at the band's edge, and the host's large coefficients,
+  scaled by less than one, move the projections by whole steps. The detector divides the coefficients by
+  h(u) = 1 - a (u/K)^2 - b (u/K)^4 for a grid of (a, b) (K: the band's edge), which covers PIL's bicubic halving
+  and 0.75 rescale (measured transfers) and milder filters.
 - Crops of a square image that keep at least `CROP_KEEP` of its area, without a resize afterwards: the image is
   put back on a canvas of every side and position it could have been cut from, the missing border filled by
   repeating the edge (exact for the flat or black borders of generated digits and clothes, not for a photo),
@@ -26,8 +31,8 @@ import math
 
 import numpy as np
 
-__all__ = ["GAINS", "CROP_KEEP", "CROP_SEARCH_MAX_SIDE", "lattice_fit", "affine_search", "crop_hypotheses",
-           "canvas"]
+__all__ = ["GAINS", "CROP_KEEP", "CROP_SEARCH_MAX_SIDE", "lattice_fit", "affine_search", "lowpass_search",
+           "crop_hypotheses", "canvas"]
 
 GAINS = (0.75, 1.33)  # range of gains (and contrast factors) searched
 CROP_KEEP = 0.8  # smallest share of the area a crop may keep and still be searched for
@@ -35,6 +40,8 @@ CROP_SEARCH_MAX_SIDE = 96  # larger images are not searched for crops (the hypot
 _GAIN_STEPS = 1200  # log-spaced: 0.05 % apart, a tenth of a step on the largest projections of a photo
 _HIGH = np.arange(255.0, 320.0, 0.5)  # values a pixel clipped at 255 may have had
 _LOW = np.arange(-60.0, 0.5, 0.5)  # values a pixel clipped at 0 may have had
+_LOWPASS = np.linspace(0.0, 0.3, 13)  # values of a and of b in h(u) = 1 - a (u/K)^2 - b (u/K)^4
+_LEAST_H = 0.5  # h below this (far beyond the band, where the basis has little weight) is not divided out further
 
 
 def lattice_fit(p: np.ndarray, step: float, dither: np.ndarray) -> np.ndarray:
@@ -57,6 +64,18 @@ def affine_search(linear: np.ndarray, high: np.ndarray, low: np.ndarray, step: f
         if low.any():
             bottom = _LOW[np.argmax(lattice_fit((linear + top * high + _LOW[:, None] * low) / gain, step, dither))]
     return (linear + top * high + bottom * low) / gain
+
+
+def lowpass_search(coefficients: np.ndarray, basis: np.ndarray, band: int, step: float,
+                   dither: np.ndarray) -> np.ndarray:
+    """The projections (slots,) of the low-pass hypothesis that fits the lattices best, given the grid's DCT
+    coefficients (N, N) and the slots' basis in the DCT domain (slots, N, N)."""
+    a, b = (values.ravel() for values in np.meshgrid(_LOWPASS, _LOWPASS))
+    u = np.arange(coefficients.shape[0]) / band
+    h = np.maximum(1 - a[:, None] * u ** 2 - b[:, None] * u ** 4, _LEAST_H)  # (hypotheses, N)
+    compensated = coefficients / (h[:, :, None] * h[:, None, :])
+    p = compensated.reshape(len(a), -1) @ basis.reshape(len(basis), -1).T  # (hypotheses, slots)
+    return p[np.argmax(lattice_fit(p, step, dither))]
 
 
 def crop_hypotheses(height: int, width: int) -> list[tuple[int, int, int]]:

@@ -8,9 +8,9 @@ point the way most frames agree, weighted by how near each frame is to a lattice
 blurred, or a cut between two frames, then costs a vote, not the verdict. The combined projections decode as one
 image's do; they depend on the frames alone, never on the key's reference bits, so in an unmarked clip the
 reference bits decoded right are Binomial(n, 1/2) as for an image, and the p-value stays exact (Bonferroni over
-the grids tried, twice). Where no grid finds the mark as the frames are, each frame goes through the image
-detector's gain and clipping search (image_watermark_sync), and the searched frames are combined the same way;
-there is no crop or tile search.
+the grids tried, three times). Where no grid finds the mark as the frames are, each frame goes through the image
+detector's gain and clipping search and its resampling-filter search (image_watermark_sync), and the searched
+frames are combined the same way; there is no crop or tile search.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PIL import Image
 from ..errors import AigcError
 from ..video import frame_image
 from .image_watermark import (CAPACITY, DETECTION_P, GRIDS, WatermarkDetection, _affine, _grid_for, _layout,
-                              _Layout, _luminance, _projections, _step, _verdict, embed)
+                              _Layout, _lowpass, _luminance, _projections, _step, _verdict, embed)
 
 __all__ = ["embed_frames", "detect_frames"]
 
@@ -55,13 +55,14 @@ def detect_frames(frames: np.ndarray, key: bytes, n_bits: Mapping[int, int], *,
         raise AigcError(f"{width}x{height} frames cannot carry the payload lengths {dict(n_bits)}; "
                         f"give the lengths used at embedding")
     lumas = [_luminance(np.asarray(image, dtype=np.float64)) for image in images]
-    hypotheses = (2 if search else 1) * len(layouts)  # each grid as it is, then under a gain search: fixed
+    hypotheses = (3 if search else 1) * len(layouts)  # each grid as it is, then under two searches: fixed
     threshold = DETECTION_P[_grid_for(side)]
     tries = [_verdict(_combined([_projections(luma, layout) for luma in lumas], layout), layout, "stdm",
                       n_bits[layout.grid]) for layout in layouts]
-    if search and min(t[0] for t in tries) * hypotheses > threshold:  # a gain or contrast change: searched
-        tries += [_verdict(_combined([_affine(luma, layout) for luma in lumas], layout), layout, "stdm",
-                           n_bits[layout.grid]) for layout in layouts]
+    if search and min(t[0] for t in tries) * hypotheses > threshold:  # a gain, contrast or resampling: searched
+        for change in (_affine, _lowpass):
+            tries += [_verdict(_combined([change(luma, layout) for luma in lumas], layout), layout, "stdm",
+                               n_bits[layout.grid]) for layout in layouts]
     best = min(tries, key=lambda t: (t[0], -t[1]))
     p_value = float(min(1.0, best[0] * hypotheses))
     return WatermarkDetection(bits=best[2].tolist(), bit_accuracy=float(best[3]), p_value=p_value,
