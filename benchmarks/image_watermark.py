@@ -11,11 +11,9 @@ as plain spread spectrum ("ss") and as host-cancelling spread spectrum ("iss"), 
 Images: MNIST test (28 px), Fashion-MNIST test (32 and 64 px) through aigckit's loaders from ../shared/data,
 scikit-learn's digits (8 px), scikit-image's photos at 256 and 512 px, a flat grey image (64 and 256 px), and
 the PNGs of --images (--sets keeps the sets whose names contain one of its parts). Payload: min(48, capacity)
-random bits per image; ours carries a 48-bit payload as aigckit does, with the 12 parity bits of its BCH code, and
-the third figure of a cell is the share of images whose payload came back exact (after the code's corrections for
-ours; as decoded for the others). Detection: ours by `detect` (p at or
-below DETECTION_P for the size); dwtDct has no detector, so it counts as detected when its decoded bits match the
-known payload with binomial p <= 1e-6 (in its favour). The false-positive rate is `detect` on --fpr-images
+random bits per image; the third figure of a cell is the share of images whose payload came back exact.
+Detection: ours by `detect` (p at or below DETECTION_P for the size); dwtDct has no detector, so it counts as
+detected when its decoded bits match the known payload with binomial p <= 1e-6 (in its favour). The false-positive rate is `detect` on --fpr-images
 unmarked Fashion-MNIST/MNIST images at 32 px under 10 keys, and on --fpr-photos unmarked crops of photos (128-320
 px, where every search runs, the tile layer's included). Writes benchmarks/results/NAME.{json,md}.
 """
@@ -36,9 +34,7 @@ from scipy.stats import binom
 from aigckit.config import DataConfig
 from aigckit.data import load_dataset
 from aigckit.errors import AigcError
-from aigckit.provenance import bch
 from aigckit.provenance.image_watermark import DETECTION_P, capacity, detect, embed, psnr
-from aigckit.provenance.payload import code_length, correct
 from timing import machine, write_results
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -166,12 +162,11 @@ def run_set(images: list[Image.Image], method: str, rng: np.random.Generator, dw
         key = f"bench-{i}".encode()
         n = min(48, capacity(*image.size))
         payload = rng.integers(0, 2, n).tolist()
-        sent = bch.encode(payload) if method == "stdm" and code_length(n) != n else payload  # as aigckit marks
         if method == "dwtDct":
             reference = image.resize((256, 256), Image.NEAREST) if min(image.size) < 256 else image
             marked = dwt.embed(image, payload)
         else:
-            reference, marked = image, embed(image, key, sent, method=method)
+            reference, marked = image, embed(image, key, payload, method=method)
         psnrs.append(psnr(reference, marked))
         for name, attack in attacks(rng).items():
             attacked = attack(marked)
@@ -185,13 +180,13 @@ def run_set(images: list[Image.Image], method: str, rng: np.random.Generator, dw
             else:
                 start = time.perf_counter()
                 try:
-                    found = detect(attacked, key, len(sent), method=method)
+                    found = detect(attacked, key, n, method=method)
                     bits, detected = found.bits, found.detected
                 except AigcError:  # shrunk under 8 px: nothing decoded
                     bits, detected = [], False
                 elapsed = time.perf_counter() - start
-                right = sum(int(a == b) for a, b in zip(bits, payload))  # the payload's bits, before correction
-                exact = bool(bits) and (correct(bits) or [None])[0] == payload
+                right = sum(int(a == b) for a, b in zip(bits, payload))
+                exact = bits == payload
             if name == "none":
                 decode_ms.append(1000 * elapsed)
             cell = cells.setdefault(name, {"bit_accuracy": [], "detected": [], "payload_exact": []})
@@ -228,7 +223,7 @@ def photo_false_positives(count: int, seed: int) -> dict:
         side = int(rng.integers(128, min(height, width, 320) + 1))
         top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
         p_values.append(detect(Image.fromarray(picture[top:top + side, left:left + side]),
-                               f"photo-key-{i}".encode(), code_length(48)).p_value)
+                               f"photo-key-{i}".encode(), 48).p_value)
     return p_value_summary(p_values, DETECTION_P[64])
 
 
@@ -279,8 +274,8 @@ def main() -> None:
                          + " | ".join(cells) + " |")
             print(lines[-1], f"[{time.perf_counter() - start:.0f} s]", flush=True)
     lines.append("")
-    lines.append("Cells: bit accuracy / detection rate / payload exact (ours: 48 bits after the BCH code's "
-                 "corrections). dwtDct: images under 256 px upscaled to 256 (nearest) for it.")
+    lines.append("Cells: bit accuracy / detection rate / payload exact. dwtDct: images under 256 px upscaled to 256 "
+                 "(nearest) for it.")
     if args.fpr_images:
         results["false_positive_rate"] = fpr = false_positives(args.fpr_images)
         lines.append(false_positive_line("ours, 32 px digits and clothes, 10 keys", fpr))

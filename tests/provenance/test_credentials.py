@@ -185,8 +185,7 @@ def test_inpaint_writes_a_signed_edit_that_info_validates_and_a_tampered_copy_fa
     assert result.exit_code == 0 and "watermarked, signed" in result.stderr, result.output
     info = json.loads(runner.invoke(app, ["info", str(tmp_path / "out.png"), "--json"]).stdout)
     assert info["c2pa"]["valid"] and info["c2pa"]["actions"] == ["c2pa.opened", "c2pa.edited"]
-    generation = info["c2pa"]["generation"]
-    assert generation["method"] == "telea" and generation["watermark"] == "aigckit-image-v2"
+    assert info["c2pa"]["generation"]["method"] == "telea" and info["c2pa"]["generation"]["watermark"] == "aigckit-image-v1"
     assert info["watermark"]["detected"] and info["metadata"]["input"] == "in.png"
     table = runner.invoke(app, ["info", str(tmp_path / "out.png")]).stdout
     assert "Valid (signingCredential.untrusted)" in table and "input (parentOf)" in table

@@ -115,7 +115,7 @@ def test_edits_repaint_only_the_mask(client, model):
     known = hole == 0
     # known pixels are kept, apart from the invisible watermark every image carries (a few levels at most)
     assert np.abs(result[known].astype(int) - np.asarray(image)[known].astype(int)).max() <= 10
-    assert answer.json()["data"][0]["aigckit"]["watermark"] == "aigckit-image-v2"
+    assert answer.json()["data"][0]["aigckit"]["watermark"] == "aigckit-image-v1"
 
 
 def test_edits_refuse_a_model_that_cannot_inpaint_and_a_bad_upload(client):

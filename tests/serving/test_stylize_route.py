@@ -48,7 +48,7 @@ def test_a_fast_network_stylizes_an_upload_with_provenance(server):
     assert Image.open(io.BytesIO(png)).size == (48, 32)
     metadata = read_metadata(png)
     assert metadata["method"] == "fast" and metadata["model"] == "fast-style" and metadata["size"] == 48
-    assert metadata["watermark"] == "aigckit-image-v2"
+    assert metadata["watermark"] == "aigckit-image-v1"
 
 
 def test_adain_takes_the_style_upload_and_alpha(server):

@@ -166,7 +166,7 @@ def test_the_mp4_is_watermarked_unless_the_client_opts_out_and_usage_counts_the_
         recorded = read_video_metadata(path)
         assert recorded["seed"] == 21 and recorded["checkpoint_sha256"] == made["checkpoint_sha256"]
         if watermark:  # 8x8 frames carry 4 payload bits: 2 of the model id, 2 of the generation id
-            assert made["watermark"] == recorded["watermark"] == "aigckit-image-v2" and found["detected"]
+            assert made["watermark"] == recorded["watermark"] == "aigckit-image-v1" and found["detected"]
             payload = decode(found["bits"])
             assert payload.matches_checkpoint(made["checkpoint_sha256"]) and payload.matches_seed(21)
         else:

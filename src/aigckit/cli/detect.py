@@ -83,9 +83,10 @@ def _with_metadata(result: dict[str, Any], metadata: dict[str, Any] | None) -> d
     from ..provenance.payload import decode
 
     sha, seed = (metadata or {}).get("checkpoint_sha256"), (metadata or {}).get("seed")
-    if result["bits"] is not None and isinstance(sha, str) and isinstance(seed, int):
+    if result["detected"] and isinstance(sha, str) and isinstance(seed, int):
         payload = decode(result["bits"])
         result["matches_metadata"] = payload.matches_checkpoint(sha) and payload.matches_seed(seed)
+        result["bits_differing_from_metadata"] = payload.checkpoint_distance(sha) + payload.seed_distance(seed)
     return result
 
 
@@ -112,12 +113,11 @@ def _line(result: dict[str, Any]) -> str:
     if result["payload"]:
         ids = result["payload"]
         line += f"; model id {ids['model_id']}, generation id {ids['generation_id']}"
-        if result["corrected_bits"]:
-            line += f" ({result['corrected_bits']} bit{'s' if result['corrected_bits'] > 1 else ''} corrected)"
         if "matches_metadata" in result:
             line += ", as its metadata says" if result["matches_metadata"] else ", NOT as its metadata says"
-    elif result["detected"]:
-        line += "; ids unreadable: more bits flipped than the code corrects"
+            if result["matches_metadata"] and result["bits_differing_from_metadata"]:
+                flipped = result["bits_differing_from_metadata"]
+                line += f" ({flipped} bit{'s' if flipped > 1 else ''} flipped)"
     return line + ")"
 
 

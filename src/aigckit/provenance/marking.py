@@ -15,13 +15,13 @@ from PIL import Image
 
 from .credentials import SigningCredentials, sign, signing_credentials
 from .keys import watermark_key
-from .payload import code_length, correct, decode, encode, payload_bits, payload_length
+from .payload import decode, encode, payload_bits
 from .png import MetadataValue, png_bytes
 
 __all__ = ["WATERMARK", "NO_WATERMARK", "configured", "watermark_image", "watermark_frames", "save_marked_video",
            "read_video_metadata", "marked_png", "read_watermark", "read_video_watermark", "png_of"]
 
-WATERMARK = "aigckit-image-v2"  # the `watermark` field of a marked image: which detector reads it (v2: BCH parity)
+WATERMARK = "aigckit-image-v1"  # the `watermark` field of a marked image: which detector reads it
 NO_WATERMARK = "off"  # the `watermark` field when the user opted out
 
 
@@ -40,7 +40,7 @@ def watermark_image(image: Image.Image, key: bytes, checkpoint_sha256: str | Non
 
     n_bits = payload_bits(image.width, image.height)
     payload = encode(checkpoint_sha256, secrets.randbits(63) if seed is None else seed, n_bits)
-    marked = embed(image, key, payload.code_bits) if n_bits else image
+    marked = embed(image, key, payload.bits) if n_bits else image
     return marked, _recorded(payload, n_bits)
 
 
@@ -58,7 +58,7 @@ def watermark_frames(frames: np.ndarray, key: bytes, checkpoint_sha256: str | No
 
     n_bits = payload_bits(frames.shape[2], frames.shape[1])
     payload = encode(checkpoint_sha256, seed, n_bits)
-    return embed_frames(frames, key, payload.code_bits), _recorded(payload, n_bits)
+    return embed_frames(frames, key, payload.bits), _recorded(payload, n_bits)
 
 
 def save_marked_video(frames: np.ndarray, path: str | Path, metadata: Mapping[str, Any], *, key: bytes | None,
@@ -139,18 +139,13 @@ def read_video_watermark(frames: np.ndarray, key: bytes) -> dict[str, Any]:
 
 
 def _lengths() -> dict[int, int]:
-    """The code length (payload and parity bits) an image marked on each grid carries (see read_watermark)."""
+    """The payload length an image marked on each grid carries (see read_watermark)."""
     from .image_watermark import GRIDS
 
-    return {grid: code_length(payload_bits(grid, grid)) for grid in GRIDS}
+    return {grid: payload_bits(grid, grid) for grid in GRIDS}
 
 
 def _found(found: Any) -> dict[str, Any]:
-    """The verdict; where detected, the payload's bits after the code's corrections and its ids (None, with
-    corrected_bits None, when more bits were flipped than the code corrects)."""
-    corrected = correct(found.bits) if found.detected else None
-    bits = corrected[0] if corrected else None
-    return {"detected": found.detected, "p_value": found.p_value, "bit_accuracy": found.bit_accuracy,
-            "payload_bits": payload_length(len(found.bits)),
-            "corrected_bits": corrected[1] if corrected else None,
-            "payload": decode(bits).describe() if bits is not None else None, "bits": bits}
+    detected, n_bits = found.detected, len(found.bits)
+    return {"detected": detected, "p_value": found.p_value, "bit_accuracy": found.bit_accuracy, "payload_bits": n_bits,
+            "payload": decode(found.bits).describe() if detected else None, "bits": found.bits if detected else None}
