@@ -6,7 +6,7 @@ bit first. A 32-bit payload (32×32 images) holds a 16-bit model id and a 16-bit
 Decoded bits give the ids back; they identify a model among the checkpoints one knows (its sha256 prefix matches) and
 narrow a seed down to the seeds with the same low bits, which the image's metadata (when intact) names exactly.
 
-An attack can flip a bit (H.264 at our MP4's quality flips 1 or 2 of 48 in 1 clip in 4 of a 2-step model's noise),
+An attack can flip a bit (H.264 at our MP4's quality flips 1 of 48 under 5 keys in 40 in a 2-step model's noise),
 so an id matches a checkpoint or a seed when at most `id_tolerance` of its bits differ: as many as leave an
 unrelated id (each bit a fair coin) at most ID_MATCH_P chance of lying that close. That is 2 bits of a 24-bit id;
 ids of 16 bits or fewer must match exactly. An error-correcting code was measured instead (BCH, 12 parity bits
