@@ -154,3 +154,18 @@ def test_adain_at_alpha_0_gives_the_decoder_the_content_features_unchanged():
     styled = model.adain_features(content, style, alpha=1.0)
     style_stats = mean_std(model.encoder()((style + 1) / 2, (last,))[last])
     assert torch.allclose(mean_std(styled)[0], style_stats[0].expand(2, -1, -1, -1), atol=1e-4)
+
+
+def test_adain_encodes_a_same_size_pair_in_one_pass_as_it_would_apart():
+    from aigckit.family import FAMILIES
+    from aigckit.style.networks import adain
+
+    config = tiny_config({"name": "adain", "features": "random"}, data={"name": "photos", "image_size": 16}).model
+    config = __import__("dataclasses").replace(config, image_size=16, channels=3)
+    model = FAMILIES.get("style").build(config)
+    encoder, last = model.encoder(), model.encoder_layers()[-1]
+    content = torch.rand(2, 3, 16, 16) * 2 - 1
+    for style in (torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1):  # one style, or one each
+        apart = adain(encoder((content + 1) / 2, (last,))[last],
+                      encoder((style + 1) / 2, (last,))[last].expand(2, -1, -1, -1))
+        assert torch.allclose(model.adain_features(content, style), apart, atol=1e-5)
