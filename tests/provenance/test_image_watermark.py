@@ -108,11 +108,11 @@ def fashion_mnist(n: int, size: int) -> list[Image.Image]:
 @pytest.mark.parametrize("change", [lambda im: im.resize((32, 32), Image.BICUBIC).resize((64, 64), Image.BICUBIC),
                                     lambda im: im.resize((48, 48), Image.BICUBIC)], ids=["halved and back", "x0.75"])
 def test_survives_resampling_at_64_px(change):
-    # guards the low-pass search: without it 4 of these 16 images are missed after either change (measured)
+    # guards the low-pass search: without it 2 to 4 of these 16 images are missed after each change (measured)
     accuracy = []
     for i, image in enumerate(fashion_mnist(16, 64)):
-        payload = bits(60, seed=i)
-        found = detect(change(embed(image, KEY, payload)), KEY, 60)
+        payload = bits(48, seed=i)
+        found = detect(change(embed(image, KEY, payload)), KEY, 48)
         assert found.detected, i
         accuracy.append(np.mean(np.array(found.bits) == payload))
     assert np.mean(accuracy) >= 0.9
