@@ -13,9 +13,10 @@ scikit-learn's digits (8 px), scikit-image's photos at 256 and 512 px, a flat gr
 the PNGs of --images (--sets keeps the sets whose names contain one of its parts). Payload: min(48, capacity)
 random bits per image; the third figure of a cell is the share of images whose payload came back exact.
 Detection: ours by `detect` (p at or below DETECTION_P for the size); dwtDct has no detector, so it counts as
-detected when its decoded bits match the known payload with binomial p <= 1e-6 (in its favour). The false-positive rate is `detect` on --fpr-images
-unmarked Fashion-MNIST/MNIST images at 32 px under 10 keys, and on --fpr-photos unmarked crops of photos (128-320
-px, where every search runs, the tile layer's included). Writes benchmarks/results/NAME.{json,md}.
+detected when its decoded bits match the known payload with binomial p <= 1e-6 (in its favour). The
+false-positive rate is `detect` on --fpr-images unmarked Fashion-MNIST/MNIST images at 32 px under 10 keys, and on
+--fpr-photos unmarked crops of photos (128-320 px, where every search runs, the tile layer's included). Writes
+benchmarks/results/NAME.{json,md}.
 """
 
 from __future__ import annotations
@@ -176,7 +177,6 @@ def run_set(images: list[Image.Image], method: str, rng: np.random.Generator, dw
                 elapsed = time.perf_counter() - start
                 right = sum(int(a == b) for a, b in zip(bits, payload))
                 detected = bool(bits) and binom.sf(right - 1, n, 0.5) <= 1e-6
-                exact = bits == payload
             else:
                 start = time.perf_counter()
                 try:
@@ -186,13 +186,12 @@ def run_set(images: list[Image.Image], method: str, rng: np.random.Generator, dw
                     bits, detected = [], False
                 elapsed = time.perf_counter() - start
                 right = sum(int(a == b) for a, b in zip(bits, payload))
-                exact = bits == payload
             if name == "none":
                 decode_ms.append(1000 * elapsed)
             cell = cells.setdefault(name, {"bit_accuracy": [], "detected": [], "payload_exact": []})
             cell["bit_accuracy"].append(right / n)
             cell["detected"].append(float(detected))
-            cell["payload_exact"].append(float(exact))
+            cell["payload_exact"].append(float(bits == payload))
     return {"images": len(images), "payload_bits": min(48, capacity(*images[0].size)),
             "psnr_db_min": round(min(psnrs), 2), "psnr_db_median": round(statistics.median(psnrs), 2),
             "decode_ms_median": round(statistics.median(decode_ms), 2),
