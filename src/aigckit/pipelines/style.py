@@ -175,8 +175,8 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
                 loss = objective()
                 loss.backward()
                 record()
-                if float(loss) < best[0]:
-                    best = (float(loss), x.detach().clone(), dict(losses))
+                if losses["total"] < best[0]:
+                    best = (losses["total"], x.detach().clone(), dict(losses))
                 return loss
 
             try:

