@@ -169,3 +169,17 @@ def test_adain_encodes_a_same_size_pair_in_one_pass_as_it_would_apart():
         apart = adain(encoder((content + 1) / 2, (last,))[last],
                       encoder((style + 1) / 2, (last,))[last].expand(2, -1, -1, -1))
         assert torch.allclose(model.adain_features(content, style), apart, atol=1e-5)
+
+
+def test_a_narrower_random_encoder_scales_every_block_and_its_run_loads_with_it(tmp_path):
+    from aigckit.pipelines import load
+
+    _train(tmp_path, "adain", 2, encoder_width=16)
+    model = load(tmp_path / "adain").model
+    encoder_convs = [m for m in model.encoder().features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in encoder_convs] == [16, 16, 32, 32, 64]  # VGG-19's 64, 64, 128, 128, 256 / 4
+    decoder_convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in decoder_convs] == [(64, 32), (32, 32), (32, 16), (16, 16), (16, 3)]
+    assert "16/64 of its width" in model.encoder().description
+    content, style = torch.rand(1, 3, 32, 24) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    assert model.stylize(content, style).shape == (1, 3, 32, 24)

@@ -62,19 +62,21 @@ class FeatureNetwork(nn.Module):
 
 
 class VGG19Features(FeatureNetwork):
-    """VGG-19's convolutional layers up to relu5_1, returning the named activations asked for."""
+    """VGG-19's convolutional layers up to relu5_1, returning the named activations asked for; `width` is the
+    first block's channels (VGG-19's: 64), every block scaled with it (a narrower random encoder)."""
 
     content_layers = ("relu4_2",)  # Gatys et al. 2016
     style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
-    def __init__(self) -> None:
+    def __init__(self, width: int = 64) -> None:
         super().__init__()
+        self.width = width
         layers: list[nn.Module] = []
         channels = 3
-        for widths in VGG19_BLOCKS:
-            for width in widths:
-                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
-                channels = width
+        for block_widths in VGG19_BLOCKS:
+            for block_width in block_widths:
+                layers += [nn.Conv2d(channels, block_width * width // 64, 3, padding=1), nn.ReLU()]
+                channels = block_width * width // 64
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers[:VGG_LAYERS["relu5_1"] + 1])  # nothing past relu5_1 is used
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -104,27 +106,30 @@ class VGG19Features(FeatureNetwork):
     def layer_widths(self) -> list[tuple[str, int]]:
         """(relu name, channels) of every ReLU kept, in order: what a decoder mirrors."""
         last = max((name for name, index in VGG_LAYERS.items() if index < len(self.features)), key=VGG_LAYERS.get)
-        return vgg19_widths(last)
+        return vgg19_widths(last, self.width)
 
 
-def vgg19_widths(last: str) -> list[tuple[str, int]]:
-    """(relu name, channels) of VGG-19's ReLUs up to `last`, from its layout alone (no network built)."""
-    widths = [(f"relu{block}_{conv}", width) for block, block_widths in enumerate(VGG19_BLOCKS, start=1)
-              for conv, width in enumerate(block_widths, start=1)]
+def vgg19_widths(last: str, width: int = 64) -> list[tuple[str, int]]:
+    """(relu name, channels) of VGG-19's ReLUs up to `last`, from its layout alone (no network built); `width`:
+    the first block's channels, as VGG19Features takes it."""
+    widths = [(f"relu{block}_{conv}", block_width * width // 64)
+              for block, block_widths in enumerate(VGG19_BLOCKS, start=1)
+              for conv, block_width in enumerate(block_widths, start=1)]
     return [(name, width) for name, width in widths if VGG_LAYERS[name] <= VGG_LAYERS[last]]
 
 
-def random_vgg19(seed: int, last: str = "relu3_1") -> VGG19Features:
-    """VGG-19's layout up to `last` with seeded random filters (He initialisation, zero-mean): the encoder that
-    stands in for VGG-19 without its weights."""
-    network = VGG19Features().truncate(last)
+def random_vgg19(seed: int, last: str = "relu3_1", width: int = 64) -> VGG19Features:
+    """VGG-19's layout up to `last` with seeded random filters (He initialisation, zero-mean), `width` channels in
+    its first block (VGG-19's: 64): the encoder that stands in for VGG-19 without its weights."""
+    network = VGG19Features(width).truncate(last)
     generator = torch.Generator().manual_seed(seed)
     for module in network.features:
         if isinstance(module, nn.Conv2d):
             weight = torch.randn(module.weight.shape, generator=generator) * (2 / module.weight[0].numel()) ** 0.5
             module.weight.data = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
             module.bias.data.zero_()
-    network.description = f"random VGG-19 layout up to {last} (seed {seed}; no VGG-19 weights)"
+    scaled = "" if width == 64 else f" at {width}/64 of its width"
+    network.description = f"random VGG-19 layout{scaled} up to {last} (seed {seed}; no VGG-19 weights)"
     return network.eval().requires_grad_(False)
 
 
@@ -270,11 +275,11 @@ def loss_network(kind: str, weights: str | Path | None, seed: int) -> FeatureNet
     return RandomMultiScale(seed)
 
 
-def encoder_network(kind: str, weights: str | Path | None, seed: int) -> VGG19Features:
+def encoder_network(kind: str, weights: str | Path | None, seed: int, width: int = 64) -> VGG19Features:
     """An encoder for AdaIN: VGG-19 up to relu4_1 (kind 'vgg19', as Huang and Belongie), or the random VGG-19
-    layout up to relu3_1 (a deeper random stack carries little more)."""
+    layout up to relu3_1 with `width` channels in its first block (a deeper random stack carries little more)."""
     if kind == "vgg19":
         network = load_vgg19(Path(weights) if weights is not None else default_vgg19_path()).truncate("relu4_1")
         network.description += ", up to relu4_1"
         return network
-    return random_vgg19(seed, "relu3_1")
+    return random_vgg19(seed, "relu3_1", width)

@@ -45,6 +45,9 @@ class StyleConfig:
     style_weight: float | None = None  # null: DEFAULT_STYLE_WEIGHTS of the model
     tv_weight: float = 0.0
     base_channels: int = 32  # fast-style: channels of the first convolution (Johnson et al.: 32)
+    # adain with random features: channels of the random encoder's first block, doubling per block as VGG-19's
+    # (64); the decoder mirrors it. VGG-19's weights, when used, have their own 64
+    encoder_width: int = 64
     residual_blocks: int = 5  # fast-style
     lr: float = 1e-3
 
@@ -52,6 +55,8 @@ class StyleConfig:
         require(not self.conditional, "conditional", "style-transfer networks take no class; set it to false")
         require(self.base_channels > 0, "base_channels", "must be positive")
         require(self.residual_blocks >= 0, "residual_blocks", "must be 0 or more")
+        require(self.encoder_width > 0 and self.encoder_width % 8 == 0, "encoder_width", "must be a positive "
+                f"multiple of 8 (VGG-19's is 64), got {self.encoder_width}")
         require(len(self.styles) > 0, "styles", "name at least one style image, folder or photo:NAME")
         require(self.style_size is None or self.style_size >= 16, "style_size", "must be at least 16")
         for key in ("content_weight", "tv_weight"):

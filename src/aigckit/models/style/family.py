@@ -102,7 +102,7 @@ class StyleNetwork(nn.Module):
             shape = (1, channels, size, size)
             self.register_buffer("style_image", styles if styles is not None else torch.zeros(shape))
         else:
-            widths = vgg19_widths(ENCODER_LAST[features_used])
+            widths = vgg19_widths(ENCODER_LAST[features_used], self.encoder_width())
             # channels-last (NHWC) weights, as the encoder's: see stylize
             self.net = AdaINDecoder(widths, channels).to(memory_format=torch.channels_last)
             shape = (PREVIEW_STYLES, channels, size, size)
@@ -129,7 +129,12 @@ class StyleNetwork(nn.Module):
         """AdaIN's encoder: VGG-19 up to relu4_1, or the random VGG-19 layout up to relu3_1."""
         c = self.config
         return self._frozen_network("encoder", lambda: encoder_network(
-            self.features_used, c.vgg_weights, c.feature_seed).to(memory_format=torch.channels_last))
+            self.features_used, c.vgg_weights, c.feature_seed, self.encoder_width()
+        ).to(memory_format=torch.channels_last))
+
+    def encoder_width(self) -> int:
+        """Channels of the encoder's first block: the config's for random features, VGG-19's 64 with its weights."""
+        return 64 if self.features_used == "vgg19" else self.config.encoder_width
 
     def encoder_layers(self) -> tuple[str, ...]:
         """The encoder's relu<k>_1 layers, whose statistics are the style; the last is the encoding."""
