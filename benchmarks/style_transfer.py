@@ -7,8 +7,9 @@ for content, relu1_1 ... relu5_1 for style; untrained weights when no file is gi
 arithmetic as the trained network, so the times hold though the picture does not), the same relative losses and
 weights, and L-BFGS, for --steps evaluations of the losses. The tutorial's way
 (https://pytorch.org/tutorials/advanced/neural_style_tutorial.html): loss modules inside a Sequential copy of the
-network, NCHW fp32, the image clamped inside every closure, L-BFGS with PyTorch's defaults (no line search).
-Ours: `aigckit.pipelines.style.stylize_gatys` (channels_last, strong-Wolfe line search, in fp32 and in the
+network, NCHW fp32, the tutorial's Gram matrix (one mm, autograd's backward), the image clamped inside every
+closure, L-BFGS with PyTorch's defaults (no line search). Ours: `aigckit.pipelines.style.stylize_gatys`
+(channels_last, aigckit.style.losses.gram's one-matmul backward, strong-Wolfe line search, in fp32 and in the
 precision `auto` picks, and coarse to fine in that precision: --coarse-steps evaluations at half the size first,
 then --steps at full size). Reported: seconds to reach the loss the tutorial's way ends at (full-size losses only),
 seconds per evaluation, and the final losses. Writes benchmarks/results/style_transfer.{json,md}.
@@ -29,10 +30,16 @@ from torch import Tensor, nn
 from aigckit.pipelines.style import prepare_pair, stylize_gatys
 from aigckit.precision import resolve_precision
 from aigckit.style.features import VGG_LAYERS, VGG19Features, load_vgg19
-from aigckit.style.losses import gram
 from timing import machine, write_results
 
 CONTENT_WEIGHT, STYLE_WEIGHT = 1.0, 1e3
+
+
+def tutorial_gram(features: Tensor) -> Tensor:
+    """The tutorial's gram_matrix, normalised as ours (by C*H*W at batch 1): one mm, autograd's backward."""
+    b, c, h, w = features.shape
+    flat = features.view(b * c, h * w)
+    return torch.mm(flat, flat.t()).div(b * c * h * w)
 
 
 class _Loss(nn.Module):
@@ -43,7 +50,7 @@ class _Loss(nn.Module):
         self.target, self.of_gram, self.loss = target.detach(), of_gram, torch.zeros(())
 
     def forward(self, x: Tensor) -> Tensor:
-        value = gram(x) if self.of_gram else x
+        value = tutorial_gram(x) if self.of_gram else x
         self.loss = torch.mean((value - self.target) ** 2) / torch.mean(self.target ** 2)
         return x
 
@@ -63,7 +70,7 @@ def tutorial_way(network: VGG19Features, content: Tensor, style: Tensor, steps: 
             model.add_module(f"content_{name}", loss)
             content_losses.append(loss)
         if name in network.style_layers:
-            loss = _Loss(gram(model(normalise(style))), of_gram=True)
+            loss = _Loss(tutorial_gram(model(normalise(style))), of_gram=True)
             model.add_module(f"style_{name}", loss)
             style_losses.append(loss)
     image = content.clone().requires_grad_(True)
