@@ -75,8 +75,9 @@ class VGG19Features(FeatureNetwork):
         channels = 3
         for block_widths in VGG19_BLOCKS:
             for block_width in block_widths:
-                layers += [nn.Conv2d(channels, block_width * width // 64, 3, padding=1), nn.ReLU()]
-                channels = block_width * width // 64
+                out_channels = block_width * width // 64
+                layers += [nn.Conv2d(channels, out_channels, 3, padding=1), nn.ReLU()]
+                channels = out_channels
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers[:VGG_LAYERS["relu5_1"] + 1])  # nothing past relu5_1 is used
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
