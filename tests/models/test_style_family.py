@@ -1,6 +1,8 @@
 """The style family: fast-style and AdaIN train through the Trainer, and their stylizers run from a run."""
 
 import csv
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -118,7 +120,7 @@ def test_eval_scores_a_stylizer_run_against_the_unchanged_content(tmp_path):
     _train(tmp_path, "fast-style", 10, preset="small", lr=3e-3)
     result = runner.invoke(app, ["eval", str(tmp_path / "fast-style"), "--n", "6", "--json"])
     assert result.exit_code == 0, result.output
-    metrics = __import__("json").loads(result.stdout[result.stdout.index("{"):])
+    metrics = json.loads(result.stdout[result.stdout.index("{"):])
     assert metrics["model"] == "fast-style" and metrics["n_images"] == 6
     assert metrics["scored_with"].startswith("random multi-scale features (seed 1")  # not the seed it trained on
     # the averages of style_scores over the held-out images, each stylised alone
@@ -144,7 +146,7 @@ def test_adain_at_alpha_0_gives_the_decoder_the_content_features_unchanged():
     from aigckit.family import FAMILIES
 
     config = tiny_config({"name": "adain", "features": "random"}, data={"name": "photos", "image_size": 16}).model
-    config = __import__("dataclasses").replace(config, image_size=16, channels=3)
+    config = dataclasses.replace(config, image_size=16, channels=3)
     model = FAMILIES.get("style").build(config)
     content, style = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 24, 24) * 2 - 1
     last = model.encoder_layers()[-1]
@@ -158,10 +160,9 @@ def test_adain_at_alpha_0_gives_the_decoder_the_content_features_unchanged():
 
 def test_adain_encodes_a_same_size_pair_in_one_pass_as_it_would_apart():
     from aigckit.family import FAMILIES
-    from aigckit.style.networks import adain
 
     config = tiny_config({"name": "adain", "features": "random"}, data={"name": "photos", "image_size": 16}).model
-    config = __import__("dataclasses").replace(config, image_size=16, channels=3)
+    config = dataclasses.replace(config, image_size=16, channels=3)
     model = FAMILIES.get("style").build(config)
     encoder, last = model.encoder(), model.encoder_layers()[-1]
     content = torch.rand(2, 3, 16, 16) * 2 - 1

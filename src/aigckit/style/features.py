@@ -61,6 +61,11 @@ class FeatureNetwork(nn.Module):
         raise NotImplementedError
 
 
+def _scaled_blocks(width: int) -> tuple[tuple[int, ...], ...]:
+    """VGG19_BLOCKS with `width` channels in the first block instead of 64, every block scaled alike."""
+    return tuple(tuple(channels * width // 64 for channels in block) for block in VGG19_BLOCKS)
+
+
 class VGG19Features(FeatureNetwork):
     """VGG-19's convolutional layers up to relu5_1, returning the named activations asked for; `width` is the
     first block's channels (VGG-19's: 64), every block scaled with it (a narrower random encoder)."""
@@ -73,9 +78,8 @@ class VGG19Features(FeatureNetwork):
         self.width = width
         layers: list[nn.Module] = []
         channels = 3
-        for block_widths in VGG19_BLOCKS:
-            for block_width in block_widths:
-                out_channels = block_width * width // 64
+        for block_widths in _scaled_blocks(width):
+            for out_channels in block_widths:
                 layers += [nn.Conv2d(channels, out_channels, 3, padding=1), nn.ReLU()]
                 channels = out_channels
             layers.append(nn.MaxPool2d(2, 2))
@@ -113,9 +117,8 @@ class VGG19Features(FeatureNetwork):
 def vgg19_widths(last: str, width: int = 64) -> list[tuple[str, int]]:
     """(relu name, channels) of VGG-19's ReLUs up to `last`, from its layout alone (no network built); `width`:
     the first block's channels, as VGG19Features takes it."""
-    widths = [(f"relu{block}_{conv}", block_width * width // 64)
-              for block, block_widths in enumerate(VGG19_BLOCKS, start=1)
-              for conv, block_width in enumerate(block_widths, start=1)]
+    widths = [(f"relu{block}_{conv}", channels) for block, block_widths in enumerate(_scaled_blocks(width), start=1)
+              for conv, channels in enumerate(block_widths, start=1)]
     return [(name, width) for name, width in widths if VGG_LAYERS[name] <= VGG_LAYERS[last]]
 
 
