@@ -6,7 +6,10 @@ names is then looked for where the caption puts it:
 - digit (or class) accuracy: the item's box (its cell, its size, plus the canvas' jitter) is cut out at the
   item's own size, re-centred on its ink's centre of mass (as MNIST centres its digits), and classified by the
   source dataset's evaluator at that size (aigckit's per-dataset evaluator of MNIST or Fashion-MNIST resized to
-  the item's side, so the crop is read without any resampling);
+  the item's side, so the crop is read without any resampling). On a two-item canvas the other item's half (the
+  pixels nearer the other item's centre) is blanked first: two large items' boxes overlap, and with the other
+  digit's strokes in the cut the real 32 px canvases' large items in pairs read 0.933 right, alone 0.975 (0.982
+  with the blanking; 4,000 test canvases);
 - position accuracy: the ink on the item's side of the canvas (the whole canvas for a one-item caption; for two
   items, the pixels nearer its cell's centre than the other's) is at least a quarter of a real item's typical
   ink, and its centre is nearer to where an item of that size sits in the stated cell than in any other cell
@@ -74,19 +77,24 @@ def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence
     glyphs, where = [], []
     position_right = np.zeros((n, 2), dtype=bool)
     ys, xs = np.meshgrid(np.arange(canvas) + 0.5, np.arange(canvas) + 0.5, indexing="ij")
+    pixels = np.stack([ys, xs], -1)  # (S, S, 2) pixel centres
     for i in range(n):
         ink_map = (images[i, 0] > INK).numpy()
         for k in np.flatnonzero(present[i]):
             size, position = int(items[i, k, 1]), int(items[i, k, 2])
             (top, left), side = item_box(position, size, canvas)
-            glyphs.append(_glyph(images[i], int(top), int(left), side, margin))
-            where.append((i, k))
-            territory = ink_map
+            image, territory = images[i], ink_map
             if present[i].all():  # two items: the pixels nearer this item's cell than the other's
-                other = int(items[i, 1 - k, 2])
+                other, other_size = int(items[i, 1 - k, 2]), int(items[i, 1 - k, 1])
                 mine = (ys - centres[position, 0]) ** 2 + (xs - centres[position, 1]) ** 2
                 theirs = (ys - centres[other, 0]) ** 2 + (xs - centres[other, 1]) ** 2
                 territory = ink_map & (mine < theirs)
+                # the other item's half blanked before the cut: the boxes of two large items overlap
+                nearer = (((pixels - placed[size][position]) ** 2).sum(-1)
+                          <= ((pixels - placed[other_size][other]) ** 2).sum(-1))
+                image = torch.where(torch.from_numpy(nearer), image, torch.full_like(image, -1.0))
+            glyphs.append(_glyph(image, int(top), int(left), side, margin))
+            where.append((i, k))
             mass = territory.sum()
             if mass >= MIN_INK_SHARE * typical_ink[size]:
                 centre = np.array([(ys * territory).sum(), (xs * territory).sum()]) / mass
