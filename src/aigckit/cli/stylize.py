@@ -33,7 +33,8 @@ def stylize_command(
     steps: Annotated[int, typer.Option(help="L-BFGS: evaluations of the losses (as the PyTorch tutorial counts "
                                            "them); Adam: iterations")] = 300,
     coarse_steps: Annotated[int, typer.Option(help="gatys: evaluations at half the size first, the result "
-                                                   "upsampled to start from (coarse to fine)")] = 0,
+                                                   "upsampled plus the content's finer detail to start from "
+                                                   "(coarse to fine)")] = 0,
     optimizer: Annotated[str, typer.Option(help="lbfgs or adam")] = "lbfgs",
     content_weight: Annotated[float, typer.Option(help="weight of the content loss")] = 1.0,
     style_weight: Annotated[float, typer.Option(help="weight of the style loss (both losses are relative to "
