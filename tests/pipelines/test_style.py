@@ -50,7 +50,6 @@ def test_a_coarse_stage_starts_the_full_size_nearer_the_style():
     assert coarse.info["first_losses"]["size"] == 64
 
 
-
 def test_the_full_size_keeps_the_detail_the_coarse_stage_never_saw():
     # a coarse stage of one evaluation returns its start, the half-size content; upsampled, plus the content's
     # detail band, that is the content again, so the full size starts where a plain run does
@@ -60,6 +59,7 @@ def test_the_full_size_keeps_the_detail_the_coarse_stage_never_saw():
     assert coarse.info["first_losses"]["content"] == pytest.approx(plain.info["first_losses"]["content"], abs=1e-6)
     difference = np.abs(np.asarray(coarse.image, np.int16) - np.asarray(plain.image, np.int16))
     assert difference.max() <= 1
+
 
 def test_colour_preservation_keeps_the_content_colours_and_grey_stays_grey():
     result = stylize_gatys(CONTENT, STYLE, size=40, steps=5, preserve_color=True, features=RandomMultiScale(0))

@@ -149,7 +149,6 @@ def test_the_server_draws_the_prompt_of_each_request(text_to_image_run, tmp_path
             client.images.generate(model="canvas-t2i", n=1, prompt="x" * 97)
 
 
-
 def test_an_item_is_read_apart_from_its_neighbour(evaluators):
     # two large items' boxes overlap: without blanking the other item's half, its strokes in the cut made real
     # canvases with two large items read 0.73 right against 0.94 for a large item alone (these 24 px canvases)

@@ -199,8 +199,8 @@ def stylize_gatys(content: Image.Image, style: Image.Image, *, size: int = 256, 
         coarse_start = _to_tensor(coarse_content)
         coarse, _ = optimise(coarse_start.clone(), coarse_content, coarse_style, coarse_steps, coarse_size)
         # the full size starts from the coarse result plus the content's detail band, which the coarse stage never
-        # saw (the content minus its half-size copy, both upsampled alike): 146 full-size evaluations to the
-        # benchmark's target loss instead of 162 (benchmarks/style_transfer.py)
+        # saw (the content minus its half-size copy, both upsampled alike): the full size then reaches
+        # benchmarks/style_transfer.py's target loss after 146 evaluations instead of 162
         detail = x - _upsample(coarse_start, x.shape[-2:])
         x = (_upsample(coarse, x.shape[-2:]) + detail).clamp_(0, 1)
     x, final_losses = optimise(x, content_rgb, style_rgb, steps, size)
