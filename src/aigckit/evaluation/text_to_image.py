@@ -61,6 +61,11 @@ def _glyph(image: Tensor, top: int, left: int, side: int, margin: int) -> Tensor
     return image[:, top:top + side, left:left + side]
 
 
+def _squared_distance(pixels: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(S, S) squared distance of each pixel centre (S, S, 2) to a point (2,)."""
+    return ((pixels - point) ** 2).sum(-1)
+
+
 def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence[Evaluator],
                          typical_ink: tuple[float, float]) -> dict[str, np.ndarray]:
     """Per item of each image's caption, (N, 2) bool: "class_right" and "position_right" (False where a canvas
@@ -86,12 +91,11 @@ def caption_items_scores(images: Tensor, items: np.ndarray, evaluators: Sequence
             image, territory = images[i], ink_map
             if present[i].all():  # two items: the pixels nearer this item's cell than the other's
                 other, other_size = int(items[i, 1 - k, 2]), int(items[i, 1 - k, 1])
-                mine = (ys - centres[position, 0]) ** 2 + (xs - centres[position, 1]) ** 2
-                theirs = (ys - centres[other, 0]) ** 2 + (xs - centres[other, 1]) ** 2
-                territory = ink_map & (mine < theirs)
+                territory = ink_map & (_squared_distance(pixels, centres[position])
+                                       < _squared_distance(pixels, centres[other]))
                 # the other item's half blanked before the cut: the boxes of two large items overlap
-                nearer = (((pixels - placed[size][position]) ** 2).sum(-1)
-                          <= ((pixels - placed[other_size][other]) ** 2).sum(-1))
+                nearer = (_squared_distance(pixels, placed[size][position])
+                          <= _squared_distance(pixels, placed[other_size][other]))
                 image = torch.where(torch.from_numpy(nearer), image, torch.full_like(image, -1.0))
             glyphs.append(_glyph(image, int(top), int(left), side, margin))
             where.append((i, k))
