@@ -8,14 +8,15 @@
    spoken-digit evaluator's accuracy on the digit asked for (overall and per digit), the classifier score and the
    FAD-style distance, beside the ceilings (the real test split, its Griffin-Lim resynthesis, 1,000 training clips).
    A model trained and scored with the same settings before is not trained again (<run>/benchmark.json). The
-   generated clips and the real test split are then scored once more as heard through the learned mel inverter
-   (`aigckit eval RUN --vocoder learned`).
+   generated clips and the real test split are then scored again as heard through each trained vocoder: the
+   learned mel inverter and the Vocos-style vocoder (`aigckit eval RUN --vocoder learned|vocos`).
 2. Generation time per second of audio: 100 clips (digits 0-9 in turn) in one batch, the model's sampling and
    Griffin-Lim timed apart.
 3. Vocoders on real audio: the test split's clips, stored as 8-bit log-mel images, turned back into waveforms by
    least-squares mel inversion and Griffin-Lim at several iteration counts (and, as the bound, Griffin-Lim from the
-   true linear magnitude) and by the learned mel inverter (aigckit.audio.vocoder, trained once on the training
-   split and cached) with Griffin-Lim: spectral convergence and log-spectral distance against the real clip.
+   true linear magnitude), by the learned mel inverter with Griffin-Lim and by the Vocos-style vocoder
+   (aigckit.audio.vocoder, each trained once on the training split and cached): spectral convergence and
+   log-spectral distance against the real clip.
 
 Writes benchmarks/results/audio.{json,md} (--name: another name). Time nothing else on the machine while it runs.
 """
@@ -55,7 +56,7 @@ ROOT = Path(__file__).parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = ("generated_as_heard", "generated_spectrograms", "real_test", "real_test_griffin_lim", "real_train_1000")
 ITERATIONS = (8, 32, 64, 128)
-LEARNED = "through_learned_inverter"
+THROUGH = {"learned": "through_learned_inverter", "vocos": "through_vocos"}  # result keys of the trained vocoders
 
 
 def trained_and_scored(model: str, minutes: float, n: int, data_root: str, runs: Path) -> dict:
@@ -69,8 +70,10 @@ def trained_and_scored(model: str, minutes: float, n: int, data_root: str, runs:
     stored = run_dir / "benchmark.json"
     if stored.is_file() and json.loads(stored.read_text())["settings"] == settings:
         result = json.loads(stored.read_text())["result"]
-        if LEARNED not in result:  # stored before these rows were measured
-            result[LEARNED] = through_learned_inverter(model, run_dir, n)
+        missing = [name for name, key in THROUGH.items() if key not in result]  # stored before these were measured
+        for name in missing:
+            result[THROUGH[name]] = through_vocoder(name, model, run_dir, n)
+        if missing:
             atomic_write_text(stored, json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
         return result
     if trained_for(run_dir, config) < minutes * 60 - 1:
@@ -85,16 +88,17 @@ def trained_and_scored(model: str, minutes: float, n: int, data_root: str, runs:
               "sampler": metrics["sampler"], "sampling_precision": metrics["sampling_precision"],
               **{row: metrics["audio"][row] for row in ROWS}, "eval_seconds": metrics["seconds"],
               "speed": generation_speed(run_dir)}
-    result[LEARNED] = through_learned_inverter(model, run_dir, n)
+    for name, key in THROUGH.items():
+        result[key] = through_vocoder(name, model, run_dir, n)
     atomic_write_text(stored, json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
     print(json.dumps(result["generated_as_heard"]["accuracy"]), flush=True)
     return result
 
 
-def through_learned_inverter(model: str, run_dir: Path, n: int) -> dict:
-    """The generated clips and the real test split scored as heard through the learned mel inverter (+ Griffin-Lim)."""
-    print(f"== {model}: scoring {n} clips through the learned mel inverter", flush=True)
-    audio = evaluate_run(run_dir, n=n, with_likelihood=False, vocoder="learned")["audio"]
+def through_vocoder(name: str, model: str, run_dir: Path, n: int) -> dict:
+    """The generated clips and the real test split scored as heard through the trained vocoder `name`."""
+    print(f"== {model}: scoring {n} clips through the {name} vocoder", flush=True)
+    audio = evaluate_run(run_dir, n=n, with_likelihood=False, vocoder=name)["audio"]
     return {"vocoder": audio["vocoder"], "generated_as_heard": audio["generated_as_heard"],
             "real_test": audio["real_test_griffin_lim"]}
 
@@ -125,21 +129,27 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
     real = torch.from_numpy(waves)
     magnitude = power_spectrogram(real, spec).sqrt()
     stored = pixels_to_log_mel(fitted_to_pixels(waves, spec))  # the 8-bit images a model learns
-    started = time.perf_counter()
-    learned = load_or_train_vocoder(data, spec, default_cache_dir())
-    print(f"== learned mel inverter: {learned.info['train_steps']} steps on {learned.info['train_clips']} clips "
-          f"(trained or read from the cache in {time.perf_counter() - started:.0f} s)", flush=True)
+    trained = {}
+    for name in THROUGH:
+        started = time.perf_counter()
+        trained[name] = load_or_train_vocoder(data, spec, default_cache_dir(), name=name)
+        print(f"== {trained[name].title}: {trained[name].info['train_steps']} steps on "
+              f"{trained[name].info['train_clips']} clips (trained or read from the cache in "
+              f"{time.perf_counter() - started:.0f} s)", flush=True)
     rows = []
     cases = ([("Griffin-Lim", "log-mel image", i) for i in ITERATIONS]
-             + [("learned + Griffin-Lim", "log-mel image", 64), ("Griffin-Lim", "true magnitude", 64)])
+             + [("learned + Griffin-Lim", "log-mel image", 64), ("vocos", "log-mel image", None),
+                ("Griffin-Lim", "true magnitude", 64)])
     for vocoder, source, iterations in cases:
         started = time.perf_counter()
         if source == "true magnitude":
             waves = griffin_lim(magnitude, spec, iterations=iterations)
         elif vocoder == "Griffin-Lim":
             waves = mel_to_waveform(stored, spec, iterations=iterations)
+        elif vocoder == "vocos":
+            waves = trained["vocos"].waveform(stored)
         else:
-            waves = learned.waveform(stored, iterations=iterations)
+            waves = trained["learned"].waveform(stored, iterations=iterations)
         seconds = time.perf_counter() - started
         rows.append({"vocoder": vocoder, "from": source, "iterations": iterations, "clips": len(real),
                      "spectral_convergence": float(spectral_convergence(waves, magnitude, spec).mean()),
@@ -152,7 +162,7 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
 def markdown(results: dict) -> str:
     """The README's tables."""
     lines = [f"Each model trained {results['minutes']} min on {results['device']}, {results['n']} clips scored as "
-             "heard (least squares + Griffin-Lim, 64 iterations, unless the row names the learned inverter); the "
+             "heard (least squares + Griffin-Lim, 64 iterations, unless the row names a trained vocoder); the "
              "spoken-digit evaluator's features and softmax.", "",
              "| clips | steps | accuracy (digit asked for) | worst digit | classifier score | FAD-style distance |",
              "|---|---|---|---|---|---|"]
@@ -163,15 +173,16 @@ def markdown(results: dict) -> str:
             worst = min((v, k) for k, v in accuracy.items() if k != "overall")
             lines.append(f"| {name} | {r['train_steps']} | {accuracy['overall']:.3f} | {worst[1]}: {worst[0]:.2f} | "
                          f"{r[row]['classifier_score']:.2f} | {r[row]['frechet_distance']:.2f} |")
-        learned = r[LEARNED]["generated_as_heard"]
-        worst = min((v, k) for k, v in learned["accuracy"].items() if k != "overall")
-        lines.append(f"| {r['model']}, as heard through the learned inverter | {r['train_steps']} | "
-                     f"{learned['accuracy']['overall']:.3f} | {worst[1]}: {worst[0]:.2f} | "
-                     f"{learned['classifier_score']:.2f} | {learned['frechet_distance']:.2f} |")
+        for vocoder, key in THROUGH.items():
+            heard = r[key]["generated_as_heard"]
+            worst = min((v, k) for k, v in heard["accuracy"].items() if k != "overall")
+            lines.append(f"| {r['model']}, as heard through {vocoder} | {r['train_steps']} | "
+                         f"{heard['accuracy']['overall']:.3f} | {worst[1]}: {worst[0]:.2f} | "
+                         f"{heard['classifier_score']:.2f} | {heard['frechet_distance']:.2f} |")
     first = results["models"][0]
     for scores, name in ((first["real_test"], "real test split (300)"),
                          (first["real_test_griffin_lim"], "real test, Griffin-Lim"),
-                         (first[LEARNED]["real_test"], "real test, learned inverter"),
+                         *((first[key]["real_test"], f"real test, {vocoder}") for vocoder, key in THROUGH.items()),
                          (first["real_train_1000"], "1,000 real training clips")):
         accuracy = scores["accuracy"]
         worst = min((v, k) for k, v in accuracy.items() if k != "overall")
@@ -185,7 +196,7 @@ def markdown(results: dict) -> str:
     lines += ["", "| vocoder (real test clips) | from | iterations | spectral convergence | log-spectral distance dB | "
               "ms per clip |", "|---|---|---|---|---|---|"]
     for v in results["vocoders"]:
-        lines.append(f"| {v['vocoder']} | {v['from']} | {v['iterations']} | {v['spectral_convergence']:.3f} | "
+        lines.append(f"| {v['vocoder']} | {v['from']} | {v['iterations'] or '—'} | {v['spectral_convergence']:.3f} | "
                      f"{v['log_spectral_distance_db']:.2f} | {v['ms_per_clip']:.1f} |")
     return "\n".join(lines) + "\n"
 

@@ -127,7 +127,8 @@ def text_to_image_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vocoder_cache(speech_run, tmp_path_factory):
-    """A cache folder holding the learned vocoder of speech_run's data, trained 150 steps."""
+    """A cache folder holding the trained vocoders of speech_run's data: the mel inverter trained 150 steps, the
+    Vocos-style vocoder 200."""
     from aigckit.audio.vocoder import load_or_train_vocoder
     from aigckit.data.audio import mel_spec
     from aigckit.evaluation.evaluate import run_config
@@ -135,6 +136,7 @@ def vocoder_cache(speech_run, tmp_path_factory):
     cache = tmp_path_factory.mktemp("vocoder-cache")
     data = run_config(speech_run).data
     load_or_train_vocoder(data, mel_spec(data.image_size), cache, steps=150)
+    load_or_train_vocoder(data, mel_spec(data.image_size), cache, name="vocos", steps=200)
     return cache
 
 

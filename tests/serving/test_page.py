@@ -308,21 +308,23 @@ def test_a_stylizer_takes_the_uploads_and_shows_the_result(server, tab, tmp_path
 
 
 @needs_fsdd
-def test_a_spoken_digit_model_says_the_number_typed(server, tab):
+def test_a_spoken_digit_model_says_the_number_typed(server, tab, vocoder_cache, monkeypatch):
+    monkeypatch.setenv("AIGCKIT_CACHE", str(vocoder_cache))  # where the trained vocoders are
     page = tab.open(server.url, "digits-diffusion")
     assert page.is_hidden("#speak-form")  # a model of images cannot speak
     page.select_option("#model", "fsdd-diffusion")
     assert page.is_visible("#speak-form") and page.is_visible("#image-form")  # its spectrograms can be seen too
     page.fill("#speak-input", "3 1 4")
     page.fill("#speak-seed", "7")
+    page.select_option("#speak-vocoder", "vocos")
     with page.expect_request(lambda r: r.url.endswith("/v1/audio/speech")) as sent:
         page.click("#speak")
     page.wait_for_function("document.querySelector('#speech').readyState >= 1", timeout=60_000)
     assert sent.value.post_data_json == {"model": "fsdd-diffusion", "input": "3 1 4", "response_format": "wav",
-                                         "seed": 7}
+                                         "vocoder": "vocos", "seed": 7}
     duration = page.evaluate("document.querySelector('#speech').duration")  # the browser decoded the WAV
     status = page.inner_text("#speak-status")
-    assert '"3 1 4"' in status and "seed 7" in status
+    assert '"3 1 4"' in status and "seed 7" in status and "vocos (sha256 " in status
     assert abs(duration - float(status.split(" s of audio")[0].split("· ")[-1])) < 0.01
     assert page.is_visible("#speech-download") and tab.errors == []
     tab.shot("page-speak")

@@ -80,12 +80,13 @@ def test_models_say_which_can_speak(client):
     assert listed["fsdd-diffusion"]["speech"] == {"rate": 8000} and "speech" not in listed["gan"]
 
 
-def test_the_learned_vocoder_is_used_once_it_is_trained(client, vocoder_cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("vocoder", ["learned", "vocos"])
+def test_a_trained_vocoder_is_used_once_it_is_trained(client, vocoder_cache, tmp_path, monkeypatch, vocoder):
     monkeypatch.setenv("AIGCKIT_CACHE", str(tmp_path))  # an empty cache: no vocoder trained
-    with pytest.raises(openai.UnprocessableEntityError, match="no learned vocoder yet"):
+    with pytest.raises(openai.UnprocessableEntityError, match=f"no {vocoder} vocoder yet"):
         client.audio.speech.create(model="fsdd-diffusion", voice="default", input="1",
-                                   extra_body={"vocoder": "learned"})
+                                   extra_body={"vocoder": vocoder})
     monkeypatch.setenv("AIGCKIT_CACHE", str(vocoder_cache))
     response = client.audio.speech.create(model="fsdd-diffusion", voice="default", input="1", response_format="wav",
-                                          extra_body={"vocoder": "learned", "iterations": 4, "seed": 0})
-    assert json.loads(response.response.headers["X-Aigckit"])["vocoder"].startswith("learned (sha256 ")
+                                          extra_body={"vocoder": vocoder, "iterations": 4, "seed": 0})
+    assert json.loads(response.response.headers["X-Aigckit"])["vocoder"].startswith(f"{vocoder} (sha256 ")

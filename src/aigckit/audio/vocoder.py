@@ -1,13 +1,17 @@
-"""A learned mel inverter: log-mel frames -> the linear STFT magnitude, then Griffin-Lim for the phase.
+"""Trained vocoders, each trained once per audio dataset and cached: a learned mel inverter and a Vocos-style one.
 
-Tacotron's recipe (Wang et al. 2017: a post-net from mel to linear spectrogram, Griffin-Lim after it). Least
-squares guesses 257 frequency bins from 64 mel bands as the smoothest spectrum with those energies, which smears
-the harmonics that make a voice; the network, 1-D convolutions over time with the mel bands as channels, learns
-the correction to that guess from the data. Its loss is Parallel WaveGAN's STFT loss (Yamamoto et al. 2020) at one
+The learned mel inverter: log-mel frames -> the linear STFT magnitude, then Griffin-Lim for the phase. Tacotron's
+recipe (Wang et al. 2017: a post-net from mel to linear spectrogram, Griffin-Lim after it). Least squares guesses
+257 frequency bins from 64 mel bands as the smoothest spectrum with those energies, which smears the harmonics that
+make a voice; the network, 1-D convolutions over time with the mel bands as channels, learns the correction to
+that guess from the data. Its loss is Parallel WaveGAN's STFT loss (Yamamoto et al. 2020) at one
 resolution: the L1 distance of the log magnitudes, which weighs every bin alike, plus the spectral convergence,
 which weighs the loud ones. It is trained once per audio dataset (its training split, a few minutes on a CPU) and
 cached like the evaluator, with its held-out spectral convergence and log-spectral distance beside those of least
 squares, so that what it is worth is measured, not assumed.
+
+The other, `vocos` (aigckit.audio.vocos: each frame's magnitude and phase predicted, one inverse STFT, no
+Griffin-Lim), is cached and measured the same way; `load_or_train_vocoder(..., name=...)` picks one.
 """
 
 from __future__ import annotations
@@ -25,14 +29,18 @@ from torch import Tensor, nn
 from ..atomic import atomic_directory
 from ..config import DataConfig
 from ..errors import AigcError
+from . import vocos
 from .mel import (DB_MAX, DB_MIN, MelSpec, griffin_lim, log_spectral_distance, mel_to_power, mel_to_waveform,
                   pixels_to_log_mel, power_spectrogram, spectral_convergence)
 
-__all__ = ["MelInverter", "LearnedVocoder", "load_vocoder", "load_or_train_vocoder"]
+__all__ = ["TRAINED_VOCODERS", "MelInverter", "LearnedVocoder", "VocosVocoder", "load_vocoder",
+           "load_or_train_vocoder"]
 
-TRAIN_STEPS = 1500
+TRAINED_VOCODERS = ("learned", "vocos")
+TRAIN_STEPS = {"learned": 1500, "vocos": 3000}
 BATCH = 32
-LOSS = "log-magnitude L1 + spectral convergence"  # cached inverters trained with another loss are not reused
+# cached vocoders trained with another loss are not reused
+LOSS = {"learned": "log-magnitude L1 + spectral convergence", "vocos": vocos.LOSS}
 NEPERS_PER_UNIT = (DB_MAX - DB_MIN) / 2 * math.log(10) / 20  # a step of 1 in [-1, 1] dB units, in ln(magnitude)
 
 
@@ -69,8 +77,15 @@ class MelInverter(nn.Module):
 class LearnedVocoder:
     """A trained MelInverter for one spectrogram, with what identifies it (held-out figures, weights hash)."""
 
+    name, title = "learned", "learned mel inverter + Griffin-Lim"
+    uses_griffin_lim = True
+
     def __init__(self, net: MelInverter, spec: MelSpec, info: dict) -> None:
         self.net, self.spec, self.info = net.eval(), spec, info
+
+    def describe(self, iterations: int) -> str:
+        """What turns spectrograms into sound, in words."""
+        return f"learned mel inverter (sha256 {self.info['sha256'][:12]}) + Griffin-Lim, {iterations} iterations"
 
     def _inputs(self, db: Tensor) -> tuple[Tensor, Tensor]:
         floor = 10 ** (DB_MIN / 10)
@@ -87,6 +102,34 @@ class LearnedVocoder:
         return griffin_lim(self.magnitude(db), self.spec, iterations=iterations)
 
 
+class VocosVocoder:
+    """A trained VocosNet for one spectrogram, with what identifies it (held-out figures, weights hash)."""
+
+    name, title = "vocos", "Vocos-style vocoder"
+    uses_griffin_lim = False
+
+    def __init__(self, net: vocos.VocosNet, spec: MelSpec, info: dict) -> None:
+        self.net, self.spec, self.info = net.eval(), spec, info
+
+    def describe(self, iterations: int) -> str:
+        """What turns spectrograms into sound, in words (`iterations` is unused: no Griffin-Lim)."""
+        return f"Vocos-style vocoder (sha256 {self.info['sha256'][:12]}), one inverse STFT"
+
+    @torch.no_grad()
+    def waveform(self, db: Tensor, *, iterations: int = 64) -> Tensor:
+        """(B, n_mels, frames) log-mel dB -> (B, length) waves (`iterations` is unused: the phase is predicted)."""
+        return torch.cat([self.net(db[start:start + 256]) for start in range(0, len(db), 256)])
+
+
+def _build(name: str, spec: MelSpec) -> LearnedVocoder | VocosVocoder:
+    """An untrained vocoder called `name`; AigcError for an unknown name."""
+    if name == "learned":
+        return LearnedVocoder(MelInverter(spec.n_mels, spec.n_freqs), spec, {})
+    if name == "vocos":
+        return VocosVocoder(vocos.VocosNet(spec), spec, {})
+    raise AigcError(f"no trained vocoder {name!r}; use one of {', '.join(TRAINED_VOCODERS)}")
+
+
 def _clips(data: DataConfig, split: str, spec: MelSpec) -> tuple[Tensor, Tensor]:
     """(waves, stored log-mel dB) of a split: each clip fitted and peak-normalised as the loader does, its log-mel
     through the 8-bit image a model learns."""
@@ -96,51 +139,74 @@ def _clips(data: DataConfig, split: str, spec: MelSpec) -> tuple[Tensor, Tensor]
     return torch.from_numpy(waves), pixels_to_log_mel(fitted_to_pixels(waves, spec))
 
 
-def _held_out(vocoder: LearnedVocoder, data: DataConfig, iterations: int = 64) -> dict:
+def _held_out(vocoder: LearnedVocoder | VocosVocoder, data: DataConfig, iterations: int = 64) -> dict:
     real, db = _clips(data, "test", vocoder.spec)
     magnitude = power_spectrogram(real, vocoder.spec).sqrt()
     out = {"clips": len(real), "griffin_lim_iterations": iterations}
     for name, waves in (("least_squares", mel_to_waveform(db, vocoder.spec, iterations=iterations)),
-                        ("learned", vocoder.waveform(db, iterations=iterations))):
+                        (vocoder.name, vocoder.waveform(db, iterations=iterations))):
         out[name] = {"spectral_convergence": float(spectral_convergence(waves, magnitude, vocoder.spec).mean()),
                      "log_spectral_distance_db": float(log_spectral_distance(waves, real, vocoder.spec).mean())}
     return out
 
 
-def _folder(data: DataConfig, cache_dir: Path) -> Path:
+def _folder(name: str, data: DataConfig, cache_dir: Path) -> Path:
     from ..data.base import data_fingerprint
 
     fingerprint = data_fingerprint(data, "train", "test")
-    loss = hashlib.sha256(LOSS.encode()).hexdigest()[:8]
-    return Path(cache_dir) / "vocoders" / f"{data.name}-{data.image_size}-{fingerprint}-loss{loss}"
+    loss = hashlib.sha256(LOSS[name].encode()).hexdigest()[:8]
+    return Path(cache_dir) / "vocoders" / f"{name}-{data.name}-{data.image_size}-{fingerprint}-loss{loss}"
 
 
-def load_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path) -> LearnedVocoder | None:
-    """The learned vocoder of an audio dataset at this spectrogram from <cache>/vocoders/; None if not trained."""
-    folder = _folder(data, cache_dir)
+def load_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *,
+                 name: str = "learned") -> LearnedVocoder | VocosVocoder | None:
+    """The trained vocoder `name` of an audio dataset at this spectrogram from <cache>/vocoders/; None if not
+    trained yet."""
+    vocoder = _build(name, spec)
+    folder = _folder(name, data, cache_dir)
     if not (folder / "info.json").is_file():
         return None
     info = json.loads((folder / "info.json").read_text())
     weights = folder / "model.safetensors"
     if hashlib.sha256(weights.read_bytes()).hexdigest() != info["sha256"]:
         raise AigcError(f"{weights} is damaged; delete {folder} to train the vocoder again")
-    net = MelInverter(spec.n_mels, spec.n_fft // 2 + 1)
-    net.load_state_dict(load_file(str(weights)))
-    return LearnedVocoder(net, spec, info)
+    vocoder.net.load_state_dict(load_file(str(weights)))
+    vocoder.info = info
+    return vocoder
 
 
-def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, steps: int = TRAIN_STEPS,
-                          seed: int = 0) -> LearnedVocoder:
-    """The learned vocoder of an audio dataset at this spectrogram, trained once on its training split, then read
-    from <cache>/vocoders/."""
-    cached = load_vocoder(data, spec, cache_dir)
+def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, name: str = "learned",
+                          steps: int | None = None, seed: int = 0) -> LearnedVocoder | VocosVocoder:
+    """The trained vocoder `name` (TRAINED_VOCODERS) of an audio dataset at this spectrogram, trained once on its
+    training split (TRAIN_STEPS[name] steps unless given), then read from <cache>/vocoders/."""
+    cached = load_vocoder(data, spec, cache_dir, name=name)
     if cached is not None:
         return cached
+    steps = TRAIN_STEPS[name] if steps is None else steps
     real, db = _clips(data, "train", spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = MelInverter(spec.n_mels, spec.n_fft // 2 + 1)
-    vocoder = LearnedVocoder(net, spec, {})
+        vocoder = _build(name, spec)
+    if name == "vocos":
+        figures = vocos.train_vocos(vocoder.net, real, db, steps=steps, seed=seed)
+    else:
+        figures = _train_inverter(vocoder, real, db, steps=steps, seed=seed)
+    folder = _folder(name, data, cache_dir)
+    info = {"vocoder": vocoder.title, "dataset": data.name, "image_size": data.image_size,
+            "data_fingerprint": folder.name.rsplit("-", 2)[1], "spectrogram": repr(spec), "train_steps": steps,
+            "loss": LOSS[name], "seed": seed, "train_clips": len(real), **figures,
+            "held_out": _held_out(vocoder, data)}
+    with atomic_directory(folder) as tmp:
+        save_file({k: v.contiguous() for k, v in vocoder.net.state_dict().items()}, str(tmp / "model.safetensors"))
+        info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    vocoder.info = info
+    return vocoder
+
+
+def _train_inverter(vocoder: LearnedVocoder, real: Tensor, db: Tensor, *, steps: int, seed: int) -> dict:
+    """Train the mel inverter on clips (waves and their log-mel dB); returns the last batch's figures."""
+    net, spec = vocoder.net, vocoder.spec
     inputs = vocoder._inputs(db)
     target = _unit(10 * torch.log10(power_spectrogram(real, spec).clamp_min(10 ** (DB_MIN / 10))))
     magnitude = torch.pow(10.0, _decibels(target) / 20)  # the true magnitude, within the images' dB range
@@ -160,15 +226,5 @@ def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, s
         for group in optimizer.param_groups:  # cosine decay to zero
             group["lr"] = 5e-4 * (1 + math.cos(math.pi * (step + 1) / steps))
     net.eval()
-    folder = _folder(data, cache_dir)
-    info = {"vocoder": "learned mel inverter + Griffin-Lim", "dataset": data.name, "image_size": data.image_size,
-            "data_fingerprint": folder.name.rsplit("-", 2)[1], "spectrogram": repr(spec), "train_steps": steps,
-            "loss": LOSS, "seed": seed, "train_clips": len(real), "final_loss": loss.item(),
-            "final_log_l1": log_l1.item(), "final_spectral_convergence": convergence.item(),
-            "held_out": _held_out(vocoder, data)}
-    with atomic_directory(folder) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
-        info["sha256"] = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
-        (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-    vocoder.info = info
-    return vocoder
+    return {"final_loss": loss.item(), "final_log_l1": log_l1.item(),
+            "final_spectral_convergence": convergence.item()}

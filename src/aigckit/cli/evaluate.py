@@ -92,8 +92,9 @@ def eval_command(
         help="measure at this size (samples resized as the data loader resizes); default the model's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the JSON object on stdout")] = False,
     precision: PrecisionOption = "auto",
-    vocoder: Annotated[str, typer.Option(help="audio runs: griffin-lim, or learned (the data's mel inverter, "
-                                              "trained once and cached) to turn clips into sound")] = "griffin-lim",
+    vocoder: Annotated[str, typer.Option(help="audio runs: griffin-lim, learned (the data's mel inverter) or vocos "
+                                              "(a Vocos-style vocoder), each trained once and cached, to turn "
+                                              "clips into sound")] = "griffin-lim",
     clip: Annotated[Optional[Path], typer.Option(help="text-to-image runs: a clip run that gives the CLIP-score of "
                                                       "the images with their captions")] = None,
 ) -> None:

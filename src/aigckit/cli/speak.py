@@ -20,9 +20,10 @@ def speak_command(
     digits: Annotated[str, typer.Argument(help="the digits to say, e.g. \"4 0 7 2\"")],
     out: Annotated[Path, typer.Option(help="WAV file to write")] = Path("number.wav"),
     seed: Annotated[int, typer.Option(help="random seed (the same seed says the same number the same way)")] = 0,
-    iterations: Annotated[int, typer.Option(help="Griffin-Lim iterations per word")] = 64,
-    vocoder: Annotated[str, typer.Option(help="griffin-lim (least-squares magnitude), or learned (a mel inverter "
-                                              "trained once on the run's data, a few minutes, then cached)")
+    iterations: Annotated[int, typer.Option(help="Griffin-Lim iterations per word (griffin-lim, learned)")] = 64,
+    vocoder: Annotated[str, typer.Option(help="griffin-lim (least-squares magnitude), learned (a mel inverter, "
+                                              "then Griffin-Lim) or vocos (a Vocos-style vocoder: magnitude and "
+                                              "phase), each trained once on the run's data, minutes, then cached")
                        ] = "griffin-lim",
     pause: Annotated[float, typer.Option(help="seconds of silence between words (-0.01: cross-fade them)")] = 0.12,
     precision: PrecisionOption = "auto",

@@ -37,7 +37,7 @@ GRID_PER_CLASS = 8
 def as_heard(images: Tensor, data: DataConfig, *, iterations: int = GRIFFIN_LIM_ITERATIONS,
              vocoder: Any = None) -> tuple[Tensor, Tensor]:
     """(waveforms, log-mel images in [-1, 1] of those waveforms as the loader makes them from a file); `vocoder`
-    None: least squares and Griffin-Lim, else a LearnedVocoder."""
+    None: least squares and Griffin-Lim, else a trained vocoder (aigckit.audio.vocoder)."""
     spec = mel_spec(data.image_size)
     waves = images_to_waves(images, spec, iterations=iterations, vocoder=vocoder)
     return waves, to_model_range(waves_to_pixels(list(waves.numpy()), spec))
@@ -91,8 +91,7 @@ def evaluate_audio(images: Tensor, labels: Tensor, data: DataConfig, num_classes
             wavs.append(str(write_wav(wav_dir / f"{c}-{k}.wav", peak_normalise(waves[index].numpy()), rate)))
     return {"extractor": "the spoken-digit evaluator (a CNN on log-mels trained on the training split)",
             "vocoder": (f"least squares + Griffin-Lim, {GRIFFIN_LIM_ITERATIONS} iterations" if vocoder is None else
-                        f"learned mel inverter (sha256 {vocoder.info['sha256'][:12]}) + Griffin-Lim, "
-                        f"{GRIFFIN_LIM_ITERATIONS} iterations"), "rate": rate,
+                        vocoder.describe(GRIFFIN_LIM_ITERATIONS)), "rate": rate,
             "frechet_distance": "FAD-style: Fréchet distance of the evaluator's features against the real test "
                                 "split",
             **rows, "spectrogram_grid_png": str(grid), "wav_files": wavs}

@@ -45,19 +45,19 @@ def audio_spec(run_dir: str | Path) -> MelSpec:
     return mel_spec(data.image_size)
 
 
-VOCODERS = ("griffin-lim", "learned")
+VOCODERS = ("griffin-lim", "learned", "vocos")
 
 
 def images_to_waves(images: Tensor, spec: MelSpec, *, iterations: int = 64, vocoder: Any = None) -> Tensor:
-    """(n, 1, n_mels, frames) log-mel images in [-1, 1] -> (n, length) waveforms: the least-squares magnitude or,
-    given a LearnedVocoder, its magnitude; the phase by Griffin-Lim."""
+    """(n, 1, n_mels, frames) log-mel images in [-1, 1] -> (n, length) waveforms: the least-squares magnitude and
+    Griffin-Lim's phase, or, given a trained vocoder (aigckit.audio.vocoder), what it makes."""
     if vocoder is not None:
         return vocoder.waveform(images_to_log_mel(images), iterations=iterations)
     return mel_to_waveform(images_to_log_mel(images), spec, iterations=iterations)
 
 
 def run_vocoder(run_dir: str | Path, name: str, cache_dir: Path | None = None) -> Any:
-    """The vocoder called `name` for a run on audio: None for Griffin-Lim alone, else the learned vocoder of the
+    """The vocoder called `name` for a run on audio: None for Griffin-Lim alone, else that trained vocoder of the
     run's data (trained once, a few minutes, then cached); AigcError for an unknown name."""
     if name not in VOCODERS:
         raise AigcError(f"no vocoder {name!r}; use one of {', '.join(VOCODERS)}")
@@ -67,7 +67,8 @@ def run_vocoder(run_dir: str | Path, name: str, cache_dir: Path | None = None) -
     from ..cache import default_cache_dir
     from ..evaluation.evaluate import run_config
 
-    return load_or_train_vocoder(run_config(Path(run_dir)).data, audio_spec(run_dir), cache_dir or default_cache_dir())
+    return load_or_train_vocoder(run_config(Path(run_dir)).data, audio_spec(run_dir), cache_dir or default_cache_dir(),
+                                 name=name)
 
 
 def parse_digits(text: str, num_classes: int) -> list[int]:
@@ -120,6 +121,8 @@ def speak(pipeline: Any, spec: MelSpec, text: str, *, seed: int = 0, iterations:
     waves = images_to_waves(images, spec, iterations=iterations, vocoder=vocoder).numpy()
     words = [trim_silence(peak_normalise(wave)) for wave in waves]
     speech = peak_normalise(join_words(words, spec.rate, pause=pause, fade=fade))
-    used = "griffin-lim" if vocoder is None else f"learned (sha256 {vocoder.info['sha256'][:12]})"
-    return speech, {"digits": labels, "seed": seed, "vocoder": used, "griffin_lim_iterations": iterations,
+    used = "griffin-lim" if vocoder is None else f"{vocoder.name} (sha256 {vocoder.info['sha256'][:12]})"
+    uses_griffin_lim = vocoder is None or vocoder.uses_griffin_lim
+    return speech, {"digits": labels, "seed": seed, "vocoder": used,
+                    "griffin_lim_iterations": iterations if uses_griffin_lim else None,
                     "rate": spec.rate, "seconds": round(len(speech) / spec.rate, 3)}

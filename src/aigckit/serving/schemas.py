@@ -78,7 +78,7 @@ class SpeechRequest(Strict):
     speed: float | None = Field(None, ge=0.25, le=4.0)  # only 1.0: our words are not time-stretched
     seed: int | None = Field(None, ge=0, lt=2**53)
     iterations: int = Field(64, ge=1, le=512)  # Griffin-Lim iterations per word
-    vocoder: Literal["griffin-lim", "learned"] = "griffin-lim"  # learned: the data's mel inverter, if trained
+    vocoder: Literal["griffin-lim", "learned", "vocos"] = "griffin-lim"  # a trained vocoder of the data, if trained
 
 
 class VideoRequest(Strict):

@@ -26,7 +26,7 @@ class SpeechWork:
     seed: int
     response_format: str
     iterations: int
-    vocoder: Any = None  # a LearnedVocoder, or None: least squares and Griffin-Lim
+    vocoder: Any = None  # a trained vocoder (aigckit.audio.vocoder), or None: least squares and Griffin-Lim
     seeds: list[int] = field(default_factory=list)  # the engine counts a job's rows by its seeds: one per digit
 
 

@@ -214,11 +214,12 @@ def submit_speech(state: ServerState, request: SpeechRequest, key_name: str | No
     if request.speed not in (None, 1.0):
         raise APIError(422, f"speed {request.speed} is not supported (words are not time-stretched); use 1.0")
     vocoder = None
-    if request.vocoder == "learned":
-        vocoder = load_vocoder(run_config(served.path).data, audio_spec(served.path), default_cache_dir())
+    if request.vocoder != "griffin-lim":
+        vocoder = load_vocoder(run_config(served.path).data, audio_spec(served.path), default_cache_dir(),
+                               name=request.vocoder)
         if vocoder is None:
-            raise APIError(422, f"{request.model}'s data has no learned vocoder yet; train it once (a few minutes) "
-                                f"with: aigckit speak RUN 0 --vocoder learned")
+            raise APIError(422, f"{request.model}'s data has no {request.vocoder} vocoder yet; train it once (a few "
+                                f"minutes) with: aigckit speak RUN 0 --vocoder {request.vocoder}")
     work = SpeechWork(request.input, draw_seeds(request.seed, 1)[0], request.response_format, request.iterations,
                       vocoder, seeds=list(range(len(digits))))
     record = {**request.model_dump(mode="json", exclude_none=True), "seed": work.seed}

@@ -524,7 +524,8 @@ async function speakDigits(event) {
   $("speak-status").textContent = "speaking…";
   const started = performance.now() / 1000;
   try {
-    const body = { model: $("model").value, input: $("speak-input").value, response_format: "wav" };
+    const body = { model: $("model").value, input: $("speak-input").value, response_format: "wav",
+                   vocoder: $("speak-vocoder").value };
     const seed = optionalNumber($("speak-seed"));
     if (seed !== undefined) body.seed = seed;
     const response = await postJson("/v1/audio/speech", body);
@@ -534,8 +535,8 @@ async function speakDigits(event) {
     $("speech").src = url;
     $("speech-download").href = url;
     $("speech").hidden = $("speech-download").hidden = false;
-    $("speak-status").textContent = `"${made.digits.join(" ")}" · seed ${made.seed} · ${made.seconds} s of audio, ` +
-      `made in ${seconds(started, performance.now() / 1000)}`;
+    $("speak-status").textContent = `"${made.digits.join(" ")}" · seed ${made.seed} · ${made.vocoder} · ` +
+      `${made.seconds} s of audio, made in ${seconds(started, performance.now() / 1000)}`;
   } catch (error) {
     showError(error.message);
     $("speak-status").textContent = "";
