@@ -16,7 +16,8 @@
    least-squares mel inversion and Griffin-Lim at several iteration counts (and, as the bound, Griffin-Lim from the
    true linear magnitude), by the learned mel inverter with Griffin-Lim and by the Vocos-style vocoder
    (aigckit.audio.vocoder, each trained once on the training split and cached): spectral convergence and
-   log-spectral distance against the real clip.
+   log-spectral distance against the real clip, and the spoken-digit evaluator's accuracy on what each makes, read
+   back as the loader reads a file. `--models none` measures only this.
 
 Writes benchmarks/results/audio.{json,md} (--name: another name). Time nothing else on the machine while it runs.
 """
@@ -44,8 +45,11 @@ from aigckit.audio.mel import (
 from aigckit.audio.vocoder import load_or_train_vocoder
 from aigckit.cache import default_cache_dir
 from aigckit.config import DataConfig, load_config, to_dict
-from aigckit.data.audio import fitted_to_pixels, mel_spec, split_waves
+from aigckit.data import load_dataset
+from aigckit.data.audio import fitted_to_pixels, mel_spec, split_waves, waves_to_pixels
+from aigckit.data.transforms import to_model_range
 from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.evaluation.extractors import load_or_train_evaluator
 from aigckit.machine import cpu_name
 from aigckit.pipelines import load
 from aigckit.pipelines.speech import images_to_waves
@@ -129,6 +133,8 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
     real = torch.from_numpy(waves)
     magnitude = power_spectrogram(real, spec).sqrt()
     stored = pixels_to_log_mel(fitted_to_pixels(waves, spec))  # the 8-bit images a model learns
+    labels = load_dataset(data, "test").labels[:clips]
+    evaluator = load_or_train_evaluator(data, default_cache_dir())
     trained = {}
     for name in THROUGH:
         started = time.perf_counter()
@@ -138,7 +144,7 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
               f"{time.perf_counter() - started:.0f} s)", flush=True)
     rows = []
     cases = ([("Griffin-Lim", "log-mel image", i) for i in ITERATIONS]
-             + [("learned + Griffin-Lim", "log-mel image", 64), ("vocos", "log-mel image", None),
+             + [("learned + Griffin-Lim", "log-mel image", 64), ("Vocos-style", "log-mel image", None),
                 ("Griffin-Lim", "true magnitude", 64)])
     for vocoder, source, iterations in cases:
         started = time.perf_counter()
@@ -146,21 +152,38 @@ def vocoders(data_root: str, clips: int) -> list[dict]:
             waves = griffin_lim(magnitude, spec, iterations=iterations)
         elif vocoder == "Griffin-Lim":
             waves = mel_to_waveform(stored, spec, iterations=iterations)
-        elif vocoder == "vocos":
+        elif vocoder == "Vocos-style":
             waves = trained["vocos"].waveform(stored)
         else:
             waves = trained["learned"].waveform(stored, iterations=iterations)
         seconds = time.perf_counter() - started
+        recognised = evaluator.features_and_logits(read_back(waves, spec))[1].argmax(1) == labels
         rows.append({"vocoder": vocoder, "from": source, "iterations": iterations, "clips": len(real),
                      "spectral_convergence": float(spectral_convergence(waves, magnitude, spec).mean()),
                      "log_spectral_distance_db": float(log_spectral_distance(waves, real, spec).mean()),
-                     "ms_per_clip": 1000 * seconds / len(real)})
+                     "ms_per_clip": 1000 * seconds / len(real), "evaluator_accuracy": float(recognised.float().mean())})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
+def read_back(waves: torch.Tensor, spec) -> torch.Tensor:
+    """Waveforms as the loader makes them from a file: log-mel images in [-1, 1]."""
+    return to_model_range(waves_to_pixels(list(waves.numpy()), spec))
+
+
 def markdown(results: dict) -> str:
     """The README's tables."""
+    lines = model_tables(results) if results["models"] else []
+    lines += ["| vocoder (real test clips) | from | iterations | spectral convergence | log-spectral distance dB | "
+              "ms per clip | evaluator accuracy |", "|---|---|---|---|---|---|---|"]
+    for v in results["vocoders"]:
+        lines.append(f"| {v['vocoder']} | {v['from']} | {v['iterations'] or '—'} | {v['spectral_convergence']:.3f} | "
+                     f"{v['log_spectral_distance_db']:.2f} | {v['ms_per_clip']:.1f} | {v['evaluator_accuracy']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def model_tables(results: dict) -> list[str]:
+    """The tables of the generated clips, the real ceilings and the generation speed."""
     lines = [f"Each model trained {results['minutes']} min on {results['device']}, {results['n']} clips scored as "
              "heard (least squares + Griffin-Lim, 64 iterations, unless the row names a trained vocoder); the "
              "spoken-digit evaluator's features and softmax.", "",
@@ -193,19 +216,14 @@ def markdown(results: dict) -> str:
         s = r["speed"]
         lines.append(f"| {r['model']} | {s['sampling_s_per_audio_s']:.3f} | {s['griffin_lim_s_per_audio_s']:.3f} | "
                      f"{s['total_s_per_audio_s']:.3f} |")
-    lines += ["", "| vocoder (real test clips) | from | iterations | spectral convergence | log-spectral distance dB | "
-              "ms per clip |", "|---|---|---|---|---|---|"]
-    for v in results["vocoders"]:
-        lines.append(f"| {v['vocoder']} | {v['from']} | {v['iterations'] or '—'} | {v['spectral_convergence']:.3f} | "
-                     f"{v['log_spectral_distance_db']:.2f} | {v['ms_per_clip']:.1f} |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--models", default="diffusion,dcgan")
+    parser.add_argument("--models", default="diffusion,dcgan", help="comma-separated presets, or none")
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "fsdd"))
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "audio")
     parser.add_argument("--vocoder-clips", type=int, default=300)
@@ -216,7 +234,7 @@ def main() -> None:
                                                                     for k, v in vars(args).items()),
                "vocoders": vocoders(args.data_root, args.vocoder_clips),
                "models": [trained_and_scored(m, args.minutes, args.n, args.data_root, args.runs)
-                          for m in args.models.split(",")]}
+                          for m in args.models.split(",") if m != "none"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / f"{args.name}.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(RESULTS / f"{args.name}.md", markdown(results))
