@@ -18,9 +18,9 @@ from torch import Tensor
 
 from ..errors import AigcError
 
-__all__ = ["MelSpec", "DB_MIN", "DB_MAX", "power_spectrogram", "log_mel", "log_mel_to_images", "images_to_log_mel",
-           "log_mel_to_pixels", "pixels_to_log_mel", "griffin_lim", "mel_to_power", "mel_to_waveform",
-           "spectral_convergence", "log_spectral_distance"]
+__all__ = ["MelSpec", "DB_MIN", "DB_MAX", "db_to_unit", "unit_to_db", "power_spectrogram", "log_mel",
+           "log_mel_to_images", "images_to_log_mel", "log_mel_to_pixels", "pixels_to_log_mel", "griffin_lim",
+           "mel_to_power", "mel_to_waveform", "spectral_convergence", "log_spectral_distance"]
 
 DB_MIN, DB_MAX = -80.0, 25.0  # the dB range an image holds (power of a clip peak-normalised to 0.95; 0.41 dB a level)
 _EPS = 1e-10
@@ -85,6 +85,16 @@ def log_mel(waves: Tensor, spec: MelSpec) -> Tensor:
     return 10 * torch.log10(mel.clamp_min(_EPS))
 
 
+def db_to_unit(db: Tensor) -> Tensor:
+    """dB -> [-1, 1] over the range an image holds (DB_MIN to DB_MAX), clipped outside."""
+    return (db.clamp(DB_MIN, DB_MAX) - DB_MIN) / (DB_MAX - DB_MIN) * 2 - 1
+
+
+def unit_to_db(unit: Tensor) -> Tensor:
+    """[-1, 1] -> dB: db_to_unit's inverse."""
+    return (unit + 1) / 2 * (DB_MAX - DB_MIN) + DB_MIN
+
+
 def log_mel_to_images(db: Tensor) -> Tensor:
     """(B, n_mels, frames) dB -> (B, 1, n_mels, frames) in [-1, 1], lowest band at the bottom row."""
     unit = ((db - DB_MIN) / (DB_MAX - DB_MIN)).clamp(0, 1)
@@ -136,7 +146,13 @@ def mel_to_power(db: Tensor, spec: MelSpec) -> Tensor:
     """(B, n_mels, frames) log-mel dB -> (B, n_freqs, frames) linear power by least squares (the filters'
     pseudo-inverse, clipped at 0): the smoothest spectrum with these mel energies."""
     mel_power = torch.pow(10.0, db.float() / 10)
-    return torch.einsum("mf,bmt->bft", torch.linalg.pinv(spec.filters().to(db.device)), mel_power).clamp_min(0)
+    return torch.einsum("mf,bmt->bft", _pseudo_inverse(spec).to(db.device), mel_power).clamp_min(0)
+
+
+@lru_cache(maxsize=8)
+def _pseudo_inverse(spec: MelSpec) -> Tensor:
+    """(n_mels, n_freqs) pseudo-inverse of the mel filters, computed once per spectrogram (read, never written)."""
+    return torch.linalg.pinv(spec.filters())
 
 
 def mel_to_waveform(db: Tensor, spec: MelSpec, *, iterations: int = 64) -> Tensor:

@@ -30,8 +30,8 @@ from ..atomic import atomic_directory
 from ..config import DataConfig
 from ..errors import AigcError
 from . import vocos
-from .mel import (DB_MAX, DB_MIN, MelSpec, griffin_lim, log_spectral_distance, mel_to_power, mel_to_waveform,
-                  pixels_to_log_mel, power_spectrogram, spectral_convergence)
+from .mel import (DB_MAX, DB_MIN, MelSpec, db_to_unit, griffin_lim, log_spectral_distance, mel_to_power,
+                  mel_to_waveform, pixels_to_log_mel, power_spectrogram, spectral_convergence, unit_to_db)
 
 __all__ = ["TRAINED_VOCODERS", "MelInverter", "LearnedVocoder", "VocosVocoder", "load_vocoder",
            "load_or_train_vocoder"]
@@ -42,15 +42,6 @@ BATCH = 32
 # cached vocoders trained with another loss are not reused
 LOSS = {"learned": "log-magnitude L1 + spectral convergence", "vocos": vocos.LOSS}
 NEPERS_PER_UNIT = (DB_MAX - DB_MIN) / 2 * math.log(10) / 20  # a step of 1 in [-1, 1] dB units, in ln(magnitude)
-
-
-def _unit(db: Tensor) -> Tensor:
-    """dB -> [-1, 1] over the range an image holds."""
-    return (db.clamp(DB_MIN, DB_MAX) - DB_MIN) / (DB_MAX - DB_MIN) * 2 - 1
-
-
-def _decibels(unit: Tensor) -> Tensor:
-    return (unit + 1) / 2 * (DB_MAX - DB_MIN) + DB_MIN
 
 
 class MelInverter(nn.Module):
@@ -89,17 +80,21 @@ class LearnedVocoder:
 
     def _inputs(self, db: Tensor) -> tuple[Tensor, Tensor]:
         floor = 10 ** (DB_MIN / 10)
-        return _unit(db.float()), _unit(10 * torch.log10(mel_to_power(db, self.spec).clamp_min(floor)))
+        return db_to_unit(db.float()), db_to_unit(10 * torch.log10(mel_to_power(db, self.spec).clamp_min(floor)))
 
     @torch.no_grad()
     def magnitude(self, db: Tensor) -> Tensor:
         """(B, n_mels, frames) log-mel dB -> (B, n_freqs, frames) linear STFT magnitude."""
-        power_db = _decibels(self.net(*self._inputs(db)).clamp(-1, 1))
+        power_db = unit_to_db(self.net(*self._inputs(db)).clamp(-1, 1))
         return torch.pow(10.0, power_db / 20)
 
     def waveform(self, db: Tensor, *, iterations: int = 64) -> Tensor:
         """(B, n_mels, frames) log-mel dB -> (B, length) waves: the learned magnitude, then Griffin-Lim."""
         return griffin_lim(self.magnitude(db), self.spec, iterations=iterations)
+
+    def fit(self, real: Tensor, db: Tensor, *, steps: int, seed: int) -> dict:
+        """Train the mel inverter on clips (waves and their log-mel dB); returns the last batch's figures."""
+        return _train_inverter(self, real, db, steps=steps, seed=seed)
 
 
 class VocosVocoder:
@@ -119,6 +114,10 @@ class VocosVocoder:
     def waveform(self, db: Tensor, *, iterations: int = 64) -> Tensor:
         """(B, n_mels, frames) log-mel dB -> (B, length) waves (`iterations` is unused: the phase is predicted)."""
         return torch.cat([self.net(db[start:start + 256]) for start in range(0, len(db), 256)])
+
+    def fit(self, real: Tensor, db: Tensor, *, steps: int, seed: int) -> dict:
+        """Train the network on clips (waves and their log-mel dB); returns the last batch's loss."""
+        return vocos.train_vocos(self.net, real, db, steps=steps, seed=seed)
 
 
 def _build(name: str, spec: MelSpec) -> LearnedVocoder | VocosVocoder:
@@ -162,10 +161,10 @@ def load_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *,
                  name: str = "learned") -> LearnedVocoder | VocosVocoder | None:
     """The trained vocoder `name` of an audio dataset at this spectrogram from <cache>/vocoders/; None if not
     trained yet."""
-    vocoder = _build(name, spec)
     folder = _folder(name, data, cache_dir)
     if not (folder / "info.json").is_file():
         return None
+    vocoder = _build(name, spec)
     info = json.loads((folder / "info.json").read_text())
     weights = folder / "model.safetensors"
     if hashlib.sha256(weights.read_bytes()).hexdigest() != info["sha256"]:
@@ -187,10 +186,7 @@ def load_or_train_vocoder(data: DataConfig, spec: MelSpec, cache_dir: Path, *, n
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         vocoder = _build(name, spec)
-    if name == "vocos":
-        figures = vocos.train_vocos(vocoder.net, real, db, steps=steps, seed=seed)
-    else:
-        figures = _train_inverter(vocoder, real, db, steps=steps, seed=seed)
+    figures = vocoder.fit(real, db, steps=steps, seed=seed)
     folder = _folder(name, data, cache_dir)
     info = {"vocoder": vocoder.title, "dataset": data.name, "image_size": data.image_size,
             "data_fingerprint": folder.name.rsplit("-", 2)[1], "spectrogram": repr(spec), "train_steps": steps,
@@ -208,8 +204,8 @@ def _train_inverter(vocoder: LearnedVocoder, real: Tensor, db: Tensor, *, steps:
     """Train the mel inverter on clips (waves and their log-mel dB); returns the last batch's figures."""
     net, spec = vocoder.net, vocoder.spec
     inputs = vocoder._inputs(db)
-    target = _unit(10 * torch.log10(power_spectrogram(real, spec).clamp_min(10 ** (DB_MIN / 10))))
-    magnitude = torch.pow(10.0, _decibels(target) / 20)  # the true magnitude, within the images' dB range
+    target = db_to_unit(10 * torch.log10(power_spectrogram(real, spec).clamp_min(10 ** (DB_MIN / 10))))
+    magnitude = torch.pow(10.0, unit_to_db(target) / 20)  # the true magnitude, within the images' dB range
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     net.train()
@@ -217,7 +213,7 @@ def _train_inverter(vocoder: LearnedVocoder, real: Tensor, db: Tensor, *, steps:
         batch = torch.randint(len(real), (BATCH,), generator=generator)
         predicted = net(inputs[0][batch], inputs[1][batch])
         log_l1 = NEPERS_PER_UNIT * F.l1_loss(predicted, target[batch])
-        error = magnitude[batch] - torch.pow(10.0, _decibels(predicted.clamp(-1, 1)) / 20)
+        error = magnitude[batch] - torch.pow(10.0, unit_to_db(predicted.clamp(-1, 1)) / 20)
         convergence = (error.norm(dim=(1, 2)) / magnitude[batch].norm(dim=(1, 2))).mean()
         loss = log_l1 + convergence
         optimizer.zero_grad()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mel import DB_MAX, DB_MIN, MelSpec, mel_to_power
+from .mel import DB_MIN, MelSpec, db_to_unit, mel_to_power
 
 __all__ = ["VocosNet", "multi_resolution_stft_loss", "train_vocos"]
 
@@ -69,7 +69,7 @@ class VocosNet(nn.Module):
         # a centred STFT of `length` samples has one frame more than the image keeps: repeat the last one
         db = torch.cat([db, db[..., -1:]], dim=-1).float()
         least_squares = 0.5 * torch.log(mel_to_power(db, self.spec).clamp_min(10 ** (DB_MIN / 10)))
-        x = self.stem((db.clamp(DB_MIN, DB_MAX) - DB_MIN) / (DB_MAX - DB_MIN) * 2 - 1)
+        x = self.stem(db_to_unit(db))
         x = self.stem_norm(x.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
