@@ -4,7 +4,7 @@ clips keep their digits and move like the real ones.
     python benchmarks/video.py [--minutes 20] [--n 256] [--data-root ../shared/data/mnist] [--runs runs/video]
                                [--config configs/diffusion-moving-mnist.yaml] [--pretrain-minutes 0]
                                [--pretrain-config configs/diffusion-moving-mnist-frames.yaml] [--speed-clips 16]
-                               [--results-dir benchmarks/results] [--gif docs/video-samples.gif]
+                               [--results-dir benchmarks/results] [--gif docs/video-samples.gif] [--name video]
 
 1. The preset (configs/diffusion-moving-mnist.yaml: 20-frame clips of two bouncing digits, 32x32 frames,
    conditioned on the two digits' classes) trains --minutes of wall time (train.max_minutes) into
@@ -31,7 +31,7 @@ clips keep their digits and move like the real ones.
 
 Targets (issue 16): digit identity consistent across frames in >= 90 % of generated clips; FVD-style distance within
 2x of the real held-out clips' own; both beside the repeated-frame baseline. Writes
-<results-dir>/video.{json,md} and <gif> (the eval's GIF of the first 16 clips; default docs/video-samples.gif).
+<results-dir>/<name>.{json,md} and <gif> (the eval's GIF of the first 16 clips; default docs/video-samples.gif).
 Time nothing else on the machine while it runs.
 """
 
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--speed-clips", type=int, default=16, help="clips in the timed sampling batch")
     parser.add_argument("--results-dir", type=Path, default=timing.RESULTS)
     parser.add_argument("--gif", type=Path, default=ROOT / "docs" / "video-samples.gif")
+    parser.add_argument("--name", default="video", help="results file name: <results-dir>/<name>.{json,md}")
     args = parser.parse_args()
     timing.RESULTS = args.results_dir  # write_results writes there
     preset = args.config.stem
@@ -212,7 +213,7 @@ def main() -> None:
                      f"{row['frame_fid']:.2f} | {row['consistent_share']:.3f} | {row['mostly_consistent_share']:.3f} | "
                      f"{row['frame_agreement']:.3f} | "
                      f"{'-' if majority is None else f'{majority:.3f}'} |")
-    write_results("video", results, table)
+    write_results(args.name, results, table)
     atomic_write_text(run_dir / "benchmark.json", json.dumps(results, indent=2) + "\n")
 
 

@@ -14,6 +14,7 @@ class EMA:
     """Keeps `model` = decay * model + (1 - decay) * live weights after every step; buffers are copied.
 
     Frozen parameters (a LoRA run's base model) are shared with the live model, not copied: they never change.
+    A parameter frozen during training is copied from then on.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -29,5 +30,7 @@ class EMA:
         for averaged, current in zip(self.model.parameters(), live.parameters(), strict=True):
             if current.requires_grad:
                 averaged.lerp_(current.detach(), 1.0 - decay)
+            elif averaged is not current:  # frozen during training (latent diffusion's autoencoder): no longer
+                averaged.copy_(current)  # changing, so the average of what follows is the weight itself
         for averaged, current in zip(self.model.buffers(), live.buffers(), strict=True):
             averaged.copy_(current)

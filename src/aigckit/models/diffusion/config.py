@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ...config import require
 from .samplers import SAMPLERS
 from .schedules import PREDICTIONS, SCHEDULES
 
-__all__ = ["DiffusionConfig", "PRESETS"]
+__all__ = ["DiffusionConfig", "PRESETS", "LATENT_FACTOR"]
+
+LATENT_FACTOR = 4  # latent diffusion: the autoencoder's latents are this many times smaller a side than the image
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ class DiffusionConfig:
     # moving-mnist-frames) gets its image layers trained and its temporal layers at zero, the image model first and
     # motion after, as Make-A-Video and Video LDM train; an image run's UNet goes to a video model's image layers
     init_from: str | None = None
+    # latent video diffusion (autoencoder.py): the UNet denoises the frames' latents (latent_channels, H/4, W/4) of an
+    # autoencoder (autoencoder_width channels) that the run trains first, for autoencoder_steps steps, and freezes;
+    # samples are decoded by it. null: the UNet denoises pixels
+    latent_channels: int | None = None
+    autoencoder_steps: int = 1000
+    autoencoder_width: int = 64
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one level per entry; each level after the first halves H, W
     num_res_blocks: int = 1
@@ -107,11 +115,18 @@ class DiffusionConfig:
         require(self.lr > 0, "lr", "must be positive")
         require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma", "must be positive (or null)")
         require(self.patch_size >= 1, "patch_size", "must be at least 1")
+        if self.latent_channels is not None:
+            require(self.latent_channels >= 1, "latent_channels", "must be at least 1 (or null for pixels)")
+            require(self.autoencoder_steps >= 1, "autoencoder_steps", "must be at least 1")
+            require(self.autoencoder_width >= 16 and self.autoencoder_width % 16 == 0, "autoencoder_width",
+                    "must be a multiple of 16")
         if self.image_size is not None:
-            factor = self.patch_size * 2 ** (len(self.channel_mults) - 1)
+            latent = LATENT_FACTOR if self.latent_channels is not None else 1
+            factor = latent * self.patch_size * 2 ** (len(self.channel_mults) - 1)
             require(self.image_size % factor == 0, "image_size",
                     f"must be divisible by {factor} for {len(self.channel_mults)} UNet levels on patches of "
-                    f"{self.patch_size}; change data.image_size, model.channel_mults or model.patch_size")
+                    f"{self.patch_size}" + (f" of latents {LATENT_FACTOR}x smaller" if latent > 1 else "")
+                    + "; change data.image_size, model.channel_mults or model.patch_size")
         if self.conditional and self.num_classes is not None:
             require(self.num_classes >= 2, "conditional",
                     "the dataset has no classes; set model.conditional=false or use labelled data")
@@ -124,6 +139,9 @@ class DiffusionConfig:
         require(0 <= self.given_first_frame < 1, "given_first_frame", "must be in [0, 1)")
         require(not (self.given_first_frame and self.prediction == "edm"), "given_first_frame",
                 "a given first frame is not supported with prediction edm; use prediction v or eps")
+        require(self.latent_channels is None or self.frames is not None or self.image_size is None, "latent_channels",
+                "latent diffusion is built for video models here (video data, which sets model.frames); set "
+                "model.latent_channels=null for images")
         if self.frames is not None:
             require(self.frames >= 1, "frames", "must be at least 1")
             require(not self.given_first_frame or self.frames >= 2, "given_first_frame",
@@ -144,6 +162,14 @@ class DiffusionConfig:
                 "adapter layers read captions; set model.text_conditional=true or model.text_adapter_layers=0")
         require(self.text_conditional or self.text_encoder_run is None, "text_encoder_run",
                 "a text encoder is read only by a text-conditional model; set model.text_conditional=true or drop it")
+
+
+    def unet_config(self) -> DiffusionConfig:
+        """The config the UNet is built from: this one, or for latent diffusion the latents' channels and size."""
+        if self.latent_channels is None:
+            return self
+        return replace(self, channels=self.latent_channels, image_size=self.image_size // LATENT_FACTOR,
+                       latent_channels=None)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

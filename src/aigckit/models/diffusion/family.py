@@ -20,7 +20,8 @@ from ...checkpoint import from_pretrained, latest_checkpoint
 from ...errors import AigcError
 from ...family import FAMILIES, Batch, FamilyBase, StepOutput
 from ...layers import ExampleNoise, TextEncoder, check_class_labels, randn
-from .config import PRESETS, DiffusionConfig
+from .autoencoder import Autoencoder
+from .config import LATENT_FACTOR, PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
@@ -30,6 +31,8 @@ from .video_unet import VideoUNet
 
 __all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes",
            "pretrained_text_encoder", "copy_initial_weights"]
+
+AUTOENCODER_FRAME_STRIDE = 2  # latent video diffusion: the autoencoder trains on every second frame of a clip
 
 
 def _newest_model(run_dir: str, option: str, advice: str) -> tuple[nn.Module, Path, Path]:
@@ -85,12 +88,16 @@ def copy_initial_weights(model: DiffusionModel, run_dir: str) -> None:
 
 class DiffusionModel(nn.Module):
     """The UNet (a space-time VideoUNet when config.frames is set) plus its noise schedule (rebuilt from the config,
-    so not stored in the weights)."""
+    so not stored in the weights); for latent video diffusion (config.latent_channels) the autoencoder whose latents
+    the UNet denoises."""
 
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        self.unet = VideoUNet(config) if config.frames is not None else UNet(config)
+        self.autoencoder = (Autoencoder(config.channels, config.latent_channels, config.autoencoder_width)
+                            if config.latent_channels is not None else None)
+        unet_config = config.unet_config()
+        self.unet = VideoUNet(unet_config) if config.frames is not None else UNet(unet_config)
         self.register_buffer("alphas_cumprod", alphas_cumprod(config.schedule, config.num_train_steps),
                              persistent=False)
         if config.text_encoder_run is not None:
@@ -125,6 +132,28 @@ class DiffusionModel(nn.Module):
         config = self.config
         frame = (config.channels, config.image_size, config.image_size)
         return (config.frames, *frame) if self.is_video else frame
+
+    @property
+    def denoised_shape(self) -> tuple[int, ...]:
+        """The shape of what the UNet denoises for one sample: sample_shape, or its latents'."""
+        unet = self.config.unet_config()
+        frame = (unet.channels, unet.image_size, unet.image_size)
+        return (unet.frames, *frame) if self.is_video else frame
+
+    def to_latents(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) or clips (B, T, C, H, W) -> what the UNet denoises: the autoencoder's normalised
+        latents, frame by frame (x itself for pixel diffusion)."""
+        if self.autoencoder is None:
+            return x
+        z = self.autoencoder.encode(x.flatten(0, x.ndim - 4))
+        return z.view(*x.shape[:-3], *z.shape[1:])
+
+    def from_latents(self, z: Tensor) -> Tensor:
+        """The inverse of to_latents: the autoencoder's decoding, frame by frame (z itself for pixel diffusion)."""
+        if self.autoencoder is None:
+            return z
+        x = self.autoencoder.decode(z.flatten(0, z.ndim - 4))
+        return x.view(*z.shape[:-3], *x.shape[1:])
 
     def null_labels(self, n: int, device: torch.device) -> Tensor | None:
         """The "no condition" for n images: the null class, or the empty caption (None for an unconditional
@@ -242,17 +271,25 @@ class DiffusionFamily(FamilyBase):
         return DiffusionModel(config)
 
     def optimizers(self, model: DiffusionModel, config: DiffusionConfig) -> dict[str, torch.optim.Optimizer]:
-        """AdamW over the UNet's trained weights (a pretrained text encoder stays frozen)."""
-        trained = [p for p in model.parameters() if p.requires_grad]
-        return {"model": torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)}
+        """AdamW over the UNet's trained weights (a pretrained text encoder stays frozen); for latent video diffusion
+        a second AdamW over the autoencoder."""
+        trained = [p for p in model.unet.parameters() if p.requires_grad]
+        optimizers = {"model": torch.optim.AdamW(trained, lr=config.lr, weight_decay=0.0)}
+        if model.autoencoder is not None:
+            optimizers["autoencoder"] = torch.optim.AdamW(model.autoencoder.parameters(), lr=config.lr,
+                                                          weight_decay=0.0)
+        return optimizers
 
     def networks(self, model: DiffusionModel) -> dict[str, nn.Module]:
-        """The UNet is what the optimizer trains (the schedule's buffers stay fixed)."""
-        return {"model": model.unet}
+        """The UNet (and the autoencoder) is what the optimizers train (the schedule's buffers stay fixed)."""
+        return {"model": model.unet, **({"autoencoder": model.autoencoder} if model.autoencoder is not None else {})}
 
     def training_step(self, model: DiffusionModel, batch: Batch, step: int,
                       nets: dict[str, nn.Module]) -> Iterator[StepOutput]:
-        """MSE between the UNet's output and its target at a drawn timestep (uniform, or log-normal in sigma)."""
+        """MSE between the UNet's output and its target at a drawn timestep (uniform, or log-normal in sigma).
+
+        Latent video diffusion: the first autoencoder_steps steps train the autoencoder alone (on every
+        AUTOENCODER_FRAME_STRIDE-th frame of the clips); after them it is frozen and the UNet learns its latents."""
         config = model.config
         key = "videos" if model.is_video else "images"
         if key not in batch:
@@ -262,6 +299,16 @@ class DiffusionFamily(FamilyBase):
         x0 = batch[key]  # (B, C, H, W), or (B, T, C, H, W) clips
         B = x0.shape[0]
         noise = ExampleNoise(batch["seeds"], x0.device)
+        if model.autoencoder is not None:
+            if step < config.autoencoder_steps:
+                frames = x0[:, ::AUTOENCODER_FRAME_STRIDE]  # (B, F, C, H, W)
+                latent = (frames.shape[1], config.latent_channels, *[side // LATENT_FACTOR for side in x0.shape[-2:]])
+                loss, l1 = nets["autoencoder"](frames.flatten(0, 1), noise.randn(*latent).flatten(0, 1))
+                yield StepOutput("autoencoder", loss, {"autoencoder_l1": l1})
+                return
+            model.autoencoder.requires_grad_(False)  # frozen from here on (the EMA copies a frozen weight)
+            with torch.no_grad():
+                x0 = model.to_latents(x0)
         if config.noise_sampling == "lognormal":
             t = lognormal_timesteps(noise.randn(), model.alphas_cumprod, config.lognormal_mean, config.lognormal_std)
         else:
@@ -352,9 +399,9 @@ class DiffusionFamily(FamilyBase):
             raise AigcError("this model is not text-conditional, so it takes no prompt; drop it (train with "
                             "model.text_conditional=true on captioned data for prompts)")
         labels = labels.to(device) if labels is not None else None
-        x = randn((n, *model.sample_shape), generator, device)
+        x = randn((n, *model.denoised_shape), generator, device)
         if first_frame is not None:
-            first_frame = first_frame.to(device=device, dtype=x.dtype)
+            first_frame = model.to_latents(first_frame.to(device=device, dtype=x.dtype))
             x[:, 0] = first_frame
         was_training = model.training
         model.eval()
@@ -362,7 +409,7 @@ class DiffusionFamily(FamilyBase):
             timesteps = scheduler.timesteps.tolist()
             for i, t in enumerate(timesteps):
                 if trajectory is not None:
-                    trajectory.append((t, x.clone()))
+                    trajectory.append((t, x.clone() if model.autoencoder is None else model.from_latents(x)))
                 step_t = torch.full((n,), t, device=device)
                 if first_frame is not None:  # one timestep per frame: the given frame is clean, at t = 0
                     step_t = step_t[:, None].repeat(1, config.frames)
@@ -373,6 +420,7 @@ class DiffusionFamily(FamilyBase):
                     x[:, 0] = first_frame  # the sampler's update of the given frame is not used
                 if progress is not None:
                     progress(i + 1, len(timesteps))
+            x = model.from_latents(x)
         finally:
             model.train(was_training)
         return x.clamp(-1, 1)

@@ -1,0 +1,125 @@
+"""Latent video diffusion: the autoencoder trained first in the run and frozen, the UNet on its latents, sampling
+decoded by it, resume, and the configs it refuses."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.models.diffusion.config import DiffusionConfig
+from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
+from aigckit.training import Trainer
+
+from helpers import tiny_config
+
+FAMILY = DiffusionFamily()
+AUTOENCODER_STEPS = 20
+
+
+def _latent_video_config(**train):
+    # moving digits at 16 px: latents 4x4 with 4 channels, the tiny UNet on them (8 and 16 channels at 4x4, 2x2)
+    return tiny_config({"name": "diffusion", "conditional": True, "lr": 3e-3, "attention_resolution": 0,
+                        "temporal_attention_resolution": 4, "latent_channels": 4, "autoencoder_width": 16,
+                        "autoencoder_steps": AUTOENCODER_STEPS},
+                       data={"name": "moving-digits", "image_size": 16},
+                       train={"batch_size": 8, "use_ema": True, "num_samples": 2, "precision": "fp32", **train})
+
+
+def _weights(run, step: int, prefix: str) -> dict[str, torch.Tensor]:
+    weights = load_file(run / "checkpoints" / f"step-{step:06d}" / "ema.safetensors")
+    return {k: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("latent") / "run"
+    Trainer(_latent_video_config(max_steps=50, log_every=1, checkpoint_every=AUTOENCODER_STEPS,
+                                 sample_every=50), run, show_progress=False).fit()
+    return run
+
+
+def test_the_autoencoder_trains_first_then_freezes_while_the_unet_learns_its_latents(latent_run):
+    with open(latent_run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 50
+    stage_one, stage_two = rows[:AUTOENCODER_STEPS], rows[AUTOENCODER_STEPS:]
+    assert all(row["autoencoder_l1"] and not row["loss"] for row in stage_one)
+    assert all(row["loss"] and not row["autoencoder_l1"] for row in stage_two)
+    l1 = [float(row["autoencoder_l1"]) for row in stage_one]
+    assert sum(l1[-5:]) < 0.7 * sum(l1[:5]), l1
+    loss = [float(row["loss"]) for row in stage_two]
+    assert sum(loss[-8:]) < 0.8 * sum(loss[:8]), loss
+    # frozen at the switch: the saved (EMA) autoencoder is the one the UNet's latents came from, to the last bit
+    at_switch, final = (_weights(latent_run, step, "autoencoder.") for step in (AUTOENCODER_STEPS, 40))
+    assert at_switch.keys() == final.keys() and any("latent_std" in k for k in final)
+    model = from_pretrained(latest_checkpoint(latent_run))
+    for name, weight in model.autoencoder.state_dict().items():
+        assert torch.equal(weight, final[f"autoencoder.{name}"]), name
+    live = load_file(latest_checkpoint(latent_run) / "model.safetensors")
+    assert all(torch.equal(weight, live[name]) for name, weight in final.items())
+
+
+def test_a_latent_video_run_samples_pixel_clips_decoded_by_its_autoencoder(latent_run):
+    from aigckit.pipelines import VideoPipeline, load
+
+    model = from_pretrained(latest_checkpoint(latent_run))
+    assert model.denoised_shape == (8, 4, 4, 4) and model.sample_shape == (8, 1, 16, 16)
+    labels = torch.tensor([[3], [7]])
+    clips = FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(0))
+    assert clips.shape == (2, 8, 1, 16, 16) and clips.abs().max() <= 1
+    # the same clips through the pipeline: noise in latent space, decoded at the end
+    pipeline = load(latent_run, precision="fp32")
+    assert isinstance(pipeline, VideoPipeline)
+    assert torch.equal(clips, pipeline.sample(2, labels=[3, 7], seed=0))
+    trajectory = []
+    FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(0), trajectory=trajectory)
+    assert trajectory[0][1].shape == (2, 8, 1, 16, 16)  # decoded for whoever draws it
+
+
+def test_the_autoencoder_reconstructs_the_clips_it_was_trained_on_better_than_at_its_start(latent_run):
+    from aigckit.config import DataConfig
+    from aigckit.data import load_dataset
+
+    trained = from_pretrained(latest_checkpoint(latent_run))
+    fresh = DiffusionModel(trained.config)
+    clips = load_dataset(DataConfig(name="moving-digits", image_size=16), "test").batch(torch.arange(8))["videos"]
+    with torch.no_grad():
+        errors = [(model.from_latents(model.to_latents(clips)) - clips).abs().mean().item()
+                  for model in (fresh, trained)]
+    assert errors[1] < 0.6 * errors[0], errors
+
+
+def test_a_latent_run_stopped_in_either_stage_and_resumed_equals_an_unbroken_one(tmp_path):
+    class StopAt:
+        def __init__(self, step: int) -> None:
+            self.step = step
+
+        def on_step_end(self, trainer) -> None:
+            if trainer.step == self.step:
+                raise KeyboardInterrupt
+
+    config = _latent_video_config(max_steps=AUTOENCODER_STEPS + 4, checkpoint_every=2, log_every=2)
+    Trainer(config, tmp_path / "unbroken", show_progress=False).fit()
+    for stop in (AUTOENCODER_STEPS - 2, AUTOENCODER_STEPS + 2):
+        run = tmp_path / f"broken-{stop}"
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(config, run, show_progress=False, extra_callbacks=[StopAt(stop)]).fit()
+        Trainer(config, run, resume=True, show_progress=False).fit()
+        for name in ("model", "ema", "training_state"):
+            expected = load_file(latest_checkpoint(tmp_path / "unbroken") / f"{name}.safetensors")
+            actual = load_file(latest_checkpoint(run) / f"{name}.safetensors")
+            assert expected.keys() == actual.keys()
+            for key in expected:
+                assert torch.equal(expected[key], actual[key]), f"stopped at {stop}: {name}/{key}"
+
+
+def test_a_latent_config_is_refused_in_one_line_where_it_cannot_work():
+    with pytest.raises(Exception, match="built for video models here") as error:
+        DiffusionConfig(image_size=16, latent_channels=3)
+    assert "\n" not in str(error.value)
+    with pytest.raises(Exception, match="divisible by 8 .* latents 4x smaller"):
+        DiffusionConfig(image_size=12, frames=4, latent_channels=3, channel_mults=(1, 2))
