@@ -25,6 +25,17 @@ def tiny_config(model: dict, *, data: dict | None = None, train: dict | None = N
     })
 
 
+class StopAt:
+    """A trainer callback raising KeyboardInterrupt at the end of step `step` (after that step's checkpoint)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer) -> None:
+        if trainer.step == self.step:
+            raise KeyboardInterrupt
+
+
 def save_tiny_transformers_model(folder, hf_config, tokenizer_json=None):
     """Save a randomly initialised `transformers` causal LM (weights ~ N(0, 0.2), so that logits differ clearly)
     with a 300-token BPE tokenizer trained on the pydoc text; returns the model in eval mode."""

@@ -14,7 +14,7 @@ from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
 from aigckit.training import Trainer
 
-from helpers import tiny_config
+from helpers import StopAt, tiny_config
 
 FAMILY = DiffusionFamily()
 AUTOENCODER_STEPS = 20
@@ -29,9 +29,9 @@ def _latent_video_config(**train):
                        train={"batch_size": 8, "use_ema": True, "num_samples": 2, "precision": "fp32", **train})
 
 
-def _weights(run, step: int, prefix: str) -> dict[str, torch.Tensor]:
-    weights = load_file(run / "checkpoints" / f"step-{step:06d}" / "ema.safetensors")
-    return {k: v for k, v in weights.items() if k.startswith(prefix)}
+def _autoencoder_weights(checkpoint, name: str) -> dict[str, torch.Tensor]:
+    weights = load_file(checkpoint / f"{name}.safetensors")
+    return {k: v for k, v in weights.items() if k.startswith("autoencoder.")}
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +53,16 @@ def test_the_autoencoder_trains_first_then_freezes_while_the_unet_learns_its_lat
     assert sum(l1[-5:]) < 0.7 * sum(l1[:5]), l1
     loss = [float(row["loss"]) for row in stage_two]
     assert sum(loss[-8:]) < 0.8 * sum(loss[:8]), loss
-    # frozen at the switch: the saved (EMA) autoencoder is the one the UNet's latents came from, to the last bit
-    at_switch, final = (_weights(latent_run, step, "autoencoder.") for step in (AUTOENCODER_STEPS, 40))
-    assert at_switch.keys() == final.keys() and any("latent_std" in k for k in final)
+    # frozen at the switch: the live autoencoder of the last checkpoint is the one of the end of its stage, and the
+    # saved average (EMA, what sampling loads) is that same one to the last bit
+    at_switch = _autoencoder_weights(latent_run / "checkpoints" / f"step-{AUTOENCODER_STEPS:06d}", "model")
+    final = _autoencoder_weights(latest_checkpoint(latent_run), "model")
+    assert latest_checkpoint(latent_run).name == "step-000050" and any("latent_std" in k for k in final)
+    assert at_switch.keys() == final.keys()
+    assert all(torch.equal(weight, final[name]) for name, weight in at_switch.items())
     model = from_pretrained(latest_checkpoint(latent_run))
     for name, weight in model.autoencoder.state_dict().items():
-        assert torch.equal(weight, final[f"autoencoder.{name}"]), name
-    live = load_file(latest_checkpoint(latent_run) / "model.safetensors")
-    assert all(torch.equal(weight, live[name]) for name, weight in final.items())
+        assert torch.equal(weight, at_switch[f"autoencoder.{name}"]), name
 
 
 def test_a_latent_video_run_samples_pixel_clips_decoded_by_its_autoencoder(latent_run):
@@ -94,14 +96,6 @@ def test_the_autoencoder_reconstructs_the_clips_it_was_trained_on_better_than_at
 
 
 def test_a_latent_run_stopped_in_either_stage_and_resumed_equals_an_unbroken_one(tmp_path):
-    class StopAt:
-        def __init__(self, step: int) -> None:
-            self.step = step
-
-        def on_step_end(self, trainer) -> None:
-            if trainer.step == self.step:
-                raise KeyboardInterrupt
-
     config = _latent_video_config(max_steps=AUTOENCODER_STEPS + 4, checkpoint_every=2, log_every=2)
     Trainer(config, tmp_path / "unbroken", show_progress=False).fit()
     for stop in (AUTOENCODER_STEPS - 2, AUTOENCODER_STEPS + 2):

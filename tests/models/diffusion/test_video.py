@@ -22,7 +22,7 @@ from aigckit.models.diffusion.video_unet import TemporalMixing
 from aigckit.training import Trainer
 from aigckit.video import read_video
 
-from helpers import tiny_config
+from helpers import StopAt, tiny_config
 
 FAMILY = DiffusionFamily()
 
@@ -241,17 +241,6 @@ def test_init_from_refuses_what_it_cannot_start_from_in_one_line(tmp_path):
     wider = _video_run_config({"init_from": str(tmp_path / "narrow"), "base_channels": 16})
     with pytest.raises(AigcError, match="was built with other sizes .*set model.init_from null"):
         Trainer(wider, tmp_path / "b", show_progress=False)
-
-
-class StopAt:
-    """Raise KeyboardInterrupt at the end of step `step` (after that step's checkpoint is written)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer) -> None:
-        if trainer.step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_a_stopped_and_resumed_video_run_equals_an_unbroken_one(tmp_path):
