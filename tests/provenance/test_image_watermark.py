@@ -118,6 +118,26 @@ def test_survives_resampling_at_64_px(change):
     assert np.mean(accuracy) >= 0.9
 
 
+def darkened(image: Image.Image) -> Image.Image:
+    """An additive brightness change of -10 % of the range, clipped at 0."""
+    return Image.fromarray(np.clip(np.asarray(image, np.float64) - 25.5, 0, 255).round().astype(np.uint8))
+
+
+def test_a_darkening_that_clips_a_dark_image_is_often_survived_at_64_px():
+    # guards the darkening search: 8 of these 16 are detected with it, 2 without (measured); the benchmark's 200
+    # images: 56 % against 17.5 %. The clipped dark edges lose the host too, so it is not every image
+    found = [detect(darkened(embed(image, KEY, bits(48, seed=i))), KEY, 48).detected
+             for i, image in enumerate(fashion_mnist(16, 64))]
+    assert sum(found) >= 7, found
+
+
+def test_the_darkening_search_keeps_the_null_on_unmarked_darkened_images():
+    p_values = np.array([detect(darkened(image), f"key-{i}".encode(), 48).p_value
+                         for i, image in enumerate(fashion_mnist(60, 64))])
+    assert (p_values <= 1e-4).sum() == 0
+    assert np.mean(p_values <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(p_values))
+
+
 @pytest.mark.parametrize("change", [lambda im: ImageEnhance.Brightness(im).enhance(1.1),
                                     lambda im: ImageEnhance.Brightness(im).enhance(0.9),
                                     lambda im: ImageEnhance.Contrast(im).enhance(1.1),

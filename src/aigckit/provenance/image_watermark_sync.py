@@ -13,6 +13,11 @@ reference bits decoded there are still Binomial(n, 1/2) in an unmarked image and
   are given back a value beyond the range (the clipped black background of a digit had one value, below 0), and
   the gain is divided out; projections are linear in the image, so every (g, high, low) hypothesis is a
   combination of three projection vectors, searched by coordinate ascent.
+- A darkening y = clip(x - b) on a dark image (an additive brightness change of -10 %): the pixels it took below 0
+  lose what they held, the host's dark edges as well as the mark, and one value for them all (the affine search)
+  is far from what they had. The detector refills them with the smoothest continuation of the pixels around them
+  (least squared Laplacian; the object's dark edges run on down to the background), clamped to what they could
+  have held (between -b and 0), for b of 5 to 60 grey levels, on the 64 grid.
 - Resampling (halving and back, a rescale by 0.75): the resizer's low-pass filter scales each DCT coefficient
   (u, v) of the grid by about h(u) h(v), down to 0.8 at the band's edge, and the host's large coefficients,
   scaled by less than one, move the projections by whole steps. The detector divides the coefficients by
@@ -28,11 +33,14 @@ reference bits decoded there are still Binomial(n, 1/2) in an unmarked image and
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import splu
 
 __all__ = ["GAINS", "CROP_KEEP", "CROP_SEARCH_MAX_SIDE", "lattice_fit", "affine_search", "lowpass_search",
-           "crop_hypotheses", "canvas"]
+           "darkening_search", "crop_hypotheses", "canvas"]
 
 GAINS = (0.75, 1.33)  # range of gains (and contrast factors) searched
 CROP_KEEP = 0.8  # smallest share of the area a crop may keep and still be searched for
@@ -42,6 +50,7 @@ _HIGH = np.arange(255.0, 320.0, 0.5)  # values a pixel clipped at 255 may have h
 _LOW = np.arange(-60.0, 0.5, 0.5)  # values a pixel clipped at 0 may have had
 _LOWPASS = np.linspace(0.0, 0.3, 13)  # values of a and of b in h(u) = 1 - a (u/K)^2 - b (u/K)^4
 _LEAST_H = 0.5  # h below this (far beyond the band, where the basis has little weight) is not divided out further
+_DARKENINGS = np.arange(5.0, 61.0, 5.0)  # grey levels a darkening may have taken off, clipping the darkest at 0
 
 
 def lattice_fit(p: np.ndarray, step: float, dither: np.ndarray) -> np.ndarray:
@@ -75,6 +84,34 @@ def lowpass_search(coefficients: np.ndarray, basis: np.ndarray, band: int, step:
     h = np.maximum(1 - a[:, None] * u ** 2 - b[:, None] * u ** 4, _LEAST_H)  # (hypotheses, N)
     compensated = coefficients / (h[:, :, None] * h[:, None, :])
     p = compensated.reshape(len(a), -1) @ basis.reshape(len(basis), -1).T  # (hypotheses, slots)
+    return p[np.argmax(lattice_fit(p, step, dither))]
+
+
+@lru_cache(maxsize=4)
+def _laplacian(height: int, width: int) -> sparse.csr_matrix:
+    """The graph Laplacian of an (height, width) pixel grid, 4-neighbours, as a sparse (HW, HW) matrix."""
+    index = np.arange(height * width).reshape(height, width)
+    pairs = [(index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])]
+    rows = np.concatenate([np.concatenate([a.ravel(), b.ravel()]) for a, b in pairs])
+    cols = np.concatenate([np.concatenate([b.ravel(), a.ravel()]) for a, b in pairs])
+    adjacency = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(height * width,) * 2)
+    return (adjacency - sparse.diags(np.asarray(adjacency.sum(axis=1)).ravel())).tocsr()
+
+
+def darkening_search(plane: np.ndarray, basis: np.ndarray, step: float, dither: np.ndarray) -> np.ndarray | None:
+    """The projections (slots,) of the darkening hypothesis that fits the lattices best, given the grid plane; None
+    where no pixel is at 0 (or every one is)."""
+    clipped = (plane <= 0.5).ravel()
+    if not clipped.any() or clipped.all():
+        return None
+    laplacian = _laplacian(*plane.shape)
+    free, fixed = laplacian[:, clipped], laplacian[:, ~clipped]
+    values = plane.ravel()
+    # the smoothest continuation of the unclipped pixels into the clipped ones: least squared Laplacian
+    smooth = splu((free.T @ free).tocsc()).solve(-(free.T @ (fixed @ values[~clipped])))
+    refilled = np.repeat(values[None], len(_DARKENINGS), axis=0)
+    refilled[:, clipped] = np.clip(smooth[None], -_DARKENINGS[:, None], 0)  # a pixel lost at most the darkening
+    p = refilled @ basis.T  # (hypotheses, slots)
     return p[np.argmax(lattice_fit(p, step, dither))]
 
 
