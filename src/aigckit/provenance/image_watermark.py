@@ -304,7 +304,7 @@ def _affine(luma: np.ndarray, layout: _Layout) -> np.ndarray:
 def _darkening(luma: np.ndarray, layout: _Layout) -> np.ndarray | None:
     """Projections under the best darkening hypothesis (see image_watermark_sync); None with no pixel at 0."""
     plane = _resize(luma, layout.grid, layout.grid)
-    return sync.darkening_search(plane, layout.basis.reshape(layout.slots, -1), _step(layout.grid), layout.dither)
+    return sync.darkening_search(plane, layout.basis, _step(layout.grid), layout.dither)
 
 
 def _lowpass(luma: np.ndarray, layout: _Layout) -> np.ndarray:
