@@ -102,6 +102,32 @@ def test_temporal_layers_once_trained_mix_the_frames():
     assert torch.equal(a[:, :5], b[:, :5])
 
 
+def test_spacetime_attention_lets_a_position_see_other_positions_of_other_frames_and_per_position_does_not():
+    torch.manual_seed(0)
+    h = torch.randn(2 * 5, 32, 4, 4)  # two clips of 5 frames
+    changed = h.clone()
+    changed[4, :, 0, 0] += 1.0  # clip 0, its last frame, one position
+    outputs = {}
+    for spacetime in (False, True):
+        layer = TemporalMixing(32, attention=True, spacetime=spacetime)
+        assert torch.equal(layer(h, 5), h)  # it starts as the identity either way
+        for p in layer.parameters():
+            torch.nn.init.normal_(p, std=0.2)
+        with torch.no_grad():
+            outputs[spacetime] = (layer(changed, 5) - layer(h, 5)).abs()
+    for difference in outputs.values():
+        assert difference[0, :, 0, 0].max() > 1e-3  # the first frame sees the last one at the same position
+        assert difference[5:].max() == 0  # the other clip is untouched
+    assert outputs[False][0, :, 2, 3].max() == 0  # per position: another position of another frame is not reached
+    assert outputs[True][0, :, 2, 3].max() > 1e-3  # joint: it is
+
+    model = DiffusionModel(_config(spacetime_attention_resolution=4))
+    joint = [m.spacetime for m in model.unet.modules() if isinstance(m, TemporalMixing)]
+    assert any(joint) and not all(joint)  # the 4x4 level only, not the 8x8 one
+    x = torch.randn(2, 6, 1, 8, 8)
+    assert model.unet(x, torch.tensor([3, 30]), torch.tensor([[1, 2], [3, 4]])).shape == x.shape
+
+
 def test_sampling_is_deterministic_under_a_seed_for_every_sampler_and_guidance_steers_it():
     model = _randomised(DiffusionModel(_config()))
     labels = torch.tensor([[3, 7], [0, 9]])

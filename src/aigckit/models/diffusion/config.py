@@ -55,6 +55,9 @@ class DiffusionConfig:
     frames: int | None = None
     labels_per_video: int | None = None
     temporal_attention_resolution: int = 8  # video: attention over T at levels whose size is at most this
+    # video: at levels whose size is at most this, that attention is joint over T x H x W (every position of every
+    # frame), so a feature can follow a digit that moved; 0: over T at each position only
+    spacetime_attention_resolution: int = 0
     # video prediction: the share of training clips whose first frame is given clean (at noise level 0, left out of
     # the loss), so that the model also continues a given frame (sample(first_frame=...)); 0: generation only
     given_first_frame: float = 0.0
@@ -142,6 +145,7 @@ class DiffusionConfig:
         require(self.latent_channels is None or self.frames is not None or self.image_size is None, "latent_channels",
                 "latent diffusion is built for video models here (video data, which sets model.frames); set "
                 "model.latent_channels=null for images")
+        require(self.spacetime_attention_resolution >= 0, "spacetime_attention_resolution", "must be 0 or more")
         if self.frames is not None:
             require(self.frames >= 1, "frames", "must be at least 1")
             require(not self.given_first_frame or self.frames >= 2, "given_first_frame",

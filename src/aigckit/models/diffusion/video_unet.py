@@ -4,6 +4,11 @@ T, plus self-attention over T at the low resolutions. This is the factorised des
 et al. 2022, https://arxiv.org/abs/2204.03458) and Make-A-Video (https://arxiv.org/abs/2209.14792), whose temporal
 layers start as the identity (zero-initialised outputs) so that the network starts as an image model.
 
+Attention over T at one position cannot follow a digit that moves to another: at the smallest resolutions it can
+instead be joint over T x H x W (config.spacetime_attention_resolution), every position of every frame attending
+to all the others, as in the joint space-time attention of video transformers (ViViT's first model,
+https://arxiv.org/abs/2103.15691); its cost grows as (T H W)^2, so it belongs where H x W is a few cells.
+
 The condition is the clip's K class labels (one per digit): the sum of their class embeddings, each from the image
 UNet's class table whose extra "null" class stands for "no label" (classifier-free guidance drops all K at once).
 
@@ -28,20 +33,32 @@ def frame_positions(frames: int, dim: int, device: torch.device) -> Tensor:
     return timestep_embedding(torch.arange(frames, device=device), dim)
 
 
+def spacetime_positions(frames: int, height: int, width: int, dim: int, device: torch.device) -> Tensor:
+    """(T*H*W, dim), tokens in (t, h, w) order: the frame's embedding plus the row's and the column's, each of
+    those two on half the channels."""
+    half = dim // 2
+    rows = timestep_embedding(torch.arange(height, device=device), half)
+    cols = timestep_embedding(torch.arange(width, device=device), dim - half)
+    where = torch.cat([rows[:, None].expand(height, width, half), cols[None].expand(height, width, dim - half)], -1)
+    return (frame_positions(frames, dim, device)[:, None, None] + where[None]).reshape(-1, dim)
+
+
 class TemporalMixing(nn.Module):
     """Mixes a (B*T, C, H, W) feature map across its T frames at every (h, w): GN, a 1-D convolution over T and,
-    optionally, multi-head self-attention over T; each branch's output is zero-initialised, so it starts as the
-    identity."""
+    optionally, multi-head self-attention over T (or, `spacetime`, over all T x H x W positions of the clip); each
+    branch's output is zero-initialised, so it starts as the identity."""
 
-    def __init__(self, channels: int, *, attention: bool, kernel_size: int = 3, head_dim: int = 32) -> None:
+    def __init__(self, channels: int, *, attention: bool, spacetime: bool = False, kernel_size: int = 3,
+                 head_dim: int = 32) -> None:
         super().__init__()
         self.conv_norm = _norm(channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
         self.heads = max(1, channels // head_dim)
-        self.attn_norm = _norm(channels) if attention else None
-        if attention:
+        self.spacetime = spacetime
+        self.attn_norm = _norm(channels) if attention or spacetime else None
+        if self.attn_norm is not None:
             self.qkv = nn.Linear(channels, 3 * channels)
             self.proj = nn.Linear(channels, channels)
             nn.init.zeros_(self.proj.weight)
@@ -53,13 +70,23 @@ class TemporalMixing(nn.Module):
         B = BT // frames
         x = h.view(B, frames, C, H, W).permute(0, 3, 4, 2, 1).reshape(B * H * W, C, frames)  # (BHW, C, T)
         x = x + self.conv(F.silu(self.conv_norm(x)))  # each position's C-channel signal over time
-        if self.attn_norm is not None:
+        if self.spacetime:
+            tokens = x.view(B, H * W, C, frames).permute(0, 2, 3, 1).reshape(B, C, frames * H * W)  # (t, h, w) order
+            y = self.attn_norm(tokens).transpose(1, 2) + spacetime_positions(frames, H, W, C, x.device).to(x.dtype)
+            out = self._attend(y)  # (B, THW, C)
+            x = x + out.view(B, frames, H * W, C).permute(0, 2, 3, 1).reshape(B * H * W, C, frames)
+        elif self.attn_norm is not None:
             y = self.attn_norm(x).transpose(1, 2)  # (BHW, T, C)
             y = y + frame_positions(frames, C, x.device).to(y.dtype)  # attention alone is blind to frame order
-            q, k, v = self.qkv(y).view(-1, frames, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-            out = F.scaled_dot_product_attention(q, k, v)  # (BHW, heads, T, head_dim)
-            x = x + self.proj(out.transpose(1, 2).reshape(-1, frames, C)).transpose(1, 2)
+            x = x + self._attend(y).transpose(1, 2)
         return x.view(B, H, W, C, frames).permute(0, 4, 3, 1, 2).reshape(BT, C, H, W)
+
+    def _attend(self, y: Tensor) -> Tensor:
+        """Multi-head self-attention over the L tokens of each sequence of y (N, L, C), projected: (N, L, C)."""
+        N, L, C = y.shape
+        q, k, v = self.qkv(y).view(N, L, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)  # (N, heads, L, head_dim)
+        return self.proj(out.transpose(1, 2).reshape(N, L, C))
 
 
 class VideoUNet(nn.Module):
@@ -74,6 +101,7 @@ class VideoUNet(nn.Module):
         self.frames = config.frames
         self.spatial = UNet(config)
         self.attention_size = config.temporal_attention_resolution
+        self.spacetime_size = config.spacetime_attention_resolution
         size = config.image_size // config.patch_size
 
         def temporal(block: nn.ModuleList, size: int) -> nn.Module:
@@ -82,7 +110,7 @@ class VideoUNet(nn.Module):
             if not isinstance(block[0], ResBlock) or self.frames == 1:
                 return nn.Identity()
             channels = block[0].conv2.out_channels
-            return TemporalMixing(channels, attention=size <= self.attention_size)
+            return self._mixing(channels, size)
 
         # the spatial size at each block follows the UNet's: halved after each downsampling, doubled after upsampling
         self.down_time = nn.ModuleList()
@@ -90,13 +118,16 @@ class VideoUNet(nn.Module):
             self.down_time.append(temporal(block, size))
             if isinstance(block[0], nn.Conv2d):
                 size //= 2
-        self.mid_time = (TemporalMixing(self.spatial.mid[-1].conv2.out_channels, attention=size <= self.attention_size)
-                         if self.frames > 1 else nn.Identity())
+        mid_channels = self.spatial.mid[-1].conv2.out_channels
+        self.mid_time = self._mixing(mid_channels, size) if self.frames > 1 else nn.Identity()
         self.up_time = nn.ModuleList()
         for block in self.spatial.up:
             self.up_time.append(temporal(block, size))
             if isinstance(block[0], nn.Upsample):
                 size *= 2
+
+    def _mixing(self, channels: int, size: int) -> TemporalMixing:
+        return TemporalMixing(channels, attention=size <= self.attention_size, spacetime=size <= self.spacetime_size)
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         """x: (B, T, C, H, W) noisy clips; t: (B,) integer timesteps, or (B, T) one per frame; labels: (B, K) class ids
