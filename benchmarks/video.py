@@ -168,6 +168,7 @@ def main() -> None:
                "dataset": metrics["dataset"], "sampler": metrics["sampler"], "extractor": extractor,
                "reference": video["reference"], "generated": generated, "real_held_out": real,
                "repeated_frame_baseline": baseline, "predicted": video.get("predicted"),
+               "autoencoded": video.get("autoencoded"),
                "repeated_frame_baseline_source": "generated clips, each its first frame repeated "
                                                  "(evaluate_video: repeated_frame_clips(generated))",
                "targets": targets, "fps": FPS, "speed_clips": args.speed_clips, "seconds_per_clip": per_clip,
@@ -203,7 +204,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|"]
     names = {"generated": "generated", "real_held_out": "real held-out (test)",
              "repeated_frame_baseline": "repeated-frame baseline (each generated clip's first frame, repeated)",
-             "predicted": "continued from real first frames (validation clips' frame 0, no labels)"}
+             "predicted": "continued from real first frames (validation clips' frame 0, no labels)",
+             "autoencoded": "real held-out through the autoencoder (a latent model's ceiling)"}
     for key, name in names.items():
         if key not in video:
             continue

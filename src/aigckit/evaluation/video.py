@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +323,8 @@ def temporal_consistency(frame_logits: Tensor) -> dict[str, Tensor]:
 # the clip sets a video run's scores name, as reports print them ("predicted": prediction models only)
 VIDEO_ROWS = {"generated": "generated", "real_held_out": "real held-out",
               "repeated_frame_baseline": "repeated-frame baseline",
-              "predicted": "continued from real first frames"}
+              "predicted": "continued from real first frames",
+              "autoencoded": "real held-out through the autoencoder"}
 
 
 def repeated_frame_clips(videos: Tensor, frame: int = 0) -> Tensor:
@@ -352,14 +354,16 @@ def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvalua
 
 def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labels: Tensor | None = None,
                    seed: int = 0, steps: int = 1500, evaluator: VideoEvaluator | None = None,
-                   predicted: Tensor | None = None, predicted_labels: Tensor | None = None) -> dict[str, Any]:
+                   predicted: Tensor | None = None, predicted_labels: Tensor | None = None,
+                   autoencode: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
     """The "video" section of a video run's metrics: FVD-style distance, per-frame FID and temporal consistency of
     generated clips (N, T, C, H, W) in [-1, 1], of as many real held-out (test) clips (the ceiling) and of the
     generated clips with their first frame repeated (the baseline), all against one seeded sample of as many
     training clips. labels: (N, K) the digits the clips were asked for, when conditional. evaluator: the video
     evaluator to use (default: this data's, trained for `steps` steps, from the cache). predicted: clips a
     prediction model continued from real first frames, scored the same way ("predicted"), predicted_labels: the
-    digits of those frames."""
+    digits of those frames. autoencode: a latent model's encode-decode of clips; the real held-out clips through it
+    are scored too ("autoencoded"): what the model could reach if it generated latents perfectly."""
     extractor = evaluator or load_or_train_video_evaluator(data, cache_dir, steps=steps)
     extractor.check(generated)
     held_out, train = load_dataset(data, "test"), load_dataset(data, "train")
@@ -378,7 +382,9 @@ def evaluate_video(generated: Tensor, data: DataConfig, cache_dir: Path, *, labe
             "real_held_out": _scores(real["videos"], reference, extractor, real.get("labels")),
             "repeated_frame_baseline": _scores(repeated_frame_clips(generated), reference, extractor, labels),
             **({"predicted": _scores(predicted, reference, extractor, predicted_labels)}
-               if predicted is not None else {})}
+               if predicted is not None else {}),
+            **({"autoencoded": _scores(autoencode(real["videos"]), reference, extractor, real.get("labels"))}
+               if autoencode is not None else {})}
 
 
 def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir: Path, *, n: int, batch_size: int,
@@ -409,12 +415,19 @@ def evaluate_video_run(run_dir: Path, pipeline: Any, data: DataConfig, cache_dir
     out_dir = Path(run_dir) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     gif = pipeline.save_video(generated[:16], out_dir / "samples.gif")
+    model = pipeline.model
+    autoencode = None
+    if getattr(model, "autoencoder", None) is not None:  # latent diffusion: its autoencoder's ceiling, scored too
+        def autoencode(videos: Tensor) -> Tensor:
+            with torch.no_grad():
+                return torch.cat([model.from_latents(model.to_latents(chunk)).clamp(-1, 1)
+                                  for chunk in videos.split(batch_size)])
     result = {"run": str(run_dir), "checkpoint": str(pipeline.checkpoint), "family": pipeline.family.name,
               "model": pipeline.config.name, "dataset": data.name, "image_size": data.image_size,
               "frames": int(generated.shape[1]), "n_samples": n, "seed": seed, "sampler": sampler,
               "sampling_seconds_per_clip": sampling / n, "samples_gif": str(gif),
               "video": evaluate_video(generated, data, cache_dir, labels=labels, seed=seed, steps=EVALUATOR_STEPS,
-                                      predicted=predicted, predicted_labels=predicted_labels)}
+                                      predicted=predicted, predicted_labels=predicted_labels, autoencode=autoencode)}
     result["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
