@@ -79,6 +79,16 @@ def test_evaluate_video_reports_the_ceiling_and_the_baseline_and_is_deterministi
     assert evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator) == report
 
 
+def test_a_latent_models_ceiling_is_the_real_clips_through_its_autoencoder(evaluator, cache, clips):
+    generated, labels = clips["mixed"][:64], load_dataset(DATA, "test").labels[:64]
+    exact = evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator, autoencode=lambda v: v)
+    assert exact["autoencoded"] == exact["real_held_out"]  # a perfect autoencoder: the ceiling itself
+    blurred = evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator,
+                             autoencode=lambda v: torch.nn.functional.avg_pool3d(v, (1, 3, 3), 1, (0, 1, 1)))
+    assert blurred["autoencoded"]["fvd_style"] > 2 * exact["real_held_out"]["fvd_style"]
+    assert "autoencoded" not in evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator)
+
+
 def test_training_is_deterministic_for_a_seed(tmp_path):
     first = load_or_train_video_evaluator(DATA, tmp_path / "a", steps=5, batch_size=8, held_out_clips=16)
     second = load_or_train_video_evaluator(DATA, tmp_path / "b", steps=5, batch_size=8, held_out_clips=16)

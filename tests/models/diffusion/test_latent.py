@@ -95,6 +95,17 @@ def test_the_autoencoder_reconstructs_the_clips_it_was_trained_on_better_than_at
     assert errors[1] < 0.6 * errors[0], errors
 
 
+def test_aigckit_eval_on_a_latent_run_also_scores_the_real_clips_through_its_autoencoder(latent_run, tmp_path,
+                                                                                          monkeypatch):
+    import aigckit.evaluation.video as video
+    from aigckit.evaluation.evaluate import evaluate_run
+
+    monkeypatch.setattr(video, "EVALUATOR_STEPS", 5)  # a barely trained evaluator: this test checks the wiring
+    scores = evaluate_run(latent_run, n=6, steps=2, batch_size=4, cache_dir=tmp_path / "cache")["video"]
+    assert scores["autoencoded"]["clips"] == 6
+    assert scores["autoencoded"]["fvd_style"] != scores["real_held_out"]["fvd_style"]  # they went through it
+
+
 def test_a_latent_run_stopped_in_either_stage_and_resumed_equals_an_unbroken_one(tmp_path):
     config = _latent_video_config(max_steps=AUTOENCODER_STEPS + 4, checkpoint_every=2, log_every=2)
     Trainer(config, tmp_path / "unbroken", show_progress=False).fit()
