@@ -24,7 +24,8 @@ clips keep their digits and move like the real ones.
    first frame shown for the whole clip; repeated_frame_clips(generated)), so it is consistent by construction and
    motionless, and the video evaluator was trained to tell held frames from motion. A preset trained with
    model.given_first_frame also continues the first frames of as many validation clips (no labels: the frame
-   alone), scored the same way; "majority = labels" is then whether the clip keeps the frame's digits.
+   alone), scored the same way; "majority = labels" is then whether the clip keeps the frame's digits. A latent
+   preset's real held-out clips are also scored through its autoencoder (the ceiling of perfect latents).
 3. Sampling time: one batch of --speed-clips clips timed on its own (the eval's own figure also counts loading
    the test clips), per clip and per second of video at the GIF's frame rate (aigckit.video.save_gif's default
    fps, 10: a 20-frame clip is 2 s of video).

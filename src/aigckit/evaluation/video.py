@@ -31,6 +31,7 @@ our own, named in every result and not comparable with published FVD numbers:
 Distances depend on how many clips are compared, so generated and real held-out clips are compared, in equal
 numbers, with the same seeded sample of training clips; the real held-out clips' own figures are the ceiling.
 A clip that repeats one frame (`repeated_frame_clips`) is the baseline: perfectly consistent, yet motionless.
+For a latent model the real held-out clips are also scored through its autoencoder: the most its latents can give.
 """
 
 from __future__ import annotations
