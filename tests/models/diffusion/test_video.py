@@ -128,6 +128,35 @@ def test_spacetime_attention_lets_a_position_see_other_positions_of_other_frames
     assert model.unet(x, torch.tensor([3, 30]), torch.tensor([[1, 2], [3, 4]])).shape == x.shape
 
 
+def test_label_attention_carries_the_digits_as_a_set_to_the_levels_it_is_built_at():
+    from aigckit.layers.text_encoder import CrossAttention
+
+    x, t = torch.randn(2, 6, 1, 8, 8), torch.tensor([3, 30])
+    labels, other = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 5], [3, 4]])
+    swapped = labels.flip(1)
+    outputs = {}
+    for resolution in (0, 4):
+        model = _randomised(DiffusionModel(_config(label_attention_resolution=resolution)))
+        model.unet.spatial.class_embed.weight.data.zero_()  # the summed embedding carries nothing now
+        with torch.no_grad():
+            outputs[resolution] = [model.unet(x, t, y) for y in (labels, other, swapped)]
+    plain, attended = outputs[0], outputs[4]
+    assert torch.equal(plain[0], plain[1])  # without label attention the zeroed embedding was the only way in
+    assert (attended[0][0] - attended[1][0]).abs().max() > 1e-4  # with it, the changed digit reaches the clip
+    assert torch.equal(attended[0][1], attended[1][1])  # (and only that clip)
+    torch.testing.assert_close(attended[0], attended[2], atol=1e-5, rtol=1e-5)  # a set: the order does not matter
+
+    sizes = []  # the feature map size each cross-attention layer reads at
+    for module in model.unet.modules():
+        if isinstance(module, CrossAttention):
+            module.register_forward_hook(lambda layer, inputs, output: sizes.append(inputs[0].shape[-1]))
+    with torch.no_grad():
+        model.unet(x, t, labels)
+    assert sizes and set(sizes) == {4}  # the 4x4 level only, not the 8x8 one
+    with pytest.raises(AigcError, match="label_attention_resolution"):
+        _config(conditional=False, label_attention_resolution=4)
+
+
 def test_sampling_is_deterministic_under_a_seed_for_every_sampler_and_guidance_steers_it():
     model = _randomised(DiffusionModel(_config()))
     labels = torch.tensor([[3, 7], [0, 9]])

@@ -29,6 +29,9 @@ class DiffusionConfig:
     num_classes: int | None = None
     conditional: bool = False  # class embedding, trained with label dropout for classifier-free guidance
     label_dropout: float = 0.1  # share of training labels (or captions) replaced by "none", arXiv 2207.12598
+    # conditional models: besides the summed class embedding, the labels (a clip's K digits) as tokens that every
+    # position attends to by cross-attention at levels whose size is at most this, as captions are; 0: none
+    label_attention_resolution: int = 0
     # text-to-image: captions (the data's, as UTF-8 bytes) read by a Transformer encoder over hashed words
     # (layers.text_encoder) trained with the UNet, attended to by cross-attention; captions dropped like labels
     # (label_dropout) for classifier-free guidance
@@ -145,6 +148,9 @@ class DiffusionConfig:
         require(self.latent_channels is None or self.frames is not None or self.image_size is None, "latent_channels",
                 "latent diffusion is built for video models here (video data, which sets model.frames); set "
                 "model.latent_channels=null for images")
+        require(self.label_attention_resolution >= 0, "label_attention_resolution", "must be 0 or more")
+        require(self.conditional or not self.label_attention_resolution, "label_attention_resolution",
+                "label attention reads class labels; set model.conditional=true or model.label_attention_resolution=0")
         require(self.spacetime_attention_resolution >= 0, "spacetime_attention_resolution", "must be 0 or more")
         if self.frames is not None:
             require(self.frames >= 1, "frames", "must be at least 1")

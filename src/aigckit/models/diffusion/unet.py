@@ -2,7 +2,8 @@
 resolution, and its condition: a class embedding (with a "null" class for classifier-free guidance), or a caption
 read by a Transformer encoder over hashed words, its pooled features added to the time embedding and its tokens attended
 to by cross-attention at the resolutions up to cross_attention_resolution (Imagen's and Stable Diffusion's
-mechanism; the empty caption is the "null" condition).
+mechanism; the empty caption is the "null" condition). Class labels can be attended to the same way
+(label_attention_resolution): each label a token, so that every place can read which digit to draw there.
 
 It knows nothing of noise schedules: it maps (x_t, t, condition) to a tensor shaped like x_t.
 """
@@ -92,7 +93,13 @@ class UNet(nn.Module):
             self.text_embed = nn.Linear(config.text_width, emb_dim) if config.text_pooled else None
             if config.text_adapter_layers:
                 self.text_adapter = TextAdapter(config.text_width, config.text_adapter_layers, config.text_heads)
-        cross = config.cross_attention_resolution if config.text_conditional else 0
+        # the tokens cross-attention reads: the caption's, or one per class label
+        cross, context_width = 0, config.text_width
+        if config.text_conditional:
+            cross = config.cross_attention_resolution
+        elif config.conditional and config.label_attention_resolution:
+            cross, context_width = config.label_attention_resolution, emb_dim
+        self.label_tokens = nn.Embedding(config.num_classes + 1, emb_dim) if cross and config.conditional else None
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -104,7 +111,7 @@ class UNet(nn.Module):
                 if size <= config.attention_resolution:
                     block.append(SelfAttention(c))
                 if size <= cross:
-                    block.append(CrossAttention(c, config.text_width, _norm(c)))
+                    block.append(CrossAttention(c, context_width, _norm(c)))
                 self.down.append(block)
                 skips.append(c)
             if level < len(mults) - 1:
@@ -113,7 +120,7 @@ class UNet(nn.Module):
                 size //= 2
 
         self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, config.dropout), SelfAttention(c),
-                                  *([CrossAttention(c, config.text_width, _norm(c))] if cross else []),
+                                  *([CrossAttention(c, context_width, _norm(c))] if cross else []),
                                   ResBlock(c, c, emb_dim, config.dropout)])
 
         self.up = nn.ModuleList()
@@ -124,7 +131,7 @@ class UNet(nn.Module):
                 if size <= config.attention_resolution:
                     block.append(SelfAttention(c))
                 if size <= cross:
-                    block.append(CrossAttention(c, config.text_width, _norm(c)))
+                    block.append(CrossAttention(c, context_width, _norm(c)))
                 self.up.append(block)
             if level > 0:
                 self.up.append(nn.ModuleList([nn.Upsample(scale_factor=2, mode="nearest"),
@@ -140,34 +147,40 @@ class UNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, self.base))
         if self.class_embed is not None:
             emb = emb + self.class_embed(labels)
-        text = None
+        tokens = self.label_context(labels) if self.label_tokens is not None else None
         if self.text is not None:
             context, mask, pooled = self.text(labels)
             if self.text_embed is not None:
                 emb = emb + self.text_embed(pooled)
             if self.text_adapter is not None:
                 context = self.text_adapter(context, mask)
-            text = (context, mask)
+            tokens = (context, mask)
         h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         hs = [h]
         for block in self.down:
-            h = self._run(block, h, emb, text)
+            h = self._run(block, h, emb, tokens)
             hs.append(h)
-        h = self._run(self.mid, h, emb, text)
+        h = self._run(self.mid, h, emb, tokens)
         for block in self.up:
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
-            h = self._run(block, h, emb, text)
+            h = self._run(block, h, emb, tokens)
         out = self.out(h)
         return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
 
+    def label_context(self, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Class labels (B,) or (B, K) -> the tokens cross-attention reads, (B, K, E), and their mask (all True):
+        one token per label, the "none" class included (a dropped condition is K "none" tokens)."""
+        tokens = self.label_tokens(labels.reshape(len(labels), -1))
+        return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
     @staticmethod
-    def _run(block: nn.ModuleList, h: Tensor, emb: Tensor, text: tuple[Tensor, Tensor] | None) -> Tensor:
+    def _run(block: nn.ModuleList, h: Tensor, emb: Tensor, tokens: tuple[Tensor, Tensor] | None) -> Tensor:
         for layer in block:
             if isinstance(layer, ResBlock):
                 h = layer(h, emb)
             elif isinstance(layer, CrossAttention):
-                h = layer(h, *text)
+                h = layer(h, *tokens)
             else:
                 h = layer(h)
         return h

@@ -10,7 +10,8 @@ to all the others, as in the joint space-time attention of video transformers (V
 https://arxiv.org/abs/2103.15691); its cost grows as (T H W)^2, so it belongs where H x W is a few cells.
 
 The condition is the clip's K class labels (one per digit): the sum of their class embeddings, each from the image
-UNet's class table whose extra "null" class stands for "no label" (classifier-free guidance drops all K at once).
+UNet's class table whose extra "null" class stands for "no label" (classifier-free guidance drops all K at once),
+and, with config.label_attention_resolution, the K labels as tokens every position of every frame attends to.
 
 It knows nothing of noise schedules: it maps (x_t, t, labels) to a tensor shaped like x_t, (B, T, C, H, W). The
 timestep is one per clip (B,) or one per frame (B, T): a frame given clean (video prediction) is at t = 0.
@@ -141,19 +142,22 @@ class VideoUNet(nn.Module):
         if net.class_embed is not None:
             # (B, K, E) -> (B, E): the clip's digits together, shared by every frame of the clip
             emb = emb + net.class_embed(labels).sum(1).repeat_interleave(T, dim=0)
+        tokens = None
+        if net.label_tokens is not None:  # the clip's label tokens, read by every frame
+            tokens = tuple(z.repeat_interleave(T, dim=0) for z in net.label_context(labels))
         frames = x.reshape(B * T, C, H, W)  # frames into the batch
         h = net.conv_in(F.pixel_unshuffle(frames, net.patch) if net.patch > 1 else frames)
         hs = [h]
         for block, mix in zip(net.down, self.down_time):
-            h = net._run(block, h, emb, None)
+            h = net._run(block, h, emb, tokens)
             h = mix(h, T) if isinstance(mix, TemporalMixing) else h
             hs.append(h)
-        h = net._run(net.mid, h, emb, None)
+        h = net._run(net.mid, h, emb, tokens)
         h = self.mid_time(h, T) if isinstance(self.mid_time, TemporalMixing) else h
         for block, mix in zip(net.up, self.up_time):
             if isinstance(block[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)  # the skip connection from the same resolution
-            h = net._run(block, h, emb, None)
+            h = net._run(block, h, emb, tokens)
             h = mix(h, T) if isinstance(mix, TemporalMixing) else h
         out = net.out(h)
         out = F.pixel_shuffle(out, net.patch) if net.patch > 1 else out
