@@ -153,6 +153,13 @@ def test_label_attention_carries_the_digits_as_a_set_to_the_levels_it_is_built_a
     with torch.no_grad():
         model.unet(x, t, labels)
     assert sizes and set(sizes) == {4}  # the 4x4 level only, not the 8x8 one
+
+    image = UNet(_config(frames=None, labels_per_video=None, label_attention_resolution=8))  # one label an image
+    for p in image.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    image.class_embed.weight.data.zero_()
+    with torch.no_grad():
+        assert (image(x[:, 0], t, torch.tensor([1, 3])) - image(x[:, 0], t, torch.tensor([2, 3]))).abs().max() > 1e-4
     with pytest.raises(AigcError, match="label_attention_resolution"):
         _config(conditional=False, label_attention_resolution=4)
 
