@@ -15,6 +15,7 @@ from aigckit.checkpoint import from_pretrained, latest_checkpoint
 from aigckit.cli import app
 from aigckit.errors import AigcError
 from aigckit.evaluation.evaluate import evaluate_run
+from aigckit.layers.text_encoder import CrossAttention
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
 from aigckit.models.diffusion.unet import UNet
@@ -129,8 +130,6 @@ def test_spacetime_attention_lets_a_position_see_other_positions_of_other_frames
 
 
 def test_label_attention_carries_the_digits_as_a_set_to_the_levels_it_is_built_at():
-    from aigckit.layers.text_encoder import CrossAttention
-
     x, t = torch.randn(2, 6, 1, 8, 8), torch.tensor([3, 30])
     labels, other = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 5], [3, 4]])
     swapped = labels.flip(1)

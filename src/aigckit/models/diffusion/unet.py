@@ -94,12 +94,12 @@ class UNet(nn.Module):
             if config.text_adapter_layers:
                 self.text_adapter = TextAdapter(config.text_width, config.text_adapter_layers, config.text_heads)
         # the tokens cross-attention reads: the caption's, or one per class label
-        cross, context_width = 0, config.text_width
+        cross, context_width, self.label_tokens = 0, config.text_width, None
         if config.text_conditional:
             cross = config.cross_attention_resolution
         elif config.conditional and config.label_attention_resolution:
             cross, context_width = config.label_attention_resolution, emb_dim
-        self.label_tokens = nn.Embedding(config.num_classes + 1, emb_dim) if cross and config.conditional else None
+            self.label_tokens = nn.Embedding(config.num_classes + 1, emb_dim)
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
 
         self.down = nn.ModuleList()
