@@ -9,7 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import aigckit.evaluation.video as video
 from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
 from aigckit.training import Trainer
@@ -97,9 +99,6 @@ def test_the_autoencoder_reconstructs_the_clips_it_was_trained_on_better_than_at
 
 def test_aigckit_eval_on_a_latent_run_also_scores_the_real_clips_through_its_autoencoder(latent_run, tmp_path,
                                                                                           monkeypatch):
-    import aigckit.evaluation.video as video
-    from aigckit.evaluation.evaluate import evaluate_run
-
     monkeypatch.setattr(video, "EVALUATOR_STEPS", 5)  # a barely trained evaluator: this test checks the wiring
     scores = evaluate_run(latent_run, n=6, steps=2, batch_size=4, cache_dir=tmp_path / "cache")["video"]
     assert scores["autoencoded"]["clips"] == 6

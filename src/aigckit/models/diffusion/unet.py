@@ -97,7 +97,7 @@ class UNet(nn.Module):
         cross, context_width, self.label_tokens = 0, config.text_width, None
         if config.text_conditional:
             cross = config.cross_attention_resolution
-        elif config.conditional and config.label_attention_resolution:
+        elif config.label_attention_resolution:  # (the config requires model.conditional for it)
             cross, context_width = config.label_attention_resolution, emb_dim
             self.label_tokens = nn.Embedding(config.num_classes + 1, emb_dim)
         self.conv_in = nn.Conv2d(pixels, base, 3, padding=1)
