@@ -64,6 +64,10 @@ class DiffusionConfig:
     # video prediction: the share of training clips whose first frame is given clean (at noise level 0, left out of
     # the loss), so that the model also continues a given frame (sample(first_frame=...)); 0: generation only
     given_first_frame: float = 0.0
+    # video: the share of training clips whose frames are each noised to a level of their own (Diffusion Forcing's
+    # training, https://arxiv.org/abs/2407.01392), so that the network learns to denoise a frame from its cleaner
+    # neighbours; the others share one level, as sampling does. 0: every clip shares one level
+    independent_frame_noise: float = 0.0
     # a diffusion run whose newest checkpoint starts this network: every weight of the same name and shape is
     # copied, the rest keep their initialisation. A video model from a one-frame run of the same sizes (data
     # moving-mnist-frames) gets its image layers trained and its temporal layers at zero, the image model first and
@@ -143,6 +147,7 @@ class DiffusionConfig:
                 "guidance needs a conditional model; set model.conditional=true (classes) or "
                 "model.text_conditional=true (captions), or model.guidance=1")
         require(0 <= self.given_first_frame < 1, "given_first_frame", "must be in [0, 1)")
+        require(0 <= self.independent_frame_noise <= 1, "independent_frame_noise", "must be in [0, 1]")
         require(not (self.given_first_frame and self.prediction == "edm"), "given_first_frame",
                 "a given first frame is not supported with prediction edm; use prediction v or eps")
         require(self.latent_channels is None or self.frames is not None or self.image_size is None, "latent_channels",
@@ -156,6 +161,8 @@ class DiffusionConfig:
             require(self.frames >= 1, "frames", "must be at least 1")
             require(not self.given_first_frame or self.frames >= 2, "given_first_frame",
                     "continuing a first frame needs clips of 2 frames or more")
+            require(not self.independent_frame_noise or self.frames >= 2, "independent_frame_noise",
+                    "frames noised to levels of their own need clips of 2 frames or more")
             require(not self.text_conditional, "text_conditional",
                     "video models are conditioned on class labels, not captions; set model.text_conditional=false")
             if self.conditional:

@@ -259,6 +259,9 @@ class DiffusionFamily(FamilyBase):
         if config.given_first_frame and config.frames is None:
             raise AigcError("model.given_first_frame is for video models (it continues a clip's first frame); set it "
                             "to 0 for image data")
+        if config.independent_frame_noise and config.frames is None:
+            raise AigcError("model.independent_frame_noise is for video models (it noises a clip's frames to levels "
+                            "of their own); set it to 0 for image data")
         model = DiffusionModel(config)
         if config.text_encoder_run is not None:
             model.unet.text.load_state_dict(pretrained_text_encoder(config).state_dict())
@@ -309,12 +312,12 @@ class DiffusionFamily(FamilyBase):
             model.autoencoder.requires_grad_(False)  # frozen from here on (the EMA copies a frozen weight)
             with torch.no_grad():
                 x0 = model.to_latents(x0)
-        if config.noise_sampling == "lognormal":
-            t = lognormal_timesteps(noise.randn(), model.alphas_cumprod, config.lognormal_mean, config.lognormal_std)
-        else:
-            t = noise.randint(config.num_train_steps)
+        t = _timesteps(model, noise)  # (B,)
+        if config.independent_frame_noise:  # these clips' frames each at a level of their own: t (B, T)
+            own = noise.rand() < config.independent_frame_noise
+            t = torch.where(own[:, None], _timesteps(model, noise, x0.shape[1]), t[:, None])
         eps = noise.randn(*x0.shape[1:]).to(x0.dtype)
-        a = model.alphas_cumprod[t].view(B, *[1] * (x0.ndim - 1))
+        a = model.alphas_cumprod[t].view(*t.shape, *[1] * (x0.ndim - t.ndim))
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps  # q(x_t | x0) in closed form
         if config.conditional:
             drop = noise.rand() < config.label_dropout
@@ -333,7 +336,7 @@ class DiffusionFamily(FamilyBase):
             given = torch.zeros(x0.shape[:2], dtype=torch.bool, device=x0.device)
             given[:, 0] = noise.rand() < config.given_first_frame
             x_t = torch.where(given[..., None, None, None], x0, x_t)
-            t = torch.where(given, 0, t[:, None].expand_as(given))
+            t = torch.where(given, 0, t if t.ndim == 2 else t[:, None].expand_as(given))
         if config.prediction == "edm":
             c_in = edm_scalings(a, config.sigma_data)[0]
             output = nets["model"](c_in * x_t, t, labels)
@@ -344,15 +347,13 @@ class DiffusionFamily(FamilyBase):
         if config.min_snr_gamma is None and given is None:
             loss = F.mse_loss(output.float(), target)
         else:
-            if given is None:
-                per_example = (output.float() - target).square().flatten(1).mean(1)
-            else:  # the mean over the frames that were noised
-                scored = (~given).float()
-                per_frame = (output.float() - target).square().flatten(2).mean(2)
-                per_example = (per_frame * scored).sum(1) / scored.sum(1)
+            # per frame (B, T) for clips, (B, 1) for images; weighted by each frame's level, over the noised frames
+            per_frame = (output.float() - target).square().flatten(x0.ndim - 3).mean(-1).view(B, -1)
             weights = (1.0 if config.min_snr_gamma is None else
-                       min_snr_weights(config.prediction, a.flatten(), config.min_snr_gamma, config.sigma_data))
-            loss = (weights * per_example).mean()
+                       min_snr_weights(config.prediction, a.flatten(), config.min_snr_gamma, config.sigma_data)
+                       .view(B, -1))
+            scored = torch.ones_like(per_frame) if given is None else (~given).float()
+            loss = ((weights * per_frame * scored).sum(1) / scored.sum(1)).mean()
         yield StepOutput("model", loss, {"loss": loss.detach()})
 
     @torch.no_grad()
@@ -456,6 +457,15 @@ class DiffusionFamily(FamilyBase):
                            labels=labels, guidance=scale, generator=generator)
         finally:
             model.train(was_training)
+
+
+def _timesteps(model: DiffusionModel, noise: ExampleNoise, *shape: int) -> Tensor:
+    """(B, *shape) training timesteps from the config's noise sampling: uniform, or EDM's log-normal."""
+    config = model.config
+    if config.noise_sampling == "lognormal":
+        return lognormal_timesteps(noise.randn(*shape), model.alphas_cumprod, config.lognormal_mean,
+                                   config.lognormal_std)
+    return noise.randint(config.num_train_steps, *shape)
 
 
 def _check_first_frame(model: DiffusionModel, first_frame: Tensor, n: int) -> None:
