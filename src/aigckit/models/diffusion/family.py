@@ -201,15 +201,19 @@ def prompt_bytes(model: DiffusionModel, n: int, prompt: str | Sequence[str] | No
 
 
 def make_sampler(model: DiffusionModel, name: str, *, eta: float | None = None):
-    """A sampler by name ('ddpm', 'ddim', 'dpm-solver++') over the model's schedule; eta only for 'ddim'."""
+    """A sampler by name ('ddpm', 'ddim', 'dpm-solver++') over the model's schedule; eta only for 'ddim'.
+
+    Pixels lie in [-1, 1], so the samplers clip their estimate of x0 there; a latent model's normalised latents
+    (unit standard deviation) do not, and clipping them would cut a third of every latent's values."""
     if name not in SAMPLERS:
         raise AigcError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
     a = model.alphas_cumprod.cpu()
+    options = {"prediction": model.output_prediction, "clip_sample": model.autoencoder is None}
     if name == "ddim":
-        return SAMPLERS[name](a, prediction=model.output_prediction, eta=0.0 if eta is None else eta)
+        return SAMPLERS[name](a, eta=0.0 if eta is None else eta, **options)
     if eta is not None:
         raise AigcError(f"eta applies to the ddim sampler only, not {name}; choose sampler ddim or drop eta")
-    return SAMPLERS[name](a, prediction=model.output_prediction)
+    return SAMPLERS[name](a, **options)
 
 
 def check_guidance(model: DiffusionModel, guidance: float | None) -> float:
