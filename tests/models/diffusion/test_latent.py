@@ -13,7 +13,9 @@ import aigckit.evaluation.video as video
 from aigckit.checkpoint import from_pretrained, latest_checkpoint
 from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.models.diffusion.config import DiffusionConfig
-from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
+from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel, make_sampler
+from aigckit.models.diffusion.samplers import SAMPLERS
+from aigckit.models.diffusion.schedules import training_target
 from aigckit.training import Trainer
 
 from helpers import StopAt, tiny_config
@@ -127,3 +129,23 @@ def test_a_latent_config_is_refused_in_one_line_where_it_cannot_work():
     assert "\n" not in str(error.value)
     with pytest.raises(Exception, match="divisible by 8 .* latents 4x smaller"):
         DiffusionConfig(image_size=12, frames=4, latent_channels=3, channel_mults=(1, 2))
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_samplers_keep_a_latent_models_x0_beyond_one_and_clip_a_pixel_models(sampler):
+    # normalised latents have unit std, so a third of their values lie beyond [-1, 1]; pixels do not
+    latent = DiffusionModel(DiffusionConfig(image_size=16, channels=1, frames=4, latent_channels=4,
+                                            channel_mults=(1, 2), prediction="v", num_train_steps=100))
+    pixel = DiffusionModel(DiffusionConfig(image_size=16, channels=1, frames=4, channel_mults=(1, 2),
+                                           prediction="v", num_train_steps=100))
+    for model, expected in ((latent, 3.0), (pixel, 1.0)):
+        scheduler = make_sampler(model, sampler)
+        scheduler.set_timesteps(10)
+        x = torch.randn(2, 4, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+        for t in scheduler.timesteps.tolist():
+            a = model.alphas_cumprod[t]
+            # the output whose x0 estimate is 3 everywhere: v = sqrt(a) eps - sqrt(1 - a) x0 with the eps it implies
+            eps = (x - a.sqrt() * 3.0) / (1 - a).sqrt()
+            output = training_target("v", torch.full_like(x, 3.0), eps, a)
+            x = scheduler.step(output, t, x, generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(x, torch.full_like(x, expected), atol=1e-3, rtol=0)

@@ -18,6 +18,7 @@ from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.layers.text_encoder import CrossAttention
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
+from aigckit.models.diffusion.schedules import min_snr_weights, training_target
 from aigckit.models.diffusion.unet import UNet
 from aigckit.models.diffusion.video_unet import TemporalMixing
 from aigckit.training import Trainer
@@ -213,6 +214,42 @@ def test_a_first_frame_is_refused_where_it_does_not_fit():
         FAMILY.sample(DiffusionModel(_config()), 2, first_frame=torch.zeros(2, 1, 8, 8))
     with pytest.raises(AigcError, match="given_first_frame is for video models"):
         FAMILY.build(_config(frames=None, labels_per_video=None, given_first_frame=0.5))
+    with pytest.raises(AigcError, match="independent_frame_noise is for video models"):
+        FAMILY.build(_config(frames=None, labels_per_video=None, independent_frame_noise=0.5))
+    with pytest.raises(AigcError, match="clips of 2 frames or more"):
+        _config(frames=1, independent_frame_noise=0.5)
+
+
+class _RecordedTimesteps(torch.nn.Module):
+    """The network, recording the timesteps it is called with."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net, self.seen = net, []
+
+    def forward(self, x, t, labels):
+        self.seen.append((x, t, labels))
+        return self.net(x, t, labels)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_independent_frame_noise_gives_that_share_of_clips_a_level_per_frame_and_weighs_each_frame_by_its_own(share):
+    model = DiffusionModel(_config(independent_frame_noise=share, min_snr_gamma=5.0, prediction="v"))
+    batch = {"videos": torch.randn(64, 6, 1, 8, 8), "labels": torch.randint(0, 10, (64, 2)), "seeds": torch.arange(64)}
+    net = _RecordedTimesteps(model.unet)
+    (step,) = FAMILY.training_step(model, batch, 0, {"model": net})
+    ((x_t, t, labels),) = net.seen
+    own = (t != t[:, :1]).any(1) if t.ndim == 2 else torch.zeros(64, dtype=torch.bool)
+    assert t.shape == ((64,) if share == 0 else (64, 6))
+    assert 0.3 * 64 * share <= int(own.sum()) <= 64 * min(1.0, 1.7 * share), int(own.sum())
+    # the loss: each frame's squared error weighted by the min-SNR weight of its own level, recomputed here
+    a = model.alphas_cumprod[t].view(*t.shape, *[1] * (6 - t.ndim))
+    x0 = batch["videos"]
+    eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+    with torch.no_grad():
+        error = (model.unet(x_t, t, labels) - training_target("v", x0, eps, a)).square().mean(dim=(2, 3, 4))
+    weights = min_snr_weights("v", a.flatten(), 5.0).view(64, -1)
+    torch.testing.assert_close(step.loss.detach(), (weights * error).mean(), rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +264,6 @@ def test_a_model_trained_to_continue_a_frame_denoises_the_next_frame_better_from
         prediction_run):
     from aigckit.config import DataConfig
     from aigckit.data import load_dataset
-    from aigckit.models.diffusion.schedules import training_target
 
     model = from_pretrained(latest_checkpoint(prediction_run)).eval()
     clips = load_dataset(DataConfig(name="moving-digits", image_size=8), "test").batch(torch.arange(64))["videos"]
