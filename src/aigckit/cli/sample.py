@@ -55,6 +55,9 @@ def sample_command(
     first_frame: Annotated[Optional[Path], typer.Option(help="video prediction: an image every clip starts from "
                                                         "and continues (a run trained with "
                                                         "model.given_first_frame)")] = None,
+    frame_lag: Annotated[Optional[int], typer.Option(help="video, ddim: each frame starts denoising this many "
+                                                     "steps after the one before (runs trained with "
+                                                     "model.independent_frame_noise)")] = None,
 ) -> None:
     """Sample n images from a trained run and save them as a grid, watermarked, with its provenance."""
     from ..atomic import atomic_write_bytes
@@ -85,7 +88,7 @@ def sample_command(
     frame_image = open_image(first_frame, "--first-frame") if first_frame is not None else None
     say_precision(pipeline)
     seed = secrets.randbits(63) if seed is None else seed  # drawn here so that it is recorded and marked
-    options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta,
+    options = {"sampler": sampler, "steps": steps, "guidance": guidance, "eta": eta, "frame_lag": frame_lag,
                "prompt": prompt[0] if prompt and len(prompt) == 1 else prompt}
     given = {"first_frame": frame_image} if frame_image is not None else {}
     images = pipeline.sample(n, labels=label_list, seed=seed,

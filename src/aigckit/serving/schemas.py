@@ -94,6 +94,8 @@ class VideoRequest(Strict):
     sampler: str | SkipJsonSchema[None] = None
     steps: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = None
     guidance: float | SkipJsonSchema[None] = None
+    # sampler ddim: each frame starts denoising this many steps after the one before (model.independent_frame_noise)
+    frame_lag: Annotated[int, Field(ge=0, le=100)] | SkipJsonSchema[None] = None
     watermark: bool = True  # false: no invisible watermark in the frames (recorded in the MP4's comment)
     # OpenAI's reference image: for a prediction model (model.given_first_frame), the frame every clip continues
     input_reference: UploadFile | SkipJsonSchema[None] = None

@@ -260,7 +260,7 @@ def submit_video(state: ServerState, request: VideoRequest, key_name: str | None
             raise APIError(422, f"prompt is {request.prompt!r}; {request.model} shows {K} digit{'s' * (K > 1)} per "
                                 f"clip: give {K} (0 to {pipeline.num_classes - 1}), such as {example!r}")
     _check_image_counts(state.settings.limits, 1, request.steps)
-    options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance")
+    options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance", "frame_lag")
                if getattr(request, name) is not None}
     pipeline.family.check_sample_options(options, pipeline.config.name)
     picture = None

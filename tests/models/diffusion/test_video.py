@@ -18,6 +18,8 @@ from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.layers.text_encoder import CrossAttention
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel
+from aigckit.models.diffusion.samplers import SAMPLERS as FAMILY_SAMPLERS
+from aigckit.models.diffusion.samplers.staggered import staggered_indices
 from aigckit.models.diffusion.schedules import min_snr_weights, training_target
 from aigckit.models.diffusion.unet import UNet
 from aigckit.models.diffusion.video_unet import TemporalMixing
@@ -243,13 +245,74 @@ def test_independent_frame_noise_gives_that_share_of_clips_a_level_per_frame_and
     assert t.shape == ((64,) if share == 0 else (64, 6))
     assert 0.3 * 64 * share <= int(own.sum()) <= 64 * min(1.0, 1.7 * share), int(own.sum())
     # the loss: each frame's squared error weighted by the min-SNR weight of its own level, recomputed here
-    a = model.alphas_cumprod[t].view(*t.shape, *[1] * (6 - t.ndim))
+    a = model.alphas_cumprod[t].view(*t.shape, *[1] * (5 - t.ndim))
     x0 = batch["videos"]
     eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
     with torch.no_grad():
         error = (model.unet(x_t, t, labels) - training_target("v", x0, eps, a)).square().mean(dim=(2, 3, 4))
     weights = min_snr_weights("v", a.flatten(), 5.0).view(64, -1)
     torch.testing.assert_close(step.loss.detach(), (weights * error).mean(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("lag", "first_given"), [(0, False), (1, False), (2, False), (1, True)])
+def test_staggered_indices_start_frame_k_lag_k_steps_late_and_move_each_frame_one_step_at_a_time(lag, first_given):
+    index = staggered_indices(5, 4, lag, first_given=first_given)
+    assert len(index) == 5 + lag * (3 - first_given) + 1
+    assert (index[0] == torch.tensor([5 if first_given else 0, 0, 0, 0])).all() and (index[-1] == 5).all()
+    moves = index[1:] - index[:-1]
+    assert ((moves == 0) | (moves == 1)).all()
+    starts = [int(torch.nonzero(moves[:, k]).min()) if moves[:, k].any() else None for k in range(4)]
+    assert starts == ([None] + [lag * (k - 1) for k in range(1, 4)] if first_given else [lag * k for k in range(4)])
+
+
+def _staggered_reference(model, x, labels, lag, first_given=False):
+    """The staggered schedule stepped frame by frame with the DDIM sampler itself."""
+    scheduler = FAMILY_SAMPLERS["ddim"](model.alphas_cumprod, prediction=model.output_prediction)
+    scheduler.set_timesteps(model.config.sampling_steps)
+    timesteps = scheduler.timesteps.tolist()
+    steps, frames = len(timesteps), x.shape[1]
+    offsets = [lag * max(0, k - int(first_given)) for k in range(frames)]
+    for g in range(steps + max(offsets)):
+        position = [steps if first_given and k == 0 else min(max(g - offsets[k], 0), steps) for k in range(frames)]
+        t = torch.tensor([timesteps[i] if i < steps else 0 for i in position]).expand(len(x), frames)
+        output = model.guided_output(x, t, labels, model.config.guidance)
+        x = x.clone()
+        for k in range(frames):
+            if 0 <= g - offsets[k] < steps and not (first_given and k == 0):
+                x[:, k] = scheduler.step(output[:, k], timesteps[g - offsets[k]], x[:, k])
+    return x.clamp(-1, 1)
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_staggered_sampling_matches_ddim_stepped_frame_by_frame_and_keeps_a_given_first_frame(lag):
+    model = _randomised(DiffusionModel(_config(prediction="v", sampler="ddim", guidance=2.0, given_first_frame=0.5)))
+    labels = torch.tensor([[1, 2], [3, 4]])
+    ours = FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(0), frame_lag=lag)
+    x = torch.randn(2, 6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ours, _staggered_reference(model, x, labels, lag), atol=1e-5, rtol=1e-5)
+    plain = FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(0), sampler="ddim")
+    assert (ours - plain).abs().max() > 1e-4  # the schedule matters (a little: these random weights barely read t)
+    first = torch.rand(2, 1, 8, 8) * 2 - 1
+    calls = []
+    continued = FAMILY.sample(model, 2, labels=labels, generator=torch.Generator().manual_seed(0), frame_lag=lag,
+                              first_frame=first, progress=lambda i, total: calls.append(total))
+    torch.testing.assert_close(continued[:, 0], first)
+    x[:, 0] = first
+    torch.testing.assert_close(continued, _staggered_reference(model, x, labels, lag, first_given=True),
+                               atol=1e-5, rtol=1e-5)
+    assert len(calls) == calls[0] == 3 + lag * 4  # 3 steps, frames 1..5 each lag steps after the one before
+
+
+def test_a_frame_lag_is_refused_in_one_line_where_it_cannot_work():
+    video = DiffusionModel(_config())
+    with pytest.raises(AigcError, match="give sampler ddim"):
+        FAMILY.sample(video, 2, frame_lag=1)
+    with pytest.raises(AigcError, match="frame_lag is -1"):
+        FAMILY.sample(video, 2, frame_lag=-1, sampler="ddim")
+    with pytest.raises(AigcError, match="an image model has none"):
+        FAMILY.sample(DiffusionModel(_config(frames=None, labels_per_video=None)), 2, frame_lag=1, sampler="ddim")
+    with pytest.raises(AigcError, match="set model.sampler=ddim"):
+        _config(frame_lag=1)
 
 
 @pytest.fixture(scope="module")

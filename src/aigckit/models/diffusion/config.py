@@ -102,6 +102,9 @@ class DiffusionConfig:
     sampler: Literal["ddpm", "ddim", "dpm-solver++"] = "dpm-solver++"  # default for sample grids
     sampling_steps: int = 20
     guidance: float = 1.0  # classifier-free guidance used when a caller gives none (conditional models)
+    # video sampling: each frame starts denoising this many sampler steps after the one before (samplers/
+    # staggered.py; DDIM steps, so sampler ddim); 0: every frame at once
+    frame_lag: int = 0
 
     def __post_init__(self) -> None:
         require(self.schedule in SCHEDULES, "schedule",
@@ -148,6 +151,9 @@ class DiffusionConfig:
                 "model.text_conditional=true (captions), or model.guidance=1")
         require(0 <= self.given_first_frame < 1, "given_first_frame", "must be in [0, 1)")
         require(0 <= self.independent_frame_noise <= 1, "independent_frame_noise", "must be in [0, 1]")
+        require(self.frame_lag >= 0, "frame_lag", "must be 0 or more")
+        require(not self.frame_lag or self.sampler == "ddim", "frame_lag",
+                "staggered frames are sampled with DDIM steps; set model.sampler=ddim or model.frame_lag=0")
         require(not (self.given_first_frame and self.prediction == "edm"), "given_first_frame",
                 "a given first frame is not supported with prediction edm; use prediction v or eps")
         require(self.latent_channels is None or self.frames is not None or self.image_size is None, "latent_channels",

@@ -25,6 +25,7 @@ from .config import LATENT_FACTOR, PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
 from .samplers import SAMPLERS
+from .samplers.staggered import ddim_move, staggered_indices
 from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_timesteps, min_snr_weights, training_target
 from .unet import UNet
 from .video_unet import VideoUNet
@@ -239,12 +240,12 @@ class DiffusionFamily(FamilyBase):
     models = {"diffusion": "denoising diffusion UNet (DDPM/DDIM/DPM-Solver++ sampling, classifier-free guidance)"}
     capabilities = frozenset({"inpaint", "log_likelihood"})
     sample_options = frozenset({"sampler", "steps", "guidance", "eta", "prompt", "trajectory", "progress",
-                                "first_frame"})
+                                "first_frame", "frame_lag"})
     inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
     inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
 
     def describe_sample_options(self, model: DiffusionModel) -> dict[str, dict[str, Any]]:
-        """Sampler, steps, eta and (conditional models) guidance, with the model's defaults."""
+        """Sampler, steps, eta, (conditional models) guidance and (video) frame_lag, with the model's defaults."""
         config = model.config
         options: dict[str, dict[str, Any]] = {
             "sampler": {"type": "choice", "choices": list(SAMPLERS), "default": config.sampler},
@@ -255,6 +256,9 @@ class DiffusionFamily(FamilyBase):
             options["guidance"] = {"type": "float", "min": 0.0, "max": 20.0, "default": config.guidance}
         if config.text_conditional:
             options["prompt"] = {"type": "text", "default": (config.prompts or [""])[0]}
+        if model.is_video:
+            options["frame_lag"] = {"type": "int", "min": 0, "max": config.num_train_steps,
+                                    "default": config.frame_lag, "only_for": "ddim"}
         return options
 
     def build(self, config: DiffusionConfig) -> DiffusionModel:
@@ -365,13 +369,15 @@ class DiffusionFamily(FamilyBase):
                generator: torch.Generator | None = None, sampler: str | None = None, steps: int | None = None,
                guidance: float | None = None, eta: float | None = None, prompt: str | Sequence[str] | None = None,
                trajectory: list | None = None, progress: Callable[[int, int], None] | None = None,
-               first_frame: Tensor | None = None) -> Tensor:
+               first_frame: Tensor | None = None, frame_lag: int | None = None) -> Tensor:
         """Denoise n images from pure noise; labels default to 0, 1, 2, ... for a class-conditional model.
 
         A video model (config.frames) returns clips (n, T, C, H, W); its labels are (n, K), the classes of each
         clip's K digits, by default 0, 1, 2, ... filling the clips' K slots in turn. A model trained with
         given_first_frame continues `first_frame` (n, C, H, W) in [-1, 1]: it is every clip's frame 0, given to the
         network clean at t = 0 at every step; without labels the clips follow the frame alone (the null class).
+        `frame_lag` (default the config's) > 0 staggers a clip's frames: each starts that many steps after the one
+        before (samplers/staggered.py, DDIM steps; for models trained with independent_frame_noise).
 
         A text-conditional model takes `prompt`: one caption for all n images, or n; without one it draws the
         captions of the model's `prompts` in turn. sampler / steps default to the model config's, guidance to the
@@ -385,6 +391,9 @@ class DiffusionFamily(FamilyBase):
             raise AigcError("this model is conditioned on captions, not class labels; give a prompt instead")
         check_class_labels(labels, conditional=model.config.conditional, num_classes=model.config.num_classes)
         guidance = check_guidance(model, guidance)
+        lag = config.frame_lag if frame_lag is None else frame_lag
+        if lag:
+            _check_frame_lag(model, lag, config.sampler if sampler is None else sampler, eta)
         scheduler = make_sampler(model, config.sampler if sampler is None else sampler, eta=eta)
         scheduler.set_timesteps(config.sampling_steps if steps is None else steps)
         if model.is_video and labels is not None and (labels.ndim != 2 or labels.shape != (n, config.labels_per_video)):
@@ -411,6 +420,10 @@ class DiffusionFamily(FamilyBase):
         was_training = model.training
         model.eval()
         try:
+            if lag:
+                x = _sample_staggered(model, x, labels, guidance, scheduler.timesteps, lag, first_frame,
+                                      trajectory, progress)
+                return model.from_latents(x).clamp(-1, 1)
             timesteps = scheduler.timesteps.tolist()
             for i, t in enumerate(timesteps):
                 if trajectory is not None:
@@ -461,6 +474,41 @@ class DiffusionFamily(FamilyBase):
                            labels=labels, guidance=scale, generator=generator)
         finally:
             model.train(was_training)
+
+
+def _check_frame_lag(model: DiffusionModel, lag: int, sampler: str, eta: float | None) -> None:
+    if not model.is_video:
+        raise AigcError("frame_lag staggers the frames of a clip; an image model has none: drop it or give 0")
+    if lag < 0:
+        raise AigcError(f"frame_lag is {lag}; give 0 (every frame at once) or more sampler steps between frames")
+    if sampler != "ddim" or eta:
+        raise AigcError("staggered frames are sampled with deterministic DDIM steps; give sampler ddim (eta 0) with "
+                        "frame_lag, or frame_lag 0")
+
+
+def _sample_staggered(model: DiffusionModel, x: Tensor, labels: Tensor | None, guidance: float, timesteps: Tensor,
+                      lag: int, first_frame: Tensor | None, trajectory: list | None,
+                      progress: Callable[[int, int], None] | None) -> Tensor:
+    """The staggered loop of `sample` (samplers/staggered.py): x (n, T, C, H, W) at pure noise (frame 0 given, if
+    first_frame) -> the denoised latents."""
+    n, frames = x.shape[:2]
+    index = staggered_indices(len(timesteps), frames, lag, first_given=first_frame is not None)
+    # each position's timestep and alpha_bar; the position after the last one is clean: t = 0, alpha_bar = 1
+    levels = torch.cat([timesteps, torch.zeros(1, dtype=timesteps.dtype)]).to(x.device)
+    alphas = torch.cat([model.alphas_cumprod[timesteps.to(x.device)], torch.ones(1, device=x.device)])
+    shape = (1, frames, *[1] * (x.ndim - 2))
+    for i in range(len(index) - 1):
+        now, after = index[i].to(x.device), index[i + 1].to(x.device)
+        step_t = levels[now][None].expand(n, frames)
+        if trajectory is not None:
+            trajectory.append((int(step_t.max()), x.clone() if model.autoencoder is None else model.from_latents(x)))
+        output = model.guided_output(x, step_t, labels, guidance)
+        moved = ddim_move(model.output_prediction, output.float(), x, alphas[now].view(shape),
+                          alphas[after].view(shape), clip_sample=model.autoencoder is None).to(x.dtype)
+        x = torch.where((after > now).view(shape), moved, x)  # frames waiting or finished stay as they are
+        if progress is not None:
+            progress(i + 1, len(index) - 1)
+    return x
 
 
 def _timesteps(model: DiffusionModel, noise: ExampleNoise, *shape: int) -> Tensor:
