@@ -144,3 +144,11 @@ def test_aigckit_eval_on_a_video_run_writes_the_video_scores(tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     assert "repeated-frame baseline" in result.stdout and "mostly consistent" in result.stdout
     assert "continued from real first" in result.stdout
+    # staggered frames: the settings say so, and the clips are others than plain DDIM's
+    plain, staggered = (CliRunner().invoke(app, ["eval", str(tmp_path / "run"), "--n", "6", "--steps", "2", "--json",
+                                                 "--sampler", "ddim", "--frame-lag", lag],
+                                           env={"AIGCKIT_CACHE": str(tmp_path / "cache")}) for lag in ("0", "1"))
+    assert plain.exit_code == staggered.exit_code == 0, staggered.output
+    plain, staggered = json.loads(plain.stdout), json.loads(staggered.stdout)
+    assert staggered["sampler"] == {"sampler": "ddim", "steps": 2, "guidance": 1.0, "frame_lag": 1}
+    assert staggered["video"]["generated"]["fvd_style"] != plain["video"]["generated"]["fvd_style"]

@@ -97,6 +97,8 @@ def eval_command(
                                               "clips into sound")] = "griffin-lim",
     clip: Annotated[Optional[Path], typer.Option(help="text-to-image runs: a clip run that gives the CLIP-score of "
                                                       "the images with their captions")] = None,
+    frame_lag: Annotated[Optional[int], typer.Option(help="video, ddim: each frame starts denoising this many "
+                                                     "steps after the one before")] = None,
 ) -> None:
     """Evaluate a run; writes RUN_DIR/eval/metrics.json and prints a table (or the JSON with --json)."""
     from ..evaluation.evaluate import evaluate_run
@@ -118,7 +120,7 @@ def eval_command(
 
     result = evaluate_run(run_dir, n=n, extractor=extractor, inception_weights=inception_weights, seed=seed,
                           sweep=sweep_steps, precision=precision, image_size=image_size, vocoder=vocoder,
-                          clip_run=clip, **options)
+                          clip_run=clip, frame_lag=frame_lag, **options)
     if result.get("fallback"):
         err_console.print(f"[yellow]note:[/] {result['fallback']}")
     if as_json:

@@ -150,7 +150,8 @@ def _likelihood(pipeline: ImagePipeline, data: DataConfig, seed: int) -> dict[st
 
 
 def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[str, Any] | None:
-    """The sampler, steps and guidance used, for families whose sampler is an option (None otherwise)."""
+    """The sampler, steps, guidance (and a clip's frame lag) used, for families whose sampler is an option (None
+    otherwise)."""
     if "sampler" not in pipeline.family.sample_options:
         return None
     config = pipeline.config
@@ -159,6 +160,8 @@ def _sampler_settings(pipeline: ImagePipeline, options: dict[str, Any]) -> dict[
         settings["steps"] = options.get("steps", config.sampling_steps)
     if "guidance" in pipeline.family.sample_options:
         settings["guidance"] = options.get("guidance", config.guidance)
+    if isinstance(pipeline, VideoPipeline) and "frame_lag" in pipeline.family.sample_options:
+        settings["frame_lag"] = options.get("frame_lag", config.frame_lag)
     return settings
 
 
@@ -192,7 +195,7 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
                  guidance: float | None = None, batch_size: int = 250, seed: int = 0, cache_dir: Path | None = None,
                  sweep: tuple[int, ...] = (), with_likelihood: bool = True, precision: str = "auto",
                  image_size: int | None = None, vocoder: str = "griffin-lim",
-                 clip_run: str | Path | None = None) -> dict[str, Any]:
+                 clip_run: str | Path | None = None, frame_lag: int | None = None) -> dict[str, Any]:
     """Sample n images from a run and measure them against the held-out split; writes run_dir/eval/metrics.json.
 
     precision: what the samples are generated in ('auto': as training chooses for this machine); features,
@@ -228,10 +231,13 @@ def evaluate_run(run_dir: str | Path, *, n: int = 10000, extractor: str = "evalu
         if pipeline.frames < 2:  # refused before anything is drawn or written
             raise AigcError(f"{run_dir} is a one-frame run (data {config.data.name}), and the video evaluator "
                             f"scores clips; evaluate the video run started from this one (model.init_from)")
-        options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance}.items() if v is not None}
+        options = {k: v for k, v in {"sampler": sampler, "steps": steps, "guidance": guidance,
+                                     "frame_lag": frame_lag}.items() if v is not None}
         return evaluate_video_run(run_dir, pipeline, config.data, Path(cache_dir) if cache_dir else default_cache_dir(),
                                   n=n, batch_size=batch_size, seed=seed, options=options,
                                   sampler=_sampler_settings(pipeline, options))
+    if frame_lag is not None:
+        raise AigcError("frame_lag staggers the frames of a clip, and this run makes images; drop it")
     if sweep and not {"sampler", "steps"} <= pipeline.family.sample_options:
         raise AigcError(f"--sweep needs a model whose sampler and steps can be chosen; {pipeline.config.name} "
                         f"models have none, so drop --sweep")
