@@ -85,14 +85,22 @@ def trained(config_path: Path, minutes: float, data_root: str, runs: Path, *, in
     return run_dir, state, digest, trained_now
 
 
-def sampling_speed(run_dir: Path, clips: int) -> float:
-    """Seconds per clip of one batch of `clips` clips (the preset's sampler, steps and guidance; labels cycling
-    through the classes for a conditional model)."""
+def sampling_settings(config_path: Path) -> dict:
+    """The preset's sampler, steps, guidance and frame lag: a run trained before is scored with these, whatever
+    it was trained with (they change what is drawn, not what was trained)."""
+    model = load_config(config_path, []).model
+    return {"sampler": model.sampler, "steps": model.sampling_steps, "guidance": model.guidance,
+            "frame_lag": model.frame_lag}
+
+
+def sampling_speed(run_dir: Path, clips: int, settings: dict) -> float:
+    """Seconds per clip of one batch of `clips` clips (the preset's sampling settings; labels cycling through the
+    classes for a conditional model)."""
     pipeline = load(run_dir)
     k = pipeline.labels_per_video
     labels = (torch.arange(clips * k) % pipeline.config.num_classes).view(clips, k) if k else None
     started = time.perf_counter()
-    pipeline.sample(clips, labels=labels, seed=0)
+    pipeline.sample(clips, labels=labels, seed=0, **settings)
     return (time.perf_counter() - started) / clips
 
 
@@ -139,13 +147,14 @@ def main() -> None:
                                                          init_from=None if pretrained is None else frames_dir)
     steps = int(state["step"])
     print(f"== {preset}: scoring {args.n} clips", flush=True)
-    metrics = evaluate_run(run_dir, n=args.n, with_likelihood=False)
+    settings = sampling_settings(args.config)
+    metrics = evaluate_run(run_dir, n=args.n, with_likelihood=False, **settings)
     video = metrics["video"]
     generated, real, baseline = video["generated"], video["real_held_out"], video["repeated_frame_baseline"]
     args.gif.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(metrics["samples_gif"], args.gif)
     print(f"== {preset}: timing a batch of {args.speed_clips} clips", flush=True)
-    per_clip = sampling_speed(run_dir, args.speed_clips)
+    per_clip = sampling_speed(run_dir, args.speed_clips, settings)
     frames = metrics["frames"]
     clip_seconds = frames / FPS  # seconds of video in one clip at the GIF's frame rate
     per_video_second = per_clip / clip_seconds

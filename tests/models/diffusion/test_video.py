@@ -222,8 +222,8 @@ def test_a_first_frame_is_refused_where_it_does_not_fit():
         _config(frames=1, independent_frame_noise=0.5)
 
 
-class _RecordedTimesteps(torch.nn.Module):
-    """The network, recording the timesteps it is called with."""
+class _RecordedInputs(torch.nn.Module):
+    """The network, recording the inputs (x_t, t, labels) it is called with."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
@@ -238,7 +238,7 @@ class _RecordedTimesteps(torch.nn.Module):
 def test_independent_frame_noise_gives_that_share_of_clips_a_level_per_frame_and_weighs_each_frame_by_its_own(share):
     model = DiffusionModel(_config(independent_frame_noise=share, min_snr_gamma=5.0, prediction="v"))
     batch = {"videos": torch.randn(64, 6, 1, 8, 8), "labels": torch.randint(0, 10, (64, 2)), "seeds": torch.arange(64)}
-    net = _RecordedTimesteps(model.unet)
+    net = _RecordedInputs(model.unet)
     (step,) = FAMILY.training_step(model, batch, 0, {"model": net})
     ((x_t, t, labels),) = net.seen
     own = (t != t[:, :1]).any(1) if t.ndim == 2 else torch.zeros(64, dtype=torch.bool)
