@@ -58,6 +58,10 @@ def test_the_openai_client_makes_a_clip_and_downloads_the_mp4(client):
     assert other.model_extra["aigckit"]["digits"] == [7] and other.model_extra["aigckit"]["steps"] == 2
     listed = [v.id for v in client.videos.list()]
     assert listed[:3] == [other.id, again.id, video.id]  # newest first
+    staggered = client.videos.create_and_poll(model="moving-digits", prompt="3",
+                                              extra_body={"seed": 5, "sampler": "ddim", "frame_lag": 2})
+    assert staggered.status == "completed"
+    assert (staggered.model_extra["aigckit"]["sampler"], staggered.model_extra["aigckit"]["frame_lag"]) == ("ddim", 2)
 
 
 def test_the_clip_is_recorded_in_the_history_and_served_as_a_file(client, server):
@@ -108,7 +112,9 @@ def test_what_the_model_cannot_make_is_refused_in_one_line(client):
              ({"prompt": "3", "size": "720x1280"}, "size is 720x1280; moving-digits makes 8x8 frames: ask for size "
                                                    "8x8 or leave it out"),
              ({"prompt": "3", "extra_body": {"steps": 5000}}, "this server runs at most 1000 sampler steps"),
-             ({"prompt": "3", "extra_body": {"fps": 24}}, "fps: Extra inputs are not permitted")]
+             ({"prompt": "3", "extra_body": {"fps": 24}}, "fps: Extra inputs are not permitted"),
+             ({"prompt": "3", "extra_body": {"frame_lag": 1}}, "frame_lag 1 staggers the frames with DDIM steps; "
+                                                               "send sampler ddim with it")]
     for arguments, message in cases:
         with pytest.raises(openai.UnprocessableEntityError, match=re.escape(message)) as raised:
             client.videos.create(model="moving-digits", **arguments)
