@@ -49,10 +49,10 @@ def write_results(stem: str, results: dict, table: list[str]) -> None:
 SAMPLING_KEYS = frozenset({"sampler", "sampling_steps", "guidance", "frame_lag"})  # read at sampling, not training
 
 
-def trained_for(run_dir: Path, config) -> float:
+def trained_for(run_dir: Path, config, *, sampling_may_differ: bool = False) -> float:
     """Seconds of training in run_dir's last checkpoint when it was trained from this very config (0 otherwise),
-    so that a run trained before a failed scoring is scored, not trained again; the model's sampling settings
-    (SAMPLING_KEYS) may differ, as they change what is drawn, not what was trained."""
+    so that a run trained before a failed scoring is scored, not trained again; with sampling_may_differ the
+    model's sampling settings (SAMPLING_KEYS) may differ, for a benchmark that samples with the config's own."""
     from aigckit.config import to_dict
     from aigckit.evaluation.evaluate import run_config
 
@@ -61,6 +61,7 @@ def trained_for(run_dir: Path, config) -> float:
         return 0.0
     asked, saved = to_dict(config), to_dict(run_config(run_dir))  # saved: resolved (sizes filled in, "auto" chosen)
     if any(saved[part].get(key) != value for part in asked for key, value in asked[part].items()
-           if value is not None and value != "auto" and not (part == "model" and key in SAMPLING_KEYS)):
+           if value is not None and value != "auto"
+           and not (sampling_may_differ and part == "model" and key in SAMPLING_KEYS)):
         return 0.0
     return json.loads(checkpoints[-1].joinpath("training_state.json").read_text())["elapsed_seconds"]

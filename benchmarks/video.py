@@ -75,7 +75,8 @@ def trained(config_path: Path, minutes: float, data_root: str, runs: Path, *, in
                  "train.sample_every=1000000"] + ([] if init_from is None else [f"model.init_from={init_from}"])
     config = load_config(config_path, overrides)
     run_dir = runs / (config_path.stem + ("" if init_from is None else f"-from-{init_from.name}"))
-    trained_now = trained_for(run_dir, config) < minutes * 60 - 1
+    # a run trained before is scored with the preset's sampling settings (main), so they may differ from the run's
+    trained_now = trained_for(run_dir, config, sampling_may_differ=True) < minutes * 60 - 1
     if trained_now:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"== {config_path.stem}: training for {minutes:g} min", flush=True)
