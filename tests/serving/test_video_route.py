@@ -113,8 +113,8 @@ def test_what_the_model_cannot_make_is_refused_in_one_line(client):
                                                    "8x8 or leave it out"),
              ({"prompt": "3", "extra_body": {"steps": 5000}}, "this server runs at most 1000 sampler steps"),
              ({"prompt": "3", "extra_body": {"fps": 24}}, "fps: Extra inputs are not permitted"),
-             ({"prompt": "3", "extra_body": {"frame_lag": 1}}, "frame_lag 1 staggers the frames with DDIM steps; "
-                                                               "send sampler ddim with it")]
+             ({"prompt": "3", "extra_body": {"frame_lag": 1}}, "staggered frames are sampled with deterministic DDIM "
+                                                               "steps; give sampler ddim")]
     for arguments, message in cases:
         with pytest.raises(openai.UnprocessableEntityError, match=re.escape(message)) as raised:
             client.videos.create(model="moving-digits", **arguments)

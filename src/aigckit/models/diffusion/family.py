@@ -24,13 +24,13 @@ from .autoencoder import Autoencoder
 from .config import LATENT_FACTOR, PRESETS, DiffusionConfig
 from .likelihood import variational_bound
 from .repaint import repaint
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, DDIMSampler
 from .samplers.staggered import ddim_move, staggered_indices
 from .schedules import alphas_cumprod, edm_scalings, edm_target, lognormal_timesteps, min_snr_weights, training_target
 from .unet import UNet
 from .video_unet import VideoUNet
 
-__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "prompt_bytes",
+__all__ = ["DiffusionModel", "DiffusionFamily", "make_sampler", "check_guidance", "check_frame_lag", "prompt_bytes",
            "pretrained_text_encoder", "copy_initial_weights"]
 
 AUTOENCODER_FRAME_STRIDE = 2  # latent video diffusion: the autoencoder trains on every second frame of a clip
@@ -393,7 +393,7 @@ class DiffusionFamily(FamilyBase):
         guidance = check_guidance(model, guidance)
         lag = config.frame_lag if frame_lag is None else frame_lag
         if lag:
-            _check_frame_lag(model, lag, config.sampler if sampler is None else sampler, eta)
+            check_frame_lag(model, lag, config.sampler if sampler is None else sampler, eta)
         scheduler = make_sampler(model, config.sampler if sampler is None else sampler, eta=eta)
         scheduler.set_timesteps(config.sampling_steps if steps is None else steps)
         if model.is_video and labels is not None and (labels.ndim != 2 or labels.shape != (n, config.labels_per_video)):
@@ -421,8 +421,7 @@ class DiffusionFamily(FamilyBase):
         model.eval()
         try:
             if lag:
-                x = _sample_staggered(model, x, labels, guidance, scheduler.timesteps, lag, first_frame,
-                                      trajectory, progress)
+                x = _sample_staggered(model, x, labels, guidance, scheduler, lag, first_frame, trajectory, progress)
                 return model.from_latents(x).clamp(-1, 1)
             timesteps = scheduler.timesteps.tolist()
             for i, t in enumerate(timesteps):
@@ -476,7 +475,8 @@ class DiffusionFamily(FamilyBase):
             model.train(was_training)
 
 
-def _check_frame_lag(model: DiffusionModel, lag: int, sampler: str, eta: float | None) -> None:
+def check_frame_lag(model: DiffusionModel, lag: int, sampler: str, eta: float | None) -> None:
+    """AigcError unless `model` can sample with its frames staggered by `lag` steps with this sampler (and eta)."""
     if not model.is_video:
         raise AigcError("frame_lag staggers the frames of a clip; an image model has none: drop it or give 0")
     if lag < 0:
@@ -486,25 +486,26 @@ def _check_frame_lag(model: DiffusionModel, lag: int, sampler: str, eta: float |
                         "frame_lag, or frame_lag 0")
 
 
-def _sample_staggered(model: DiffusionModel, x: Tensor, labels: Tensor | None, guidance: float, timesteps: Tensor,
-                      lag: int, first_frame: Tensor | None, trajectory: list | None,
+def _sample_staggered(model: DiffusionModel, x: Tensor, labels: Tensor | None, guidance: float,
+                      scheduler: DDIMSampler, lag: int, first_frame: Tensor | None, trajectory: list | None,
                       progress: Callable[[int, int], None] | None) -> Tensor:
-    """The staggered loop of `sample` (samplers/staggered.py): x (n, T, C, H, W) at pure noise (frame 0 given, if
-    first_frame) -> the denoised latents."""
+    """The staggered loop of `sample` (samplers/staggered.py) over the DDIM sampler's timesteps, clipping as it
+    clips: x (n, T, C, H, W) at pure noise (frame 0 given, if first_frame) -> the denoised latents."""
     n, frames = x.shape[:2]
-    index = staggered_indices(len(timesteps), frames, lag, first_given=first_frame is not None)
+    timesteps = scheduler.timesteps.to(x.device)
+    index = staggered_indices(len(timesteps), frames, lag, first_given=first_frame is not None).to(x.device)
     # each position's timestep and alpha_bar; the position after the last one is clean: t = 0, alpha_bar = 1
-    levels = torch.cat([timesteps, torch.zeros(1, dtype=timesteps.dtype)]).to(x.device)
-    alphas = torch.cat([model.alphas_cumprod[timesteps.to(x.device)], torch.ones(1, device=x.device)])
+    levels = torch.cat([timesteps, torch.zeros(1, dtype=timesteps.dtype, device=x.device)])
+    alphas = torch.cat([model.alphas_cumprod[timesteps], torch.ones(1, device=x.device)])
     shape = (1, frames, *[1] * (x.ndim - 2))
     for i in range(len(index) - 1):
-        now, after = index[i].to(x.device), index[i + 1].to(x.device)
+        now, after = index[i], index[i + 1]
         step_t = levels[now][None].expand(n, frames)
         if trajectory is not None:
             trajectory.append((int(step_t.max()), x.clone() if model.autoencoder is None else model.from_latents(x)))
         output = model.guided_output(x, step_t, labels, guidance)
-        moved = ddim_move(model.output_prediction, output.float(), x, alphas[now].view(shape),
-                          alphas[after].view(shape), clip_sample=model.autoencoder is None).to(x.dtype)
+        moved = ddim_move(scheduler.prediction, output.float(), x, alphas[now].view(shape), alphas[after].view(shape),
+                          clip_sample=scheduler.clip_sample).to(x.dtype)
         x = torch.where((after > now).view(shape), moved, x)  # frames waiting or finished stay as they are
         if progress is not None:
             progress(i + 1, len(index) - 1)
