@@ -86,6 +86,7 @@ def attacks(rng: np.random.Generator) -> dict[str, Callable[[Image.Image], Image
         "bright+10%": lambda im: shift(im, 0.1),
         "bright-10%": lambda im: shift(im, -0.1),
         "gain1.1": lambda im: ImageEnhance.Brightness(im).enhance(1.1),  # PIL's brightness: a multiplicative gain
+        "gain0.9": lambda im: ImageEnhance.Brightness(im).enhance(0.9),
         "webp": lambda im: encode(im, "WEBP", quality=80),
     }
 
