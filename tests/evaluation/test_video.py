@@ -4,8 +4,8 @@ import torch
 from aigckit.config import DataConfig
 from aigckit.data import load_dataset
 from aigckit.errors import AigcError
-from aigckit.evaluation.video import (evaluate_video, frame_fid, load_or_train_video_evaluator, repeated_frame_clips,
-                                      temporal_consistency, video_frechet_distance)
+from aigckit.evaluation.video import (digits_apart, evaluate_video, frame_fid, load_or_train_video_evaluator,
+                                      repeated_frame_clips, temporal_consistency, video_frechet_distance)
 
 DATA = DataConfig(name="moving-digits", image_size=16)
 STEPS = 300  # trained once per module: 143 s on 2 cores shared with two other trainings, less on idle ones
@@ -66,6 +66,35 @@ def test_real_clips_keep_their_digit_and_mixed_clips_do_not(evaluator, clips):
     assert repeated["consistent"].all() and torch.equal(repeated["agreement"], torch.ones(len(clips["real"])))
 
 
+def test_digits_apart_counts_whole_separate_pieces_of_ink_in_each_frame():
+    frames = -torch.ones(1, 5, 1, 16, 16)
+    frames[0, :, 0, 2:6, 2:6] = 1.0  # a digit at the top left in every frame
+    frames[0, 0, 0, 9:13, 9:13] = 1.0  # frame 0: a second one well apart
+    frames[0, 1, 0, 6:10, 6:10] = 1.0  # frame 1: a second one touching the first at a corner
+    frames[0, 2, 0, 7:11, 2:6] = 1.0  # frame 2: one pixel of background between them, bridged by growing the ink
+    frames[0, 3, 0, 12, 12] = 1.0  # frame 3: a speck, not a digit
+    frames[0, 4, 0, 9:13, 9:13] = -0.2  # frame 4: a second one too faint to be ink
+    assert digits_apart(frames, 2).tolist() == [[True, False, False, False, False]]
+    assert digits_apart(frames, 1).tolist() == [[False, True, True, True, True]]
+    # pieces in the same place of consecutive frames are counted in each frame, never joined across frames
+    assert digits_apart(frames[:, [0, 0, 0]], 2).tolist() == [[True, True, True]]
+
+
+def test_consistency_over_judged_frames_ignores_the_others_and_needs_two():
+    three, five, eight = (torch.full((10,), -5.0).index_fill(0, torch.tensor(d), 5.0) for d in (3, 5, 8))
+    logits = torch.stack([torch.stack([three, eight, three, three]),  # an 8 where the digits merged
+                          torch.stack([three, five, three, five]),  # identity changes in frames that are judged
+                          torch.stack([three, eight, eight, eight])])  # one judged frame: not judged
+    judged = torch.tensor([[True, False, True, True], [True, True, True, False], [True, False, False, False]])
+    kept = temporal_consistency(logits, judged)
+    assert kept["judged"].tolist() == [True, True, False]
+    assert kept["consistent"].tolist() == [True, False, False]
+    assert kept["agreement"].tolist() == pytest.approx([1.0, 2 / 3, 0.0])
+    assert kept["majority"][0].nonzero().flatten().tolist() == [3]
+    every = temporal_consistency(logits)  # every frame judged: the merged frame breaks the first clip
+    assert every["consistent"].tolist() == [False, False, False] and every["judged"].all()
+
+
 def test_evaluate_video_reports_the_ceiling_and_the_baseline_and_is_deterministic(evaluator, cache, clips):
     generated = clips["mixed"][:128]
     labels = load_dataset(DATA, "test").labels[:128]
@@ -76,6 +105,10 @@ def test_evaluate_video_reports_the_ceiling_and_the_baseline_and_is_deterministi
     assert ceiling["consistent_share"] > 0.8 and ceiling["majority_is_labels"] > 0.8
     assert baseline["consistent_share"] == 1.0 and baseline["fvd_style"] > 3 * ceiling["fvd_style"]
     assert ours["fvd_style"] > 3 * ceiling["fvd_style"] and ours["consistent_share"] < 0.2
+    # one digit a clip, never hidden: nearly every real frame shows it whole, and it keeps its identity
+    assert ceiling["digits_apart_frames"] > 0.9 and ceiling["identity_judged_share"] > 0.9
+    assert ceiling["identity_kept_share"] > 0.8 and ours["identity_kept_share"] < 0.3
+    assert baseline["identity_kept_share"] in (1.0, None)
     assert evaluate_video(generated, DATA, cache, labels=labels, evaluator=evaluator) == report
 
 

@@ -178,14 +178,15 @@ def _video_table(run_dir: Path, result: dict):
     video = result["video"]
     table = Table(title=f"{run_dir} — {result['model']} on {result['dataset']}, {result['n_samples']} clips of "
                         f"{result['frames']} frames, scored by {video['extractor']['extractor']} (not I3D)")
-    for column in ("clips", "FVD-style", "per-frame FID", "consistent", "mostly consistent", "frame agreement",
-                   "majority = labels"):
+    for column in ("clips", "FVD-style", "per-frame FID", "identity kept (digits apart)", "consistent",
+                   "mostly consistent", "frame agreement", "majority = labels"):
         table.add_column(column, justify="left" if column == "clips" else "right")
     for key, name in VIDEO_ROWS.items():
         if key not in video:
             continue
         row = video[key]
-        table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), f"{row['consistent_share']:.3f}",
+        table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), _cell(row.get("identity_kept_share")),
+                      f"{row['consistent_share']:.3f}",
                       f"{row['mostly_consistent_share']:.3f}", f"{row['frame_agreement']:.3f}",
                       _cell(row.get("majority_is_labels")))
     return table

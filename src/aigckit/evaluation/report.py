@@ -95,11 +95,11 @@ def _video_section(run_dir: Path, video: dict) -> str:
     gif = run_dir / "eval" / "samples.gif"
     if gif.is_file():
         parts.append(f"<figure>{_embed(gif)}<figcaption>generated clips (eval)</figcaption></figure>")
-    keys = ("fvd_style", "frame_fid", "consistent_share", "mostly_consistent_share", "frame_agreement",
-            "majority_is_labels")
+    keys = ("fvd_style", "frame_fid", "identity_kept_share", "consistent_share", "mostly_consistent_share",
+            "frame_agreement", "majority_is_labels")
     rows = [(name, [video[key].get(k) for k in keys]) for key, name in VIDEO_ROWS.items() if key in video]
-    parts.append(_score_table(["clips", "FVD-style", "per-frame FID", "consistent", "mostly consistent",
-                               "frame agreement", "majority = labels"], rows))
+    parts.append(_score_table(["clips", "FVD-style", "per-frame FID", "identity kept (digits apart)", "consistent",
+                               "mostly consistent", "frame agreement", "majority = labels"], rows))
     parts.append(f"<p class='note'>scored by {html.escape(video['extractor']['extractor'])} (ours, not I3D: "
                  "FVD-style figures are not comparable with published FVD)</p>")
     return "\n".join(parts)

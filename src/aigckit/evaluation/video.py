@@ -26,7 +26,14 @@ our own, named in every result and not comparable with published FVD numbers:
   two 3s shows {3}). A clip is consistent when every frame shows the same set, and mostly consistent when at
   least 90 % of its frames show its majority set (the most frequent one; ties to the smaller bit code): digits
   that cross hide each other for a frame or two, so even real clips are rarely consistent in every frame; we
-  report both shares and the mean share of a clip's frames that show its majority set.
+  report both shares and the mean share of a clip's frames that show its majority set;
+- identity kept where the digits are apart: at 32x32 the two digits touch in about half of a real clip's frames,
+  and a frame where they merge reads as neither (a 3 over a 5 reads as an 8), so the sets above fail most real
+  clips (28 % consistent) for no change of identity. `digits_apart` finds, from pixels alone, the frames whose ink
+  falls into exactly as many separate pieces as a clip has digits (every digit whole, none touching); a clip is
+  judged when at least two of its frames are such, and keeps its identity when all of those show the same set.
+  On 1,000 real validation clips: 44 % of frames apart, 87 % of clips judged, 89 % of those keep their identity
+  (the reader's own errors on whole digits, about 3 % a digit, are the rest).
 
 Distances depend on how many clips are compared, so generated and real held-out clips are compared, in equal
 numbers, with the same seeded sample of training clips; the real held-out clips' own figures are the ceiling.
@@ -46,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import Tensor, nn
 
 from ..atomic import atomic_write_text
@@ -57,13 +65,15 @@ from .extractors.evaluator import read_cached_net, stem_stride, write_cached_net
 from .metrics.fid import FeatureStatistics, fid
 
 __all__ = ["FrameNet", "VideoEvaluatorNet", "VideoEvaluator", "load_or_train_video_evaluator", "video_frechet_distance",
-           "frame_fid", "identity_sets", "temporal_consistency", "repeated_frame_clips", "evaluate_video",
-           "evaluate_video_run", "VIDEO_CLIPS"]
+           "frame_fid", "identity_sets", "temporal_consistency", "digits_apart", "repeated_frame_clips",
+           "evaluate_video", "evaluate_video_run", "VIDEO_CLIPS"]
 
 VIDEO_CLIPS = 256  # clips `aigckit eval` draws from a video run at most: each costs T images' sampling
 EVALUATOR_STEPS = 1500  # training steps of each of the video evaluator's two stages that `aigckit eval` uses
 FRAMES_PER_STEP = 64  # single frames (of as many clips) a step of the frame stage trains on
 MOSTLY = 0.9  # a clip is mostly consistent when at least this share of its frames shows its majority set
+INK = 0.0  # a pixel of a frame in [-1, 1] is ink above mid-grey
+SPECK = 4  # pieces of ink of fewer pixels are specks, not digits
 ARCHITECTURE = ("video-evaluator-v2: FrameNet CNN (32-64-64-128-128-128 channels, receptive field 29 px, 128-d "
                 "pooled frame feature, a sigmoid per class), trained first on single frames, then frozen + motion "
                 "CNN on frame differences (16-64 channels) + temporal Conv1d (k=3, 192->128) and mean over time "
@@ -311,14 +321,41 @@ def frame_fid(generated: Tensor, real: Tensor, extractor: VideoEvaluator) -> flo
                _statistics(extractor.outputs(generated)["frame_features"].flatten(0, 1)))
 
 
-def temporal_consistency(frame_logits: Tensor) -> dict[str, Tensor]:
-    """Per clip, from frame_logits (N, T, classes): "consistent" (N,) bool, every frame shows the same identity
-    set; "agreement" (N,) the share of frames showing the clip's majority set; "majority" (N, classes) bool."""
+def temporal_consistency(frame_logits: Tensor, judged: Tensor | None = None) -> dict[str, Tensor]:
+    """Per clip, from frame_logits (N, T, classes), over the frames `judged` (N, T) bool marks (default: all):
+    "consistent" (N,) bool, every judged frame shows the same identity set; "agreement" (N,) the share of judged
+    frames showing the clip's majority set (the most frequent; ties to the smaller bit code); "majority" (N, classes)
+    bool; "judged" (N,) bool, at least two frames judged (a clip with fewer is neither consistent nor agreeing)."""
     sets = identity_sets(frame_logits)  # (N, T, classes)
     codes = (sets.long() << torch.arange(sets.shape[-1])).sum(-1)  # (N, T): each set as a bit code
-    majority = codes.mode(dim=1).values  # (N,); torch.mode breaks ties towards the smaller value
-    return {"consistent": (codes == codes[:, :1]).all(1), "agreement": (codes == majority[:, None]).float().mean(1),
+    judged = torch.ones(codes.shape, dtype=torch.bool) if judged is None else judged
+    majority = torch.zeros(len(codes), dtype=torch.long)
+    agreement = torch.zeros(len(codes))
+    consistent = torch.zeros(len(codes), dtype=torch.bool)
+    enough = judged.sum(1) >= 2
+    for i in torch.nonzero(enough).flatten().tolist():
+        values, counts = codes[i][judged[i]].unique(return_counts=True)  # sorted: argmax takes the smaller code
+        majority[i] = values[counts.argmax()]
+        agreement[i] = counts.max() / counts.sum()
+        consistent[i] = len(values) == 1
+    return {"consistent": consistent, "agreement": agreement, "judged": enough,
             "majority": (majority[:, None] >> torch.arange(sets.shape[-1])) & 1 == 1}
+
+
+def digits_apart(videos: Tensor, digits: int) -> Tensor:
+    """(N, T) bool: the frames of clips (N, T, C, H, W) in [-1, 1] whose ink falls into exactly `digits` pieces
+    (pixels above mid-grey, 8-connected once grown by a pixel; specks under SPECK pixels ignored): every digit
+    drawn whole and apart from the others, where the frame reader sees each one."""
+    ink = (videos.float().mean(2) > INK).numpy()  # (N, T, H, W)
+    grow, connect = np.zeros((3, 3, 3, 3), dtype=bool), np.zeros((3, 3, 3, 3), dtype=bool)
+    grow[1, 1, 1, :] = grow[1, 1, :, 1] = True  # a pixel and its 4 neighbours in its own frame, never across frames
+    connect[1, 1] = True  # 8-connected within a frame
+    pieces, count = ndimage.label(ndimage.binary_dilation(ink, structure=grow), structure=connect)
+    size = np.bincount(pieces.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]  # ink pixels of each piece
+    where = np.array([(piece[0].start, piece[1].start) for piece in ndimage.find_objects(pieces)]).reshape(-1, 2)
+    per_frame = np.zeros(ink.shape[:2], dtype=np.int64)
+    np.add.at(per_frame, tuple(where[size >= SPECK].T), 1)
+    return torch.from_numpy(per_frame == digits)
 
 
 # the clip sets a video run's scores name, as reports print them ("predicted": prediction models only)
@@ -337,7 +374,8 @@ def repeated_frame_clips(videos: Tensor, frame: int = 0) -> Tensor:
 
 def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvaluator,
             labels: Tensor | None) -> dict[str, Any]:
-    """The four figures of clips against the reference clips' outputs (and the label accuracy when labelled)."""
+    """The figures of clips against the reference clips' outputs: distances, consistency over every frame and over
+    the frames with the digits apart (and the label accuracy when labelled)."""
     out = extractor.outputs(videos)
     consistency = temporal_consistency(out["frame_logits"])
     scores = {"clips": len(videos),
@@ -347,6 +385,12 @@ def _scores(videos: Tensor, reference: dict[str, Tensor], extractor: VideoEvalua
               "consistent_share": float(consistency["consistent"].float().mean()),
               "mostly_consistent_share": float((consistency["agreement"] >= MOSTLY).float().mean()),
               "frame_agreement": float(consistency["agreement"].mean())}
+    apart = digits_apart(videos, extractor.info["digits_per_clip"])
+    kept = temporal_consistency(out["frame_logits"], apart)
+    judged = kept["judged"]
+    scores |= {"digits_apart_frames": float(apart.float().mean()),
+               "identity_judged_share": float(judged.float().mean()),
+               "identity_kept_share": float(kept["consistent"][judged].float().mean()) if judged.any() else None}
     if labels is not None:  # the majority set is the clip's digits
         truth = _multi_hot(labels, out["frame_logits"].shape[-1]).bool()
         scores["majority_is_labels"] = float((consistency["majority"] == truth).all(-1).float().mean())
