@@ -78,6 +78,7 @@ def test_digits_apart_counts_whole_separate_pieces_of_ink_in_each_frame():
     assert digits_apart(frames, 1).tolist() == [[False, True, True, True, True]]
     # pieces in the same place of consecutive frames are counted in each frame, never joined across frames
     assert digits_apart(frames[:, [0, 0, 0]], 2).tolist() == [[True, True, True]]
+    assert not digits_apart(-torch.ones(2, 3, 1, 16, 16), 1).any()  # blank clips: no piece anywhere
 
 
 def test_consistency_over_judged_frames_ignores_the_others_and_needs_two():

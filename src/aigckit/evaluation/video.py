@@ -352,7 +352,8 @@ def digits_apart(videos: Tensor, digits: int) -> Tensor:
     connect[1, 1] = True  # 8-connected within a frame
     pieces, count = ndimage.label(ndimage.binary_dilation(ink, structure=grow), structure=connect)
     size = np.bincount(pieces.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]  # ink pixels of each piece
-    where = np.array([(piece[0].start, piece[1].start) for piece in ndimage.find_objects(pieces)]).reshape(-1, 2)
+    where = np.array([(piece[0].start, piece[1].start) for piece in ndimage.find_objects(pieces)],
+                     dtype=np.int64).reshape(-1, 2)  # (clip, frame) of each piece; none in blank frames
     per_frame = np.zeros(ink.shape[:2], dtype=np.int64)
     np.add.at(per_frame, tuple(where[size >= SPECK].T), 1)
     return torch.from_numpy(per_frame == digits)
