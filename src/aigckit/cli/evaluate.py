@@ -185,7 +185,8 @@ def _video_table(run_dir: Path, result: dict):
         if key not in video:
             continue
         row = video[key]
-        table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), _cell(row.get("identity_kept_share")),
+        kept = row.get("identity_kept_share")  # None where no clip had two frames with its digits apart
+        table.add_row(name, _cell(row["fvd_style"]), _cell(row["frame_fid"]), "—" if kept is None else f"{kept:.3f}",
                       f"{row['consistent_share']:.3f}",
                       f"{row['mostly_consistent_share']:.3f}", f"{row['frame_agreement']:.3f}",
                       _cell(row.get("majority_is_labels")))
