@@ -102,8 +102,9 @@ class FamilyBase:
             raise AigcError(f"{self.name} models cannot {what}; models of the {', '.join(able) or 'no'} "
                             f"{'family' if len(able) == 1 else 'families'} can")
 
-    def check_sample_options(self, options: dict[str, Any], model_name: str) -> None:
-        """Refuse sampling options this family does not take, in one line."""
+    def check_sample_options(self, options: dict[str, Any], model_name: str, model: nn.Module | None = None) -> None:
+        """Refuse sampling options this family does not take (and, given the model, values it cannot sample with:
+        a family's override), in one line."""
         for option in options:
             if option not in self.sample_options:
                 known = ", ".join(sorted(self.sample_options)) or "none"

@@ -262,11 +262,7 @@ def submit_video(state: ServerState, request: VideoRequest, key_name: str | None
     _check_image_counts(state.settings.limits, 1, request.steps)
     options = {name: getattr(request, name) for name in ("sampler", "steps", "guidance", "frame_lag")
                if getattr(request, name) is not None}
-    if request.frame_lag:  # refused now (422), not when the job runs
-        from ..models.diffusion.family import check_frame_lag
-
-        check_frame_lag(pipeline.model, request.frame_lag, request.sampler or pipeline.config.sampler, None)
-    pipeline.family.check_sample_options(options, pipeline.config.name)
+    pipeline.family.check_sample_options(options, pipeline.config.name, pipeline.model)  # 422 now, not in the job
     picture = None
     if first_frame is not None:
         picture = open_upload(first_frame, "input_reference", state.settings.limits.max_image_side)

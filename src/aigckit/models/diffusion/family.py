@@ -244,6 +244,14 @@ class DiffusionFamily(FamilyBase):
     inpaint_method = "repaint"  # the name `aigckit inpaint --method` knows this family's inpainting by
     inpaint_options = frozenset({"steps", "jump_length", "resamplings", "guidance"})  # keywords of inpaint()
 
+    def check_sample_options(self, options: dict[str, Any], model_name: str,
+                             model: DiffusionModel | None = None) -> None:
+        """The base check, and given the model, a frame lag it cannot sample with (before any work is queued)."""
+        super().check_sample_options(options, model_name, model)
+        if model is not None and options.get("frame_lag"):
+            check_frame_lag(model, options["frame_lag"], options.get("sampler") or model.config.sampler,
+                            options.get("eta"))
+
     def describe_sample_options(self, model: DiffusionModel) -> dict[str, dict[str, Any]]:
         """Sampler, steps, eta, (conditional models) guidance and (video) frame_lag, with the model's defaults."""
         config = model.config
