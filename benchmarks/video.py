@@ -73,9 +73,14 @@ def trained(config_path: Path, minutes: float, data_root: str, runs: Path, *, in
             ) -> tuple[Path, dict, str, bool]:
     """The preset trained for `minutes` (reused when trained from the same config before), its last training
     state (step, elapsed_seconds), the sha256 of its config and whether it was trained now; with init_from, started
-    from that run's weights (model.init_from) in a run folder of its own."""
+    from that run's weights (model.init_from; a latent preset also takes that run's autoencoder) in a run folder of
+    its own."""
     overrides = [f"data.root={data_root}", "train.max_steps=1000000", f"train.max_minutes={minutes}",
-                 "train.sample_every=1000000"] + ([] if init_from is None else [f"model.init_from={init_from}"])
+                 "train.sample_every=1000000"]
+    if init_from is not None:
+        overrides.append(f"model.init_from={init_from}")
+        if load_config(config_path, []).model.latent_channels is not None:
+            overrides.append("model.autoencoder_steps=0")  # the latent frames run's autoencoder, as trained
     config = load_config(config_path, overrides)
     run_dir = runs / (config_path.stem + ("" if init_from is None else f"-from-{init_from.name}"))
     # a run trained before is scored with the preset's sampling settings (main), so they may differ from the run's

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 import aigckit.evaluation.video as video
 from aigckit.checkpoint import from_pretrained, latest_checkpoint
+from aigckit.errors import AigcError
 from aigckit.evaluation.evaluate import evaluate_run
 from aigckit.models.diffusion.config import DiffusionConfig
 from aigckit.models.diffusion.family import DiffusionFamily, DiffusionModel, make_sampler
@@ -24,12 +25,12 @@ FAMILY = DiffusionFamily()
 AUTOENCODER_STEPS = 20
 
 
-def _latent_video_config(**train):
+def _latent_video_config(model: dict | None = None, data: str = "moving-digits", **train):
     # moving digits at 16 px: latents 4x4 with 4 channels, the tiny UNet on them (8 and 16 channels at 4x4, 2x2)
     return tiny_config({"name": "diffusion", "conditional": True, "lr": 3e-3, "attention_resolution": 0,
                         "temporal_attention_resolution": 4, "latent_channels": 4, "autoencoder_width": 16,
-                        "autoencoder_steps": AUTOENCODER_STEPS},
-                       data={"name": "moving-digits", "image_size": 16},
+                        "autoencoder_steps": AUTOENCODER_STEPS, **(model or {})},
+                       data={"name": data, "image_size": 16},
                        train={"batch_size": 8, "use_ema": True, "num_samples": 2, "precision": "fp32", **train})
 
 
@@ -121,6 +122,47 @@ def test_a_latent_run_stopped_in_either_stage_and_resumed_equals_an_unbroken_one
             assert expected.keys() == actual.keys()
             for key in expected:
                 assert torch.equal(expected[key], actual[key]), f"stopped at {stop}: {name}/{key}"
+
+
+def test_a_latent_one_frame_run_starts_a_latent_video_model_with_its_own_autoencoder(tmp_path):
+    # the image layers first on single frames, in latent space (Video LDM's order): the video run takes the frames
+    # run's autoencoder, whose latents those image layers learnt, and trains no autoencoder of its own
+    Trainer(_latent_video_config(data="moving-digits-frames", max_steps=AUTOENCODER_STEPS + 5), tmp_path / "frames",
+            show_progress=False).fit()
+    source = from_pretrained(latest_checkpoint(tmp_path / "frames"))
+    config = _latent_video_config({"init_from": str(tmp_path / "frames"), "autoencoder_steps": 0}, max_steps=6)
+    trainer = Trainer(config, tmp_path / "video", show_progress=False)
+    theirs = source.autoencoder.state_dict()
+    for name, weight in trainer.model.autoencoder.state_dict().items():
+        assert torch.equal(weight, theirs[name]), name
+    unet = source.unet.state_dict()
+    for name, weight in trainer.model.unet.state_dict().items():
+        assert torch.equal(weight, unet[name]) if name in unet else "_time" in name, name
+    trainer.fit()
+    with open(tmp_path / "video" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and all(row["loss"] and not row.get("autoencoder_l1") for row in rows)  # the UNet from step 1
+    trained = from_pretrained(latest_checkpoint(tmp_path / "video"))
+    for name, weight in trained.autoencoder.state_dict().items():
+        assert torch.equal(weight, theirs[name]), name  # frozen throughout, in the average too
+
+
+def test_init_from_refuses_to_mix_pixels_and_latents_or_two_autoencoders_in_one_line(tmp_path):
+    Trainer(_latent_video_config(data="moving-digits-frames", max_steps=1), tmp_path / "latent",
+            show_progress=False).fit()
+    with pytest.raises(AigcError, match="model.autoencoder_steps=0 to take that autoencoder") as error:
+        Trainer(_latent_video_config({"init_from": str(tmp_path / "latent")}), tmp_path / "a", show_progress=False)
+    assert "\n" not in str(error.value)
+    pixels = _latent_video_config({"init_from": str(tmp_path / "latent"), "latent_channels": None})
+    with pytest.raises(AigcError, match="denoises latents and this model does not"):
+        Trainer(pixels, tmp_path / "b", show_progress=False)
+    wider = _latent_video_config({"init_from": str(tmp_path / "latent"), "autoencoder_steps": 0,
+                                  "autoencoder_width": 32})
+    with pytest.raises(AigcError, match="autoencoder_width=16; set model.latent_channels=4 model.autoencoder_width=16"):
+        Trainer(wider, tmp_path / "c", show_progress=False)
+    assert not any((tmp_path / name).exists() for name in "abc")  # refused before anything was written
+    with pytest.raises(Exception, match="autoencoder_steps.*0 only with model.init_from a latent run"):
+        DiffusionConfig(image_size=16, frames=4, latent_channels=4, autoencoder_steps=0)
 
 
 def test_a_latent_config_is_refused_in_one_line_where_it_cannot_work():

@@ -75,7 +75,8 @@ class DiffusionConfig:
     init_from: str | None = None
     # latent video diffusion (autoencoder.py): the UNet denoises the frames' latents (latent_channels, H/4, W/4) of an
     # autoencoder (autoencoder_width channels) that the run trains first, for autoencoder_steps steps, and freezes;
-    # samples are decoded by it. null: the UNet denoises pixels
+    # samples are decoded by it. null: the UNet denoises pixels. autoencoder_steps 0: the autoencoder of the latent
+    # run init_from, already trained, whose latents that run's weights learnt
     latent_channels: int | None = None
     autoencoder_steps: int = 1000
     autoencoder_width: int = 64
@@ -130,7 +131,9 @@ class DiffusionConfig:
         require(self.patch_size >= 1, "patch_size", "must be at least 1")
         if self.latent_channels is not None:
             require(self.latent_channels >= 1, "latent_channels", "must be at least 1 (or null for pixels)")
-            require(self.autoencoder_steps >= 1, "autoencoder_steps", "must be at least 1")
+            require(self.autoencoder_steps >= 1 or (self.autoencoder_steps == 0 and self.init_from is not None),
+                    "autoencoder_steps", "must be at least 1 (0 only with model.init_from a latent run, whose "
+                    "trained autoencoder it takes)")
             require(self.autoencoder_width >= 16 and self.autoencoder_width % 16 == 0, "autoencoder_width",
                     "must be a multiple of 16")
         if self.image_size is not None:

@@ -65,11 +65,13 @@ def pretrained_text_encoder(config: DiffusionConfig) -> nn.Module:
 
 def copy_initial_weights(model: DiffusionModel, run_dir: str) -> None:
     """Copy into model's UNet every weight of the same name and shape from the newest checkpoint of the
-    diffusion run `run_dir` (an image UNet's weights go to a video UNet's image layers); refuse a run whose
-    weights share a name but not a shape, or share nothing."""
+    diffusion run `run_dir` (an image UNet's weights go to a video UNet's image layers), and a latent run's
+    autoencoder whole, as trained (its UNet learnt that autoencoder's latents); refuse a run whose weights share a
+    name but not a shape, or share nothing, and a run in pixels for a latent model or the other way round."""
     source, run, checkpoint = _newest_model(run_dir, "init_from", "give a trained diffusion run's folder")
     if not isinstance(source, DiffusionModel):
         raise AigcError(f"{run} holds a {type(source).__name__}, not a diffusion model; give a diffusion run's folder")
+    _copy_autoencoder(model, source, run)
     theirs = source.unet.state_dict()
     if isinstance(model.unet, VideoUNet) and not isinstance(source.unet, VideoUNet):
         theirs = {f"spatial.{name}": weight for name, weight in theirs.items()}
@@ -85,6 +87,26 @@ def copy_initial_weights(model: DiffusionModel, run_dir: str) -> None:
                         f"{tuple(ours[name].shape)} here); give it the same model sizes, or set model.init_from null")
     model.unet.load_state_dict({name: theirs[name] for name in shared}, strict=False)
     print(f"model.init_from: {len(shared)} of {len(ours)} weights from {checkpoint}", file=sys.stderr)
+
+
+def _copy_autoencoder(model: DiffusionModel, source: DiffusionModel, run: Path) -> None:
+    """A latent model started from a latent run takes that run's trained autoencoder (model.autoencoder_steps 0);
+    AigcError for anything else that mixes pixels and latents, or two autoencoders."""
+    config, theirs = model.config, source.config
+    if (model.autoencoder is None) != (source.autoencoder is None):
+        what = "latents" if source.autoencoder is not None else "pixels"
+        raise AigcError(f"{run} denoises {what} and this model does not, so its weights would see other inputs; "
+                        f"give a run with model.latent_channels={config.latent_channels or 'null'}")
+    if model.autoencoder is None:
+        return
+    if config.autoencoder_steps:
+        raise AigcError(f"{run} is a latent run, whose weights learnt its own autoencoder's latents; set "
+                        f"model.autoencoder_steps=0 to take that autoencoder")
+    sizes = ("channels", "latent_channels", "autoencoder_width")
+    if any(getattr(config, key) != getattr(theirs, key) for key in sizes):
+        raise AigcError(f"the autoencoder of {run} has " + ", ".join(f"{k}={getattr(theirs, k)}" for k in sizes)
+                        + "; set " + " ".join(f"model.{k}={getattr(theirs, k)}" for k in sizes[1:]))
+    model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
 
 class DiffusionModel(nn.Module):
